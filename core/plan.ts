@@ -1,0 +1,160 @@
+/**
+ * The planner: a pure function from (spec, global step index) to what that step does.
+ *
+ * Random access in O(log #phases): resume, fork and property tests never walk from step 0.
+ */
+import { groupBaseLrs, type Modality, type Phase, type ScheduleSpec, totalSteps } from "./spec.ts"
+
+export interface StepPlan {
+  readonly step: number
+  readonly phase: string
+  readonly phaseStep: number
+  readonly modality: Modality
+  /** Index of the V+T cycle inside the phase. */
+  readonly cycle: number
+  /** Position inside the cycle, 0..V+T-1. */
+  readonly position: number
+  /** Index of this micro-step inside its accumulation group. */
+  readonly micro: number
+  /** True on the micro-step that applies the group's accumulated gradient. */
+  readonly update: boolean
+  readonly lr: Readonly<Record<string, number>>
+}
+
+/** Whether phase step `i` is visual, straight from DESIGN.md's rule. */
+export const isVisualAt = (phase: Pick<Phase, "ratio" | "order">, i: number): boolean => {
+  const { visual: v, text: t } = phase.ratio
+  const pos = i % (v + t)
+  return phase.order === "text-first" ? pos >= t : pos < v
+}
+
+/** DESIGN.md's closed formula for the number of visual steps in a phase. */
+export const expectedVisualSteps = (phase: Pick<Phase, "ratio" | "order" | "steps">): number => {
+  const { visual: v, text: t } = phase.ratio
+  const c = v + t
+  const full = Math.floor(phase.steps / c) * v
+  const rest = phase.steps % c
+  return phase.order === "text-first" ? full + Math.max(rest - t, 0) : full + Math.min(rest, v)
+}
+
+/** The lr multiplier shared by every group at a global step (warm-up x decay), before modality factors. */
+export const scheduleFactor = (spec: ScheduleSpec, step: number, total = totalSteps(spec)): number => {
+  const warm = spec.lr.warmup
+  const w = warm?.steps ?? 0
+  if (warm && step < w) {
+    if (step === w - 1) return 1
+    return warm.kind === "linear"
+      ? warm.startFactor + ((1 - warm.startFactor) * step) / (w - 1)
+      : warm.startFactor
+  }
+  const decay = spec.lr.decay
+  switch (decay.kind) {
+    case "none":
+      return 1
+    case "multistep": {
+      let passed = 0
+      for (const m of decay.milestones) if (m <= step) passed++
+      return decay.gamma ** passed
+    }
+    case "cosine": {
+      const span = Math.max(1, total - w - 1)
+      const t = Math.min(step - w, span)
+      return decay.floor + (1 - decay.floor) * 0.5 * (1 + Math.cos((Math.PI * t) / span))
+    }
+  }
+}
+
+/** A spec with its prefix sums precomputed; `at(i)` is the planner. */
+export interface Planner {
+  readonly spec: ScheduleSpec
+  readonly total: number
+  /** Global index of each phase's first step. */
+  readonly starts: ReadonlyArray<number>
+  readonly at: (step: number) => StepPlan
+}
+
+export class StepOutOfRange extends RangeError {}
+
+export const makePlanner = (spec: ScheduleSpec): Planner => {
+  const starts: number[] = []
+  let acc = 0
+  for (const p of spec.phases) {
+    starts.push(acc)
+    acc += p.steps
+  }
+  const total = acc
+  const base = groupBaseLrs(spec)
+  const groups = Object.keys(base)
+
+  const phaseIndexOf = (step: number): number => {
+    let lo = 0
+    let hi = starts.length - 1
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1
+      if (starts[mid]! <= step) lo = mid
+      else hi = mid - 1
+    }
+    return lo
+  }
+
+  const at = (step: number): StepPlan => {
+    if (!Number.isInteger(step) || step < 0 || step >= total)
+      throw new StepOutOfRange(`step ${step} is outside the schedule (0..${total - 1})`)
+    const pi = phaseIndexOf(step)
+    const phase = spec.phases[pi]!
+    const phaseStep = step - starts[pi]!
+    const { visual: v, text: t } = phase.ratio
+    const c = v + t
+    const cycle = Math.floor(phaseStep / c)
+    const position = phaseStep % c
+    const visual = isVisualAt(phase, phaseStep)
+    const modality: Modality = visual ? "visual" : "text"
+
+    // The same-modality block this step sits in; with a zero side the whole phase is one block.
+    let offset: number
+    let blockLen: number
+    if (v === 0 || t === 0) {
+      offset = phaseStep
+      blockLen = phase.steps
+    } else {
+      const visualFirst = phase.order !== "text-first"
+      const blockStartInCycle = visual === visualFirst ? 0 : visualFirst ? v : t
+      offset = position - blockStartInCycle
+      const blockStart = phaseStep - offset
+      blockLen = Math.min(visual ? v : t, phase.steps - blockStart)
+    }
+    const accumulation = spec.batch[modality].accumulation
+    const micro = offset % accumulation
+    const update = micro === accumulation - 1 || offset === blockLen - 1
+
+    const factor = scheduleFactor(spec, step, total) * spec.lr.modalityFactor[modality]
+    const lr: Record<string, number> = {}
+    for (const g of groups) lr[g] = base[g]! * factor
+    return { step, phase: phase.name, phaseStep, modality, cycle, position, micro, update, lr }
+  }
+
+  return { spec, total, starts, at }
+}
+
+const planners = new WeakMap<ScheduleSpec, Planner>()
+
+/** `planStep(spec, i)`: random access to step `i` of the schedule. */
+export const planStep = (spec: ScheduleSpec, step: number): StepPlan => {
+  let p = planners.get(spec)
+  if (!p) {
+    p = makePlanner(spec)
+    planners.set(spec, p)
+  }
+  return p.at(step)
+}
+
+/** Streams the plans of steps [from, from + count), clipped to the schedule. */
+export function* planRange(
+  spec: ScheduleSpec,
+  from = 0,
+  count = Number.POSITIVE_INFINITY,
+): Generator<StepPlan> {
+  const p = makePlanner(spec)
+  const end = Math.min(p.total, from + count)
+  for (let i = Math.max(0, from); i < end; i++) yield p.at(i)
+}

@@ -1,0 +1,231 @@
+/**
+ * ScheduleSpec: what a scenario file says about an interleaved training schedule.
+ *
+ * Decoding is pure: `decodeSpec(json)` returns the spec or a `SpecError` whose message names the
+ * JSON path and the reason (`phases[1].ratio: visual and text cannot both be 0`). Unknown keys are
+ * errors, so a typo never passes silently.
+ */
+import { Data, Either, ParseResult, Schema } from "effect"
+
+export const Modality = Schema.Literal("visual", "text")
+export type Modality = typeof Modality.Type
+export const MODALITIES: ReadonlyArray<Modality> = ["visual", "text"]
+
+const NonNegInt = Schema.Int.pipe(Schema.nonNegative({ message: () => "must be an integer >= 0" }))
+const PosInt = Schema.Int.pipe(Schema.positive({ message: () => "must be an integer >= 1" }))
+const NonNegFinite = Schema.Finite.pipe(Schema.nonNegative({ message: () => "must be a finite number >= 0" }))
+const PosFinite = Schema.Finite.pipe(Schema.positive({ message: () => "must be a finite number > 0" }))
+const UnitInterval = Schema.Finite.pipe(
+  Schema.between(0, 1, { message: () => "must be a finite number between 0 and 1" }),
+)
+
+export const Ratio = Schema.Struct({ visual: NonNegInt, text: NonNegInt }).pipe(
+  Schema.filter((r) => r.visual + r.text > 0 || "visual and text cannot both be 0"),
+)
+export type Ratio = typeof Ratio.Type
+
+export const CycleOrder = Schema.Literal("visual-first", "text-first")
+export type CycleOrder = typeof CycleOrder.Type
+
+export const Phase = Schema.Struct({
+  name: Schema.String.pipe(Schema.minLength(1, { message: () => "must be a non-empty string" })),
+  steps: PosInt,
+  ratio: Ratio,
+  order: Schema.optionalWith(CycleOrder, { default: () => "visual-first" as const }),
+  description: Schema.optional(Schema.String),
+})
+export type Phase = typeof Phase.Type
+
+export const ModalityBatch = Schema.Struct({
+  /** Samples per micro-step. */
+  size: PosInt,
+  /** Micro-steps per optimizer update (1 = no accumulation). */
+  accumulation: Schema.optionalWith(PosInt, { default: () => 1 }),
+})
+export type ModalityBatch = typeof ModalityBatch.Type
+
+export const ParamGroup = Schema.Struct({
+  name: Schema.String.pipe(Schema.minLength(1, { message: () => "must be a non-empty string" })),
+  /** Absolute base lr for this group; overrides `optimizer.lr`. */
+  lr: Schema.optional(NonNegFinite),
+  /** Multiplier on `optimizer.lr` (PET-DINO's 0.01 on backbone, language model, neck). */
+  lrMultiplier: Schema.optional(NonNegFinite),
+  weightDecay: Schema.optional(NonNegFinite),
+  description: Schema.optional(Schema.String),
+}).pipe(
+  Schema.filter(
+    (g) => g.lr === undefined || g.lrMultiplier === undefined || "set lr or lrMultiplier, not both",
+  ),
+)
+export type ParamGroup = typeof ParamGroup.Type
+
+export const Optimizer = Schema.Struct({
+  kind: Schema.Literal("adamw", "adam", "sgd"),
+  lr: PosFinite,
+  weightDecay: Schema.optionalWith(NonNegFinite, { default: () => 0 }),
+  beta1: Schema.optionalWith(UnitInterval, { default: () => 0.9 }),
+  beta2: Schema.optionalWith(UnitInterval, { default: () => 0.999 }),
+  epsilon: Schema.optionalWith(PosFinite, { default: () => 1e-8 }),
+  momentum: Schema.optionalWith(UnitInterval, { default: () => 0 }),
+  groups: Schema.Array(ParamGroup).pipe(Schema.minItems(1, { message: () => "needs at least one group" })),
+})
+export type Optimizer = typeof Optimizer.Type
+
+export const Warmup = Schema.Struct({
+  kind: Schema.Literal("linear", "constant"),
+  /** Warm-up covers global steps [0, steps); the lr reaches its base value at step `steps - 1`. */
+  steps: PosInt,
+  /** Factor on the base lr at step 0 (linear) or for the whole warm-up but its last step (constant). */
+  startFactor: Schema.optionalWith(UnitInterval, { default: () => 0.001 }),
+})
+export type Warmup = typeof Warmup.Type
+
+export const Decay = Schema.Union(
+  Schema.Struct({ kind: Schema.Literal("none") }),
+  Schema.Struct({
+    kind: Schema.Literal("multistep"),
+    /** Global step indices at which the lr is multiplied by gamma, strictly increasing. */
+    milestones: Schema.Array(PosInt).pipe(
+      Schema.minItems(1, { message: () => "needs at least one milestone" }),
+    ),
+    gamma: UnitInterval,
+  }),
+  Schema.Struct({
+    kind: Schema.Literal("cosine"),
+    /** Final lr as a fraction of the base lr. */
+    floor: Schema.optionalWith(UnitInterval, { default: () => 0 }),
+  }),
+)
+export type Decay = typeof Decay.Type
+
+export const LrSchedule = Schema.Struct({
+  warmup: Schema.optional(Warmup),
+  decay: Schema.optionalWith(Decay, { default: () => ({ kind: "none" as const }) }),
+  /** Per-modality factor on every group's lr (e.g. a lighter text update). */
+  modalityFactor: Schema.optionalWith(Schema.Struct({ visual: NonNegFinite, text: NonNegFinite }), {
+    default: () => ({ visual: 1, text: 1 }),
+  }),
+})
+export type LrSchedule = typeof LrSchedule.Type
+
+export const ScheduleSpec = Schema.Struct({
+  name: Schema.String.pipe(Schema.minLength(1, { message: () => "must be a non-empty string" })),
+  description: Schema.optionalWith(Schema.String, { default: () => "" }),
+  seed: Schema.optionalWith(NonNegInt, { default: () => 0 }),
+  phases: Schema.Array(Phase).pipe(Schema.minItems(1, { message: () => "needs at least one phase" })),
+  batch: Schema.Struct({ visual: ModalityBatch, text: ModalityBatch }),
+  optimizer: Optimizer,
+  lr: Schema.optionalWith(LrSchedule, {
+    default: () => ({ decay: { kind: "none" as const }, modalityFactor: { visual: 1, text: 1 } }),
+  }),
+})
+export type ScheduleSpec = typeof ScheduleSpec.Type
+export type ScheduleSpecEncoded = typeof ScheduleSpec.Encoded
+
+export class SpecError extends Data.TaggedError("SpecError")<{
+  readonly source: string
+  readonly path: string
+  readonly reason: string
+}> {
+  override get message(): string {
+    return `${this.source}: ${this.path ? `${this.path}: ` : ""}${this.reason}`
+  }
+}
+
+/** `["phases", 1, "ratio"]` -> `phases[1].ratio` */
+export const formatPath = (path: ReadonlyArray<PropertyKey>): string =>
+  path.reduce<string>(
+    (acc, k) => (typeof k === "number" ? `${acc}[${k}]` : acc ? `${acc}.${String(k)}` : String(k)),
+    "",
+  )
+
+const decodeUnknown = Schema.decodeUnknownEither(ScheduleSpec, { onExcessProperty: "error", errors: "first" })
+
+const firstIssue = (error: ParseResult.ParseError): { path: string; reason: string } => {
+  const issue = ParseResult.ArrayFormatter.formatErrorSync(error)[0]
+  if (!issue) return { path: "", reason: "invalid scenario" }
+  const reason =
+    issue._tag === "Unexpected"
+      ? "unknown key (check its spelling)"
+      : issue._tag === "Missing"
+        ? "is required"
+        : issue.message
+  return { path: formatPath(issue.path), reason }
+}
+
+/** Cross-field rules that a per-field schema cannot express. */
+const checkConsistency = (spec: ScheduleSpec): { path: string; reason: string } | undefined => {
+  const names = new Set<string>()
+  for (const [i, p] of spec.phases.entries()) {
+    if (names.has(p.name)) return { path: `phases[${i}].name`, reason: `duplicate phase name "${p.name}"` }
+    names.add(p.name)
+  }
+  const groups = new Set<string>()
+  for (const [i, g] of spec.optimizer.groups.entries()) {
+    if (groups.has(g.name))
+      return { path: `optimizer.groups[${i}].name`, reason: `duplicate group name "${g.name}"` }
+    groups.add(g.name)
+  }
+  const total = totalSteps(spec)
+  const warm = spec.lr.warmup?.steps ?? 0
+  if (warm > total)
+    return { path: "lr.warmup.steps", reason: `${warm} is longer than the whole run (${total} steps)` }
+  const decay = spec.lr.decay
+  if (decay.kind === "multistep") {
+    for (const [i, m] of decay.milestones.entries()) {
+      const path = `lr.decay.milestones[${i}]`
+      if (m >= total)
+        return { path, reason: `step ${m} is out of range: the run has ${total} steps (0..${total - 1})` }
+      if (m < warm) return { path, reason: `step ${m} falls inside the warm-up (steps 0..${warm - 1})` }
+      const prev = decay.milestones[i - 1]
+      if (prev !== undefined && m <= prev)
+        return { path, reason: `milestones must be strictly increasing (${prev} then ${m})` }
+    }
+  }
+  return undefined
+}
+
+export const totalSteps = (spec: Pick<ScheduleSpec, "phases">): number =>
+  spec.phases.reduce((n, p) => n + p.steps, 0)
+
+/** Decodes an already-parsed JSON value. `source` names the file in error messages. */
+export const decodeSpec = (input: unknown, source = "scenario"): Either.Either<ScheduleSpec, SpecError> =>
+  Either.flatMap(
+    Either.mapLeft(decodeUnknown(input), (e) => new SpecError({ source, ...firstIssue(e) })),
+    (spec) => {
+      const bad = checkConsistency(spec)
+      return bad ? Either.left(new SpecError({ source, ...bad })) : Either.right(spec)
+    },
+  )
+
+/** Parses JSON text, then decodes; a JSON syntax error names the line and column. */
+export const parseSpec = (text: string, source = "scenario"): Either.Either<ScheduleSpec, SpecError> => {
+  let json: unknown
+  try {
+    json = JSON.parse(text)
+  } catch (e) {
+    return Either.left(new SpecError({ source, path: "", reason: describeJsonError(text, e) }))
+  }
+  return decodeSpec(json, source)
+}
+
+/** JSON.parse's message carries a character offset; turn it into line:column. */
+export const describeJsonError = (text: string, e: unknown): string => {
+  const msg = e instanceof Error ? e.message : String(e)
+  const m = /position (\d+)/.exec(msg)
+  if (!m) return `invalid JSON: ${msg}`
+  const pos = Number(m[1])
+  const before = text.slice(0, pos)
+  const line = before.split("\n").length
+  const col = pos - before.lastIndexOf("\n")
+  return `invalid JSON at line ${line}, column ${col}: ${msg.replace(/ in JSON at position \d+.*$/, "")}`
+}
+
+export const encodeSpec = Schema.encodeSync(ScheduleSpec)
+
+/** Base lr of each parameter group, before warm-up, decay and modality factors. */
+export const groupBaseLrs = (spec: ScheduleSpec): Record<string, number> => {
+  const out: Record<string, number> = {}
+  for (const g of spec.optimizer.groups) out[g.name] = g.lr ?? spec.optimizer.lr * (g.lrMultiplier ?? 1)
+  return out
+}

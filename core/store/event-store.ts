@@ -1,0 +1,86 @@
+/**
+ * EventStore: the only record of a run. One stream per run, append-only.
+ *
+ * Every event has a position in its stream (0, 1, 2, ...) and a global position across streams.
+ * `append` is optimistic: the caller states the stream version it expects (the number of events it
+ * has seen, 0 for a new stream), and a writer that lost the race gets `VersionConflict` with
+ * nothing written. The store is untyped: it keeps `{ type, version, data }` envelopes and leaves
+ * decoding to `core/events.ts`.
+ */
+import { Context, Data, type Effect, type Stream } from "effect"
+
+/** An event as written: its type, its schema version, and its JSON payload. */
+export interface EventEnvelope {
+  readonly type: string
+  readonly version: number
+  readonly data: unknown
+}
+
+export interface StoredEvent extends EventEnvelope {
+  readonly stream: string
+  /** Position in the stream, contiguous from 0. */
+  readonly position: number
+  /** Position across all streams, strictly increasing in append order. */
+  readonly globalPosition: number
+  /** Wall time of the append, ms since the epoch. */
+  readonly recordedAt: number
+}
+
+export interface StreamInfo {
+  readonly stream: string
+  /** Number of events in the stream (= the version `append` expects next). */
+  readonly version: number
+  readonly firstRecordedAt: number
+  readonly lastRecordedAt: number
+}
+
+export interface ReadOptions {
+  /** First stream position to read (inclusive), default 0. */
+  readonly from?: number | undefined
+  /** Last stream position to read (exclusive), default the end. */
+  readonly to?: number | undefined
+}
+
+export class VersionConflict extends Data.TaggedError("VersionConflict")<{
+  readonly stream: string
+  readonly expected: number
+  readonly actual: number
+}> {
+  override get message(): string {
+    return `stream ${this.stream}: expected version ${this.expected}, found ${this.actual}`
+  }
+}
+
+/** The store itself failed: unreadable file, not a database, migration mismatch. */
+export class StoreError extends Data.TaggedError("StoreError")<{
+  readonly message: string
+  readonly cause?: unknown
+}> {}
+
+export interface EventStoreShape {
+  /** Appends all events in one transaction, or none. Returns the stream's new version. */
+  readonly append: (
+    stream: string,
+    events: ReadonlyArray<EventEnvelope>,
+    expectedVersion: number,
+  ) => Effect.Effect<number, VersionConflict | StoreError>
+  /** Streams a stream's events in position order, in bounded memory. Unknown stream: empty. */
+  readonly read: (stream: string, options?: ReadOptions) => Stream.Stream<StoredEvent, StoreError>
+  /** The stream's current version (0 when it does not exist). */
+  readonly version: (stream: string) => Effect.Effect<number, StoreError>
+  readonly streams: () => Effect.Effect<ReadonlyArray<StreamInfo>, StoreError>
+  /**
+   * Reads from `from`, then keeps polling for new events until `until` returns true for an event
+   * (or forever). For `show --follow` and live readers.
+   */
+  readonly tail: (
+    stream: string,
+    options: {
+      readonly from?: number
+      readonly pollMs?: number
+      readonly until?: (e: StoredEvent) => boolean
+    },
+  ) => Stream.Stream<StoredEvent, StoreError>
+}
+
+export class EventStore extends Context.Tag("interleave/EventStore")<EventStore, EventStoreShape>() {}

@@ -1,0 +1,94 @@
+/**
+ * TrainingAdapter: the one seam between the engine and whatever executes a step.
+ *
+ * The engine never knows which adapter it drives. `sim` computes outcomes from a cost model;
+ * `tfjs` trains a real model. An adapter opens a session for one run inside a Scope, so every
+ * tensor, backend and GPU device it holds is released when the run ends, however it ends.
+ */
+import { Context, Data, type Effect, type Scope } from "effect"
+import type { StepPlan } from "./plan.ts"
+import type { Modality, ScheduleSpec } from "./spec.ts"
+
+/** Memory after a step. Absent fields are ones the backend cannot report. */
+export interface MemorySample {
+  /** Bytes held by live tensors (tf.memory().numBytes) or the sim's resident model. */
+  readonly logicalBytes: number
+  /** Backend bytes in use on the device (webgpu numBytesInGPU). */
+  readonly deviceBytes?: number | undefined
+  /** Backend bytes allocated on the device, including its pool (webgpu numBytesAllocatedInGPU). */
+  readonly deviceAllocatedBytes?: number | undefined
+  /** Peak bytes inside the step (tf.profile peakBytes); only on sampled steps. */
+  readonly peakBytes?: number | undefined
+  /** Process resident set size. */
+  readonly rssBytes?: number | undefined
+}
+
+export interface StepOutcome {
+  /** Loss per component (e.g. cls, box, align) plus `total`. */
+  readonly losses: Readonly<Record<string, number>>
+  /** Step time: measured wall time for real adapters, simulated time for `sim`. */
+  readonly durationMs: number
+  readonly samples: number
+  readonly memory: MemorySample
+}
+
+export type StepFailureKind = "nan-loss" | "out-of-memory" | "device-lost" | "adapter-error"
+
+/** A step that failed; the engine records it as a `StepFailed` event and stops the run cleanly. */
+export class StepFailure extends Data.TaggedError("StepFailure")<{
+  readonly kind: StepFailureKind
+  readonly message: string
+}> {}
+
+/** The adapter could not start (unknown backend, bad profile, missing package). Bad input: exit 2. */
+export class AdapterUnavailable extends Data.TaggedError("AdapterUnavailable")<{
+  readonly message: string
+}> {}
+
+/** A per-modality validation metric (e.g. recall at IoU 0.5 for the prompted class). */
+export interface EvalResult {
+  readonly metric: string
+  readonly values: Readonly<Record<Modality, number>>
+  /** Value a random predictor would get, so readers can tell learning from luck. */
+  readonly chance?: number | undefined
+}
+
+/** What RunStarted records about the adapter, enough to re-open the same one for replay. */
+export interface AdapterDescription {
+  readonly kind: string
+  /** The options it was opened with (backend, preset, hardware profile, ...), JSON only. */
+  readonly options: Readonly<Record<string, unknown>>
+  /** Human-readable facts (device name, backend version); not used to re-open. */
+  readonly info: Readonly<Record<string, string>>
+}
+
+export interface TrainingSession {
+  readonly description: AdapterDescription
+  /**
+   * True when outcomes are a pure function of (spec, plan): resume needs no checkpoint and no
+   * fast-forward (the sim). False when state lives in the session (real weights).
+   */
+  readonly stateless: boolean
+  readonly step: (plan: StepPlan) => Effect.Effect<StepOutcome, StepFailure>
+  /** Optional held-out evaluation; the engine calls it every K steps when present. */
+  readonly evaluate?: (() => Effect.Effect<EvalResult, StepFailure>) | undefined
+  /** Saves weights and optimizer state; only called right after a step with `update: true`. */
+  readonly checkpoint: (file: string) => Effect.Effect<void, StepFailure>
+  readonly restore: (file: string) => Effect.Effect<void, StepFailure>
+}
+
+export interface OpenOptions {
+  readonly spec: ScheduleSpec
+  /** Adapter-specific options (as recorded in AdapterDescription.options). */
+  readonly options: Readonly<Record<string, unknown>>
+}
+
+export interface TrainingAdapterShape {
+  readonly kind: string
+  readonly open: (opts: OpenOptions) => Effect.Effect<TrainingSession, AdapterUnavailable, Scope.Scope>
+}
+
+export class TrainingAdapter extends Context.Tag("interleave/TrainingAdapter")<
+  TrainingAdapter,
+  TrainingAdapterShape
+>() {}
