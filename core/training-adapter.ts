@@ -70,6 +70,11 @@ export interface TrainingSession {
    */
   readonly stateless: boolean
   readonly step: (plan: StepPlan) => Effect.Effect<StepOutcome, StepFailure>
+  /**
+   * Optional synchronous twin of `step` for adapters that compute outcomes without I/O (the sim).
+   * The engine prefers it: an Effect per step costs more than the sim's whole step.
+   */
+  readonly stepSync?: ((plan: StepPlan) => StepOutcome | StepFailure) | undefined
   /** Optional held-out evaluation; the engine calls it every K steps when present. */
   readonly evaluate?: (() => Effect.Effect<EvalResult, StepFailure>) | undefined
   /** Saves weights and optimizer state; only called right after a step with `update: true`. */

@@ -1,0 +1,234 @@
+/**
+ * Run events: the only record of a run. One stream per run, `RunStarted` first, at most one
+ * terminal event (`RunCompleted` / `RunAborted`) last.
+ *
+ * Every payload is plain JSON (its encoded form equals its decoded form), so the engine writes
+ * events without an encode pass; decoding validates whatever comes back from a file or a store.
+ * Each type carries a schema version; a log written by a newer version is refused, not guessed at.
+ */
+import { createHash } from "node:crypto"
+import { Data, Either, ParseResult, Schema } from "effect"
+import type { StepPlan } from "./plan.ts"
+import { formatPath, Modality } from "./spec.ts"
+import type { EventEnvelope } from "./store/event-store.ts"
+
+const Finite = Schema.Finite
+const Int = Schema.Int
+const Numbers = Schema.Record({ key: Schema.String, value: Finite })
+
+export const AdapterDescriptionSchema = Schema.Struct({
+  kind: Schema.String,
+  options: Schema.Record({ key: Schema.String, value: Schema.Unknown }),
+  info: Schema.Record({ key: Schema.String, value: Schema.String }),
+})
+
+export const MemorySampleSchema = Schema.Struct({
+  logicalBytes: Finite,
+  deviceBytes: Schema.optional(Finite),
+  deviceAllocatedBytes: Schema.optional(Finite),
+  peakBytes: Schema.optional(Finite),
+  rssBytes: Schema.optional(Finite),
+})
+
+export const RunStarted = Schema.TaggedStruct("RunStarted", {
+  runId: Schema.String,
+  /** The decoded spec, re-encoded: everything needed to re-plan the run. */
+  spec: Schema.Unknown,
+  specHash: Schema.String,
+  /** Where the spec came from (a scenario file, or `fork of RUN`). */
+  source: Schema.String,
+  /** Planned length: the spec's total, or less with `--steps`. */
+  steps: Int,
+  seed: Int,
+  adapter: AdapterDescriptionSchema,
+  versions: Schema.Record({ key: Schema.String, value: Schema.String }),
+  startedAt: Finite,
+  /** Engine settings that shape the event sequence; resume and replay reuse them. */
+  engine: Schema.Struct({ evalEvery: Int, checkpointEvery: Int }),
+  /** Set on forks: the parent run and the first step that the fork ran itself. */
+  forkOf: Schema.optional(Schema.Struct({ runId: Schema.String, atStep: Int })),
+})
+export type RunStarted = typeof RunStarted.Type
+
+export const PhaseStarted = Schema.TaggedStruct("PhaseStarted", {
+  phase: Schema.String,
+  index: Int,
+  step: Int,
+})
+export type PhaseStarted = typeof PhaseStarted.Type
+
+export const StepCompleted = Schema.TaggedStruct("StepCompleted", {
+  step: Int,
+  phase: Schema.String,
+  phaseStep: Int,
+  modality: Modality,
+  cycle: Int,
+  position: Int,
+  micro: Int,
+  update: Schema.Boolean,
+  lr: Numbers,
+  losses: Numbers,
+  durationMs: Finite,
+  samples: Int,
+  memory: MemorySampleSchema,
+})
+export type StepCompleted = typeof StepCompleted.Type
+
+export const StepFailureKindSchema = Schema.Literal("nan-loss", "out-of-memory", "device-lost", "adapter-error")
+
+export const StepFailed = Schema.TaggedStruct("StepFailed", {
+  step: Int,
+  phase: Schema.String,
+  modality: Modality,
+  kind: StepFailureKindSchema,
+  message: Schema.String,
+})
+export type StepFailed = typeof StepFailed.Type
+
+export const EvalCompleted = Schema.TaggedStruct("EvalCompleted", {
+  /** The last step trained before the evaluation. */
+  step: Int,
+  metric: Schema.String,
+  values: Schema.Struct({ visual: Finite, text: Finite }),
+  chance: Schema.optional(Finite),
+})
+export type EvalCompleted = typeof EvalCompleted.Type
+
+export const Checkpointed = Schema.TaggedStruct("Checkpointed", {
+  /** The last step whose effect the checkpoint holds. */
+  step: Int,
+  file: Schema.String,
+})
+export type Checkpointed = typeof Checkpointed.Type
+
+export const RunCompleted = Schema.TaggedStruct("RunCompleted", {
+  steps: Int,
+  completedAt: Finite,
+})
+export type RunCompleted = typeof RunCompleted.Type
+
+export const RunAborted = Schema.TaggedStruct("RunAborted", {
+  /** The step that failed, when a step failure ended the run. */
+  step: Schema.optional(Int),
+  reason: Schema.String,
+  abortedAt: Finite,
+})
+export type RunAborted = typeof RunAborted.Type
+
+export const RunEvent = Schema.Union(
+  RunStarted,
+  PhaseStarted,
+  StepCompleted,
+  StepFailed,
+  EvalCompleted,
+  Checkpointed,
+  RunCompleted,
+  RunAborted,
+)
+export type RunEvent = typeof RunEvent.Type
+export type RunEventType = RunEvent["_tag"]
+
+/** Schema version of each event type. Bump on an incompatible payload change and add a migration. */
+export const EVENT_VERSIONS: Readonly<Record<RunEventType, number>> = {
+  RunStarted: 1,
+  PhaseStarted: 1,
+  StepCompleted: 1,
+  StepFailed: 1,
+  EvalCompleted: 1,
+  Checkpointed: 1,
+  RunCompleted: 1,
+  RunAborted: 1,
+}
+
+export const isTerminal = (e: RunEvent): e is RunCompleted | RunAborted =>
+  e._tag === "RunCompleted" || e._tag === "RunAborted"
+
+export const toEnvelope = (e: RunEvent): EventEnvelope => ({ type: e._tag, version: EVENT_VERSIONS[e._tag], data: e })
+
+export class EventDecodeError extends Data.TaggedError("EventDecodeError")<{
+  readonly where: string
+  readonly reason: string
+}> {
+  override get message(): string {
+    return `${this.where}: ${this.reason}`
+  }
+}
+
+const validators: Record<RunEventType, (u: unknown) => Either.Either<RunEvent, ParseResult.ParseError>> = {
+  RunStarted: Schema.decodeUnknownEither(RunStarted, { onExcessProperty: "error" }),
+  PhaseStarted: Schema.decodeUnknownEither(PhaseStarted, { onExcessProperty: "error" }),
+  StepCompleted: Schema.decodeUnknownEither(StepCompleted, { onExcessProperty: "error" }),
+  StepFailed: Schema.decodeUnknownEither(StepFailed, { onExcessProperty: "error" }),
+  EvalCompleted: Schema.decodeUnknownEither(EvalCompleted, { onExcessProperty: "error" }),
+  Checkpointed: Schema.decodeUnknownEither(Checkpointed, { onExcessProperty: "error" }),
+  RunCompleted: Schema.decodeUnknownEither(RunCompleted, { onExcessProperty: "error" }),
+  RunAborted: Schema.decodeUnknownEither(RunAborted, { onExcessProperty: "error" }),
+}
+
+/**
+ * Decodes an envelope. `validate: false` only checks the type and version: for our own SQLite store,
+ * whose rows this code wrote, where a full schema pass per event would dominate replay time.
+ */
+export const decodeEvent = (
+  env: EventEnvelope,
+  where: string,
+  options: { readonly validate: boolean } = { validate: true },
+): Either.Either<RunEvent, EventDecodeError> => {
+  const type = env.type as RunEventType
+  const known = EVENT_VERSIONS[type]
+  if (known === undefined) return Either.left(new EventDecodeError({ where, reason: `unknown event type "${env.type}"` }))
+  if (env.version !== known)
+    return Either.left(
+      new EventDecodeError({
+        where,
+        reason: `${env.type} has schema version ${env.version}; this interleave reads version ${known}${env.version > known ? " (written by a newer interleave?)" : ""}`,
+      }),
+    )
+  if (!options.validate) return Either.right(env.data as RunEvent)
+  const data = env.data
+  if (typeof data !== "object" || data === null || (data as { _tag?: unknown })._tag !== type)
+    return Either.left(new EventDecodeError({ where, reason: `payload of ${env.type} must be an object with _tag "${type}"` }))
+  return Either.mapLeft(validators[type](data), (e) => {
+    const issue = ParseResult.ArrayFormatter.formatErrorSync(e)[0]
+    const path = issue ? formatPath(issue.path) : ""
+    const reason = issue?._tag === "Unexpected" ? "unknown key" : (issue?.message ?? "invalid")
+    return new EventDecodeError({ where, reason: `${env.type}${path ? `.${path}` : ""}: ${reason}` })
+  })
+}
+
+/** The StepCompleted payload for a plan and its outcome (no copying of the plan's lr object). */
+export const stepCompleted = (
+  plan: StepPlan,
+  outcome: {
+    readonly losses: Readonly<Record<string, number>>
+    readonly durationMs: number
+    readonly samples: number
+    readonly memory: StepCompleted["memory"]
+  },
+): StepCompleted => ({
+  _tag: "StepCompleted",
+  step: plan.step,
+  phase: plan.phase,
+  phaseStep: plan.phaseStep,
+  modality: plan.modality,
+  cycle: plan.cycle,
+  position: plan.position,
+  micro: plan.micro,
+  update: plan.update,
+  lr: plan.lr,
+  losses: outcome.losses,
+  durationMs: outcome.durationMs,
+  samples: outcome.samples,
+  memory: outcome.memory,
+})
+
+/** JSON with sorted keys, so equal values hash equally. */
+export const canonicalJson = (value: unknown): string =>
+  JSON.stringify(value, (_k, v) =>
+    v && typeof v === "object" && !Array.isArray(v)
+      ? Object.fromEntries(Object.entries(v).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
+      : v,
+  )
+
+export const hashJson = (value: unknown): string =>
+  createHash("sha256").update(canonicalJson(value)).digest("hex").slice(0, 16)
