@@ -1,0 +1,85 @@
+/**
+ * SQLite event store throughput: append N events in batches to a fresh temp database, then read
+ * them all back through `read` (which JSON-parses every payload). Each side is timed on its own.
+ *
+ *   npx tsx benchmarks/store-bench.ts [events] [batch]
+ */
+import * as fs from "node:fs"
+import * as os from "node:os"
+import * as path from "node:path"
+import { pathToFileURL } from "node:url"
+import { Effect, Stream } from "effect"
+import type { EventEnvelope } from "../core/store/event-store.ts"
+import { makeSqliteEventStore } from "../core/store/sqlite.ts"
+
+export interface StoreBenchResult {
+  readonly appendEventsPerSec: number
+  readonly readEventsPerSec: number
+  readonly events: number
+  readonly batch: number
+}
+
+/** A step event of about 300 bytes of JSON, like the ones a run records. */
+const stepEvent = (step: number): EventEnvelope => ({
+  type: "StepCompleted",
+  version: 1,
+  data: {
+    step,
+    phase: "joint",
+    modality: step % 9 < 8 ? "visual" : "text",
+    cycle: Math.floor(step / 9),
+    positionInCycle: step % 9,
+    lr: { backbone: 1e-5 * (1 + (step % 7) / 10), head: 1e-4 * (1 + (step % 5) / 10) },
+    losses: { cls: 0.5 + (step % 13) / 100, box: 0.25 + (step % 11) / 100, align: 0.125, total: 0.875 },
+    durationMs: 12.5 + (step % 3),
+    samples: 16,
+    memory: { logicalBytes: 104_857_600 + step, rssBytes: 524_288_000 + step * 7 },
+  },
+})
+
+export const benchSqliteStore = (opts?: { events?: number; batch?: number }): Promise<StoreBenchResult> => {
+  const total = opts?.events ?? 200_000
+  const batch = opts?.batch ?? 1000
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "interleave-store-bench-"))
+  const program = Effect.gen(function* () {
+    const store = yield* makeSqliteEventStore(path.join(dir, "runs.db"))
+    const batches: Array<Array<EventEnvelope>> = []
+    for (let start = 0; start < total; start += batch) {
+      batches.push(Array.from({ length: Math.min(batch, total - start) }, (_, i) => stepEvent(start + i)))
+    }
+
+    const appendStart = performance.now()
+    let version = 0
+    for (const events of batches) version = yield* store.append("bench-run", events, version)
+    const appendMs = performance.now() - appendStart
+
+    const readStart = performance.now()
+    let count = 0
+    yield* Stream.runForEachChunk(store.read("bench-run"), (chunk) =>
+      Effect.sync(() => {
+        count += chunk.length
+      }),
+    )
+    const readMs = performance.now() - readStart
+    if (count !== total) throw new Error(`read back ${count} events, appended ${total}`)
+
+    return {
+      appendEventsPerSec: Math.round((total / appendMs) * 1000),
+      readEventsPerSec: Math.round((total / readMs) * 1000),
+      events: total,
+      batch,
+    }
+  })
+  return Effect.runPromise(Effect.scoped(program)).finally(() =>
+    fs.rmSync(dir, { recursive: true, force: true }),
+  )
+}
+
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  const [events, batch] = process.argv.slice(2).map(Number)
+  const result = await benchSqliteStore({
+    ...(events !== undefined && Number.isFinite(events) ? { events } : {}),
+    ...(batch !== undefined && Number.isFinite(batch) ? { batch } : {}),
+  })
+  process.stdout.write(`${JSON.stringify(result)}\n`)
+}

@@ -1,0 +1,344 @@
+/**
+ * The EventStore contract: one suite, run against every store (test/store-*.test.ts), so the
+ * in-memory store and the SQLite store cannot drift apart. Each test gets a fresh, empty store.
+ */
+import { describe, expect, it } from "@effect/vitest"
+import { Chunk, Deferred, Effect, Either, Fiber, type Layer, Stream, TestClock } from "effect"
+import fc from "fast-check"
+import {
+  type EventEnvelope,
+  EventStore,
+  type StoredEvent,
+  type StoreError,
+  VersionConflict,
+} from "../core/store/event-store.ts"
+
+const ev = (type: string, data: unknown = {}): EventEnvelope => ({ type, version: 1, data })
+
+const readAll = (stream: string, options?: { from?: number; to?: number }) =>
+  Effect.flatMap(EventStore, (store) => Stream.runCollect(store.read(stream, options))).pipe(
+    Effect.map(Chunk.toReadonlyArray),
+  )
+
+const positions = (events: ReadonlyArray<StoredEvent>) => events.map((e) => e.position)
+const range = (from: number, to: number) => Array.from({ length: to - from }, (_, i) => from + i)
+
+const expectStrictlyIncreasing = (xs: ReadonlyArray<number>) => {
+  for (let i = 1; i < xs.length; i++) expect(xs[i]!).toBeGreaterThan(xs[i - 1]!)
+}
+
+export const storeContract = (name: string, makeLayer: () => Layer.Layer<EventStore, StoreError>) =>
+  describe(`EventStore contract: ${name}`, () => {
+    const withStore = <A, E>(body: Effect.Effect<A, E, EventStore>) => Effect.provide(body, makeLayer())
+
+    it.effect("appends to a new stream at version 0 and reads the events back", () =>
+      withStore(
+        Effect.gen(function* () {
+          const store = yield* EventStore
+          yield* TestClock.setTime(1_700_000_000_123)
+          const data = {
+            step: 3,
+            lr: 1e-4,
+            nested: { tags: ["visual", "text"], ok: true },
+            name: "红 circle",
+          }
+          const version = yield* store.append(
+            "run-1",
+            [
+              ev("RunStarted", { seed: 7 }),
+              ev("StepCompleted", data),
+              { type: "Note", version: 2, data: null },
+            ],
+            0,
+          )
+          expect(version).toBe(3)
+          expect(yield* store.version("run-1")).toBe(3)
+          const events = yield* readAll("run-1")
+          expect(events.map((e) => [e.stream, e.position, e.type, e.version])).toEqual([
+            ["run-1", 0, "RunStarted", 1],
+            ["run-1", 1, "StepCompleted", 1],
+            ["run-1", 2, "Note", 2],
+          ])
+          expect(events.map((e) => e.data)).toEqual([{ seed: 7 }, data, null])
+          expect(events.every((e) => e.recordedAt === 1_700_000_000_123)).toBe(true)
+        }),
+      ),
+    )
+
+    it.effect("keeps positions contiguous per stream and global positions increasing across streams", () =>
+      withStore(
+        Effect.gen(function* () {
+          const store = yield* EventStore
+          yield* store.append("a", [ev("A0"), ev("A1")], 0)
+          yield* store.append("b", [ev("B0")], 0)
+          yield* store.append("a", [ev("A2")], 2)
+          yield* store.append("b", [ev("B1"), ev("B2"), ev("B3")], 1)
+          const a = yield* readAll("a")
+          const b = yield* readAll("b")
+          expect(positions(a)).toEqual([0, 1, 2])
+          expect(positions(b)).toEqual([0, 1, 2, 3])
+          expect(a.map((e) => e.type)).toEqual(["A0", "A1", "A2"])
+          const inAppendOrder = [a[0]!, a[1]!, b[0]!, a[2]!, b[1]!, b[2]!, b[3]!]
+          expectStrictlyIncreasing(inAppendOrder.map((e) => e.globalPosition))
+        }),
+      ),
+    )
+
+    it.effect("reads a window with from (inclusive) and to (exclusive)", () =>
+      withStore(
+        Effect.gen(function* () {
+          const store = yield* EventStore
+          yield* store.append(
+            "w",
+            range(0, 10).map((i) => ev("E", { i })),
+            0,
+          )
+          expect(positions(yield* readAll("w", { from: 2, to: 5 }))).toEqual([2, 3, 4])
+          expect(positions(yield* readAll("w", { from: 7 }))).toEqual([7, 8, 9])
+          expect(positions(yield* readAll("w", { to: 2 }))).toEqual([0, 1])
+          expect(positions(yield* readAll("w", { from: 8, to: 100 }))).toEqual([8, 9])
+          expect(yield* readAll("w", { from: 5, to: 5 })).toEqual([])
+          expect(yield* readAll("w", { from: 6, to: 3 })).toEqual([])
+          expect(yield* readAll("w", { from: 10 })).toEqual([])
+          expect((yield* readAll("w", { from: 4, to: 6 })).map((e) => e.data)).toEqual([{ i: 4 }, { i: 5 }])
+        }),
+      ),
+    )
+
+    it.effect("reads an unknown stream as empty, at version 0", () =>
+      withStore(
+        Effect.gen(function* () {
+          const store = yield* EventStore
+          yield* store.append("known", [ev("E")], 0)
+          expect(yield* readAll("unknown")).toEqual([])
+          expect(yield* store.version("unknown")).toBe(0)
+        }),
+      ),
+    )
+
+    it.effect("refuses a wrong expected version with VersionConflict and writes nothing", () =>
+      withStore(
+        Effect.gen(function* () {
+          const store = yield* EventStore
+          yield* store.append("s", [ev("E0"), ev("E1")], 0)
+          const attempts: ReadonlyArray<readonly [string, number, number]> = [
+            ["s", 1, 2], // stale
+            ["s", 3, 2], // ahead
+            ["s", 0, 2], // "new stream" on an existing one
+            ["fresh", 2, 0], // non-zero on a stream that does not exist
+          ]
+          for (const [stream, expected, actual] of attempts) {
+            const result = yield* Effect.either(store.append(stream, [ev("X"), ev("Y")], expected))
+            expect(result).toEqual(Either.left(new VersionConflict({ stream, expected, actual })))
+          }
+          expect(yield* store.version("s")).toBe(2)
+          expect((yield* readAll("s")).map((e) => e.type)).toEqual(["E0", "E1"])
+          expect(yield* readAll("fresh")).toEqual([])
+          expect((yield* store.streams()).map((s) => s.stream)).toEqual(["s"])
+          // The log is still writable at the right version, with no gap left by the refusals.
+          yield* store.append("s", [ev("E2")], 2)
+          expect(positions(yield* readAll("s"))).toEqual([0, 1, 2])
+        }),
+      ),
+    )
+
+    it.effect("lets exactly one of several concurrent writers with the same expected version win", () =>
+      withStore(
+        Effect.gen(function* () {
+          const store = yield* EventStore
+          yield* store.append("race", [ev("Start")], 0)
+          const writers = range(0, 6).map((w) => store.append("race", [ev(`W${w}`), ev(`W${w}`)], 1))
+          const results = yield* Effect.all(writers, { concurrency: "unbounded", mode: "either" })
+          const winners = results.filter(Either.isRight)
+          const losers = results.filter(Either.isLeft)
+          expect(winners.map((r) => r.right)).toEqual([3])
+          expect(losers).toHaveLength(5)
+          for (const l of losers) {
+            expect(l.left).toEqual(new VersionConflict({ stream: "race", expected: 1, actual: 3 }))
+          }
+          const events = yield* readAll("race")
+          expect(positions(events)).toEqual([0, 1, 2])
+          expect(events[1]!.type).toBe(events[2]!.type)
+          expectStrictlyIncreasing(events.map((e) => e.globalPosition))
+        }),
+      ),
+    )
+
+    it.effect("appends an empty batch as a no-op that still checks the version", () =>
+      withStore(
+        Effect.gen(function* () {
+          const store = yield* EventStore
+          expect(yield* store.append("empty", [], 0)).toBe(0)
+          expect(yield* store.streams()).toEqual([])
+          yield* store.append("s", [ev("E")], 0)
+          expect(yield* store.append("s", [], 1)).toBe(1)
+          expect(yield* Effect.flip(store.append("s", [], 0))).toEqual(
+            new VersionConflict({ stream: "s", expected: 0, actual: 1 }),
+          )
+          expect(positions(yield* readAll("s"))).toEqual([0])
+        }),
+      ),
+    )
+
+    it.effect("refuses data that JSON cannot hold, writing nothing", () =>
+      withStore(
+        Effect.gen(function* () {
+          const store = yield* EventStore
+          const error = yield* Effect.flip(store.append("s", [ev("Ok"), ev("Bad", { n: 10n })], 0))
+          expect(error._tag).toBe("StoreError")
+          expect(yield* store.version("s")).toBe(0)
+        }),
+      ),
+    )
+
+    it.effect("lists streams with their versions and times, in creation order", () =>
+      withStore(
+        Effect.gen(function* () {
+          const store = yield* EventStore
+          yield* TestClock.setTime(1000)
+          yield* store.append("zeta", [ev("E")], 0)
+          yield* TestClock.setTime(2000)
+          yield* store.append("alpha", [ev("E"), ev("E")], 0)
+          yield* TestClock.setTime(3000)
+          yield* store.append("zeta", [ev("E"), ev("E")], 1)
+          expect(yield* store.streams()).toEqual([
+            { stream: "zeta", version: 3, firstRecordedAt: 1000, lastRecordedAt: 3000 },
+            { stream: "alpha", version: 2, firstRecordedAt: 2000, lastRecordedAt: 2000 },
+          ])
+        }),
+      ),
+    )
+
+    it.live("tails events appended after it started and stops at `until`", () =>
+      withStore(
+        Effect.gen(function* () {
+          const store = yield* EventStore
+          yield* store.append("live", [ev("RunStarted"), ev("Step")], 0)
+          const sawExisting = yield* Deferred.make<void>()
+          const tail = yield* store.tail("live", { pollMs: 5, until: (e) => e.type === "RunCompleted" }).pipe(
+            Stream.tap((e) => (e.position === 1 ? Deferred.succeed(sawExisting, undefined) : Effect.void)),
+            Stream.runCollect,
+            Effect.fork,
+          )
+          yield* Deferred.await(sawExisting)
+          yield* store.append("live", [ev("Step")], 2)
+          yield* store.append("live", [ev("Step"), ev("RunCompleted"), ev("AfterEnd")], 3)
+          const seen = Chunk.toReadonlyArray(yield* Fiber.join(tail))
+          expect(seen.map((e) => e.type)).toEqual(["RunStarted", "Step", "Step", "Step", "RunCompleted"])
+          expect(positions(seen)).toEqual([0, 1, 2, 3, 4])
+        }),
+      ),
+    )
+
+    it.live("tails from a position, waiting for a stream that does not exist yet", () =>
+      withStore(
+        Effect.gen(function* () {
+          const store = yield* EventStore
+          const tail = yield* store
+            .tail("later", { from: 1, pollMs: 5, until: (e) => e.type === "End" })
+            .pipe(Stream.runCollect, Effect.fork)
+          yield* store.append("later", [ev("A"), ev("B")], 0)
+          yield* store.append("later", [ev("End")], 2)
+          const seen = Chunk.toReadonlyArray(yield* Fiber.join(tail))
+          expect(seen.map((e) => [e.position, e.type])).toEqual([
+            [1, "B"],
+            [2, "End"],
+          ])
+        }),
+      ),
+    )
+
+    it.effect("reads a large stream back in order, across pages and windows", () =>
+      withStore(
+        Effect.gen(function* () {
+          const store = yield* EventStore
+          const total = 50_000
+          let version = 0
+          // One oversized batch (more rows than one INSERT can bind), then many normal ones.
+          version = yield* store.append(
+            "big",
+            range(0, 20_000).map((i) => ev("Step", { i })),
+            version,
+          )
+          for (let start = 20_000; start < total; start += 1000) {
+            version = yield* store.append(
+              "big",
+              range(start, start + 1000).map((i) => ev("Step", { i })),
+              version,
+            )
+          }
+          expect(version).toBe(total)
+          let expected = 0
+          let lastGlobal = -1
+          yield* Stream.runForEach(store.read("big"), (e) =>
+            Effect.sync(() => {
+              if (e.position !== expected || (e.data as { i: number }).i !== expected) {
+                throw new Error(`event ${expected} came back as ${e.position} (${JSON.stringify(e.data)})`)
+              }
+              if (e.globalPosition <= lastGlobal) throw new Error(`global position went back at ${expected}`)
+              lastGlobal = e.globalPosition
+              expected++
+            }),
+          )
+          expect(expected).toBe(total)
+          const window = yield* readAll("big", { from: 9_990, to: 30_010 })
+          expect(positions(window)).toEqual(range(9_990, 30_010))
+        }),
+      ),
+    )
+
+    it.effect("matches a model under random appends with right and wrong versions (property)", () =>
+      Effect.promise(() =>
+        fc.assert(
+          fc.asyncProperty(
+            fc.array(
+              fc.record({
+                stream: fc.constantFrom("r1", "r2", "r3"),
+                count: fc.integer({ min: 0, max: 4 }),
+                skew: fc.constantFrom(0, 0, 0, -1, 1),
+              }),
+              { maxLength: 25 },
+            ),
+            (ops) =>
+              Effect.runPromise(
+                withStore(
+                  Effect.gen(function* () {
+                    const store = yield* EventStore
+                    const model = new Map<string, number>()
+                    let label = 0
+                    const appended: Array<string> = []
+                    for (const op of ops) {
+                      const actual = model.get(op.stream) ?? 0
+                      const expected = actual + op.skew
+                      const batch = range(0, op.count).map(() => ev(`L${label++}`))
+                      const result = yield* Effect.either(store.append(op.stream, batch, expected))
+                      if (op.skew === 0) {
+                        expect(result).toEqual(Either.right(actual + op.count))
+                        model.set(op.stream, actual + op.count)
+                        appended.push(...batch.map((e) => e.type))
+                      } else {
+                        expect(result).toEqual(
+                          Either.left(new VersionConflict({ stream: op.stream, expected, actual })),
+                        )
+                      }
+                    }
+                    const all: Array<StoredEvent> = []
+                    for (const s of ["r1", "r2", "r3"]) {
+                      const events = yield* readAll(s)
+                      expect(positions(events)).toEqual(range(0, model.get(s) ?? 0))
+                      expect(yield* store.version(s)).toBe(model.get(s) ?? 0)
+                      all.push(...events)
+                    }
+                    // Global order is append order: sorting by it gives back the labels as written.
+                    all.sort((x, y) => x.globalPosition - y.globalPosition)
+                    expect(all.map((e) => e.type)).toEqual(appended)
+                    expectStrictlyIncreasing(all.map((e) => e.globalPosition))
+                  }),
+                ),
+              ),
+          ),
+          { numRuns: 30 },
+        ),
+      ),
+    )
+  })
