@@ -4,7 +4,7 @@
  */
 import { Command } from "@effect/cli"
 import { NodeContext } from "@effect/platform-node"
-import { Cause, Effect, Exit, Option } from "effect"
+import { Cause, Effect, Exit, Fiber, Option } from "effect"
 import { toolVersion } from "../core/versions.ts"
 import { extraCommands } from "./extra-commands.ts"
 import { exitCodeOf, messageOf } from "./failure.ts"
@@ -22,7 +22,11 @@ const cli = Command.run(root, { name: "interleave", version: toolVersion() })
 
 const program = Effect.suspend(() => cli(process.argv)).pipe(Effect.provide(NodeContext.layer))
 
-const exit = await Effect.runPromiseExit(program)
+const fiber = Effect.runFork(program)
+// Ctrl-C interrupts the fiber, so a run flushes what it has done before the process ends.
+process.once("SIGINT", () => Effect.runFork(Fiber.interrupt(fiber)))
+process.once("SIGTERM", () => Effect.runFork(Fiber.interrupt(fiber)))
+const exit = await Effect.runPromise(Fiber.await(fiber))
 if (Exit.isFailure(exit)) {
   const failure = Cause.failureOption(exit.cause)
   if (Option.isSome(failure)) {

@@ -39,7 +39,7 @@ const runArg = Args.text({ name: "run" }).pipe(Args.withDescription("run id (see
 
 export const storeLayer = (file: string) => SqliteEventStoreLive(file)
 
-const withStore = <A, E, R>(file: string, eff: Effect.Effect<A, E, R>) =>
+export const withStore = <A, E, R>(file: string, eff: Effect.Effect<A, E, R>) =>
   Effect.provide(eff, storeLayer(file)) as Effect.Effect<A, E | import("../core/store/event-store.ts").StoreError, Exclude<R, EventStore>>
 
 const newRunId = (name: string): string => {
