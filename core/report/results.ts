@@ -1,0 +1,348 @@
+/**
+ * SweepResults: what a `bench` sweep writes and every report reads.
+ *
+ * One sweep runs several configurations (ratio x batch x adapter/backend x preset); each gives a
+ * `ConfigResult` with its throughput, tinybench-style latency statistics per modality, memory
+ * fluctuation, and a (possibly downsampled) per-step series for the charts. The schema round-trips
+ * through JSON: numbers are `Schema.Finite`, except where a statistic is infinite by definition
+ * (`rme` with a zero mean) or a step failed (NaN loss), which are written as the strings
+ * "Infinity", "-Infinity", "NaN".
+ */
+import * as os from "node:os"
+import { Data, Either, ParseResult, Schema } from "effect"
+import { Modality } from "../spec.ts"
+import {
+  latencyStatistics,
+  type MemoryFluctuation as MemoryFluctuationShape,
+  memoryFluctuation,
+  type Statistics as StatisticsShape,
+} from "../stats.ts"
+
+export const RESULTS_SCHEMA_VERSION = 1
+
+/** A number that may be non-finite: finite numbers as JSON numbers, the others as strings. */
+export const NumberJson = Schema.transform(
+  Schema.Union(Schema.Finite, Schema.Literal("Infinity", "-Infinity", "NaN")),
+  Schema.Number,
+  {
+    strict: true,
+    decode: (v) => (typeof v === "number" ? v : Number(v)),
+    encode: (n) => (Number.isFinite(n) ? n : (String(n) as "Infinity" | "-Infinity" | "NaN")),
+  },
+)
+
+const NonNegInt = Schema.Int.pipe(Schema.nonNegative())
+const NonNegFinite = Schema.Finite.pipe(Schema.nonNegative())
+
+/** tinybench 6's `Statistics` (see core/stats.ts), in the unit of its samples: milliseconds here. */
+export const Statistics = Schema.Struct({
+  aad: Schema.Finite,
+  critical: Schema.Finite,
+  df: NonNegInt,
+  mad: Schema.Finite,
+  max: Schema.Finite,
+  mean: Schema.Finite,
+  min: Schema.Finite,
+  moe: Schema.Finite,
+  p50: Schema.Finite,
+  p75: Schema.Finite,
+  p99: Schema.Finite,
+  p995: Schema.Finite,
+  p999: Schema.Finite,
+  rme: NumberJson,
+  samples: Schema.optional(Schema.Array(Schema.Finite)),
+  samplesCount: NonNegInt,
+  sd: Schema.Finite,
+  sem: Schema.Finite,
+  variance: Schema.Finite,
+})
+export type Statistics = typeof Statistics.Type
+
+const ModalityMemory = Schema.Struct({
+  count: NonNegInt,
+  peak: Schema.Finite,
+  trough: Schema.Finite,
+  mean: Schema.Finite,
+})
+
+/** See `MemoryFluctuation` in core/stats.ts for the definition of every field. Bytes. */
+export const MemoryFluctuation = Schema.Struct({
+  count: NonNegInt,
+  peak: Schema.Finite,
+  trough: Schema.Finite,
+  range: Schema.Finite,
+  mean: Schema.Finite,
+  median: Schema.Finite,
+  cv: Schema.NullOr(Schema.Finite),
+  peakToMedian: Schema.NullOr(Schema.Finite),
+  swing: Schema.NullOr(Schema.Struct({ cycles: NonNegInt, mean: Schema.Finite, max: Schema.Finite })),
+  byModality: Schema.Struct({
+    visual: Schema.optional(ModalityMemory),
+    text: Schema.optional(ModalityMemory),
+  }),
+})
+export type MemoryFluctuation = typeof MemoryFluctuation.Type
+
+/**
+ * Per-step series as parallel arrays (compact in JSON, direct to chart). All arrays have the same
+ * length. `memBytes` is the memory sampled after the step (the adapter's main measure: tfjs logical
+ * bytes, or device bytes where the backend has them); `loss` is NaN for a failed step.
+ * `sourceSteps` is the number of steps before downsampling (see `downsampleSeries`).
+ */
+export const StepSeries = Schema.Struct({
+  step: Schema.Array(NonNegInt),
+  modality: Schema.Array(Modality),
+  memBytes: Schema.Array(Schema.Finite),
+  loss: Schema.Array(NumberJson),
+  durationMs: Schema.Array(Schema.Finite),
+  sourceSteps: NonNegInt,
+}).pipe(
+  Schema.filter((s) => {
+    const n = s.step.length
+    return (
+      [s.modality, s.memBytes, s.loss, s.durationMs].every((a) => a.length === n) ||
+      "step, modality, memBytes, loss and durationMs must have the same length"
+    )
+  }),
+)
+export type StepSeries = typeof StepSeries.Type
+
+const ModalityPair = <S extends Schema.Schema.Any>(s: S) => Schema.Struct({ visual: s, text: s })
+
+/** One configuration of the sweep and what it measured. */
+export const ConfigResult = Schema.Struct({
+  /** Unique inside the sweep, stable across sweeps (for comparisons): e.g. "sim-8x1-b4x4". */
+  id: Schema.String.pipe(Schema.minLength(1)),
+  /** Short human label for tables and chart legends: e.g. "8:1 b4/4 sim". */
+  label: Schema.String.pipe(Schema.minLength(1)),
+  ratio: ModalityPair(NonNegInt),
+  /** Samples per micro-step, per modality. */
+  batch: ModalityPair(NonNegInt),
+  /** Adapter name: "sim", "tfjs", ... */
+  adapter: Schema.String,
+  /** tfjs backend ("cpu", "wasm", "webgpu", "tensorflow"), when the adapter has one. */
+  backend: Schema.optional(Schema.String),
+  /** Model/size preset name, when the adapter has presets. */
+  preset: Schema.optional(Schema.String),
+  /** Hardware profile (sim) or device description (real backends). */
+  hardware: Schema.optional(Schema.String),
+  /** Event stream of the run, so a report row leads back to its log. */
+  runId: Schema.String,
+  /** Steps measured (after any warm-up steps the bench excludes). */
+  steps: NonNegInt,
+  /** Wall (or simulated) time of the measured steps, ms. */
+  durationMs: NonNegFinite,
+  throughput: Schema.Struct({ stepsPerSec: NonNegFinite, samplesPerSec: NonNegFinite }),
+  /** Per-step latency statistics per modality, ms; absent for a modality with no steps. */
+  latency: Schema.Struct({ visual: Schema.optional(Statistics), text: Schema.optional(Statistics) }),
+  /** Absent when no memory was sampled. */
+  memory: Schema.optional(MemoryFluctuation),
+  series: StepSeries,
+  /** Steps that failed (NaN loss, out of memory, device lost); 0 for a clean run. */
+  failedSteps: Schema.optionalWith(NonNegInt, { default: () => 0 }),
+  /** Set when the run stopped early: the reason, as recorded in its `RunAborted` event. */
+  aborted: Schema.optional(Schema.String),
+})
+export type ConfigResult = typeof ConfigResult.Type
+
+export const Machine = Schema.Struct({
+  cpu: Schema.String,
+  cores: NonNegInt,
+  memBytes: NonNegFinite,
+  /** Node.js version, e.g. "v20.20.2". */
+  node: Schema.String,
+  /** `${process.platform}-${process.arch}`, e.g. "linux-x64". */
+  platform: Schema.String,
+  /** GPU adapter description, when a GPU backend was used. */
+  gpu: Schema.optional(Schema.String),
+})
+export type Machine = typeof Machine.Type
+
+export const SweepResults = Schema.Struct({
+  schemaVersion: Schema.Literal(RESULTS_SCHEMA_VERSION),
+  name: Schema.String,
+  machine: Machine,
+  /** ISO 8601 time at which the sweep started. */
+  createdAt: Schema.String,
+  configs: Schema.Array(ConfigResult),
+})
+export type SweepResults = typeof SweepResults.Type
+export type SweepResultsEncoded = typeof SweepResults.Encoded
+
+export class ResultsError extends Data.TaggedError("ResultsError")<{
+  readonly source: string
+  readonly reason: string
+}> {
+  override get message(): string {
+    return `${this.source}: ${this.reason}`
+  }
+}
+
+const decodeUnknown = Schema.decodeUnknownEither(SweepResults, { onExcessProperty: "error" })
+
+/** Decodes an already-parsed JSON value; the error names the first bad field. */
+export const decodeSweepResults = (
+  input: unknown,
+  source = "results",
+): Either.Either<SweepResults, ResultsError> =>
+  Either.mapLeft(decodeUnknown(input), (e) => {
+    const issue = ParseResult.ArrayFormatter.formatErrorSync(e)[0]
+    const path = issue?.path.map((k) => (typeof k === "number" ? `[${k}]` : `.${String(k)}`)).join("") ?? ""
+    return new ResultsError({
+      source,
+      reason: `${path.replace(/^\./, "") || "(root)"}: ${issue?.message ?? "invalid results"}`,
+    })
+  })
+
+/** Parses JSON text, then decodes. */
+export const parseSweepResults = (
+  text: string,
+  source = "results",
+): Either.Either<SweepResults, ResultsError> => {
+  let json: unknown
+  try {
+    json = JSON.parse(text)
+  } catch (e) {
+    return Either.left(new ResultsError({ source, reason: `invalid JSON: ${(e as Error).message}` }))
+  }
+  return decodeSweepResults(json, source)
+}
+
+/** To a JSON-safe value (non-finite numbers become strings); `JSON.stringify` it to write. */
+export const encodeSweepResults = (results: SweepResults): SweepResultsEncoded =>
+  Schema.encodeSync(SweepResults)(results)
+
+/** The machine the process runs on (GPU left for the caller, which knows its adapter). */
+export const currentMachine = (): Machine => {
+  const cpus = os.cpus()
+  return {
+    cpu: cpus[0]?.model.trim() ?? "unknown",
+    cores: cpus.length,
+    memBytes: os.totalmem(),
+    node: process.version,
+    platform: `${process.platform}-${process.arch}`,
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Building a ConfigResult from per-step records
+// ---------------------------------------------------------------------------------------------
+
+/** What the bench records for each measured step. */
+export interface StepRecord {
+  readonly step: number
+  readonly modality: Modality
+  readonly durationMs: number
+  /** Memory after the step, bytes. */
+  readonly memBytes: number
+  /** NaN (or non-finite) for a failed step; such steps are left out of the latency statistics. */
+  readonly loss: number
+  /** Samples processed by the step (batch size of its modality). */
+  readonly samples: number
+  readonly phase?: string | undefined
+  readonly cycle?: number | undefined
+}
+
+/**
+ * Keeps at most about `maxPoints` points of a long series without hiding the fluctuation: the steps
+ * are cut into consecutive buckets, and each bucket keeps, per modality, its lowest- and highest-memory
+ * step (so a text step in an 8:1 run is never dropped by a stride that happens to skip it).
+ * Series at or under the limit are returned whole.
+ */
+export const downsampleSeries = (records: ReadonlyArray<StepRecord>, maxPoints = 2000): StepSeries => {
+  const ordered = [...records].sort((a, b) => a.step - b.step)
+  let kept: ReadonlyArray<StepRecord> = ordered
+  if (ordered.length > maxPoints) {
+    // Up to 4 points per bucket (2 per modality).
+    const buckets = Math.max(1, Math.floor(maxPoints / 4))
+    const size = Math.ceil(ordered.length / buckets)
+    const out: StepRecord[] = []
+    for (let start = 0; start < ordered.length; start += size) {
+      const picked = new Set<StepRecord>()
+      for (const modality of ["visual", "text"] as const) {
+        let lo: StepRecord | undefined
+        let hi: StepRecord | undefined
+        for (let i = start; i < Math.min(start + size, ordered.length); i++) {
+          const r = ordered[i]!
+          if (r.modality !== modality) continue
+          if (!lo || r.memBytes < lo.memBytes) lo = r
+          if (!hi || r.memBytes > hi.memBytes) hi = r
+        }
+        if (lo) picked.add(lo)
+        if (hi) picked.add(hi)
+      }
+      out.push(...[...picked].sort((a, b) => a.step - b.step))
+    }
+    kept = out
+  }
+  return {
+    step: kept.map((r) => r.step),
+    modality: kept.map((r) => r.modality),
+    memBytes: kept.map((r) => r.memBytes),
+    loss: kept.map((r) => r.loss),
+    durationMs: kept.map((r) => r.durationMs),
+    sourceSteps: ordered.length,
+  }
+}
+
+export interface ConfigMeta {
+  readonly id: string
+  readonly label: string
+  readonly ratio: { readonly visual: number; readonly text: number }
+  readonly batch: { readonly visual: number; readonly text: number }
+  readonly adapter: string
+  readonly backend?: string | undefined
+  readonly preset?: string | undefined
+  readonly hardware?: string | undefined
+  readonly runId: string
+  /** Total time of the measured steps; defaults to the sum of the step durations. */
+  readonly durationMs?: number | undefined
+  readonly aborted?: string | undefined
+}
+
+/** Summarizes a run's step records into a `ConfigResult` (statistics from core/stats.ts). */
+export const buildConfigResult = (
+  meta: ConfigMeta,
+  records: ReadonlyArray<StepRecord>,
+  options: { readonly maxSeriesPoints?: number } = {},
+): ConfigResult => {
+  const ok = records.filter((r) => Number.isFinite(r.loss))
+  const durationMs = meta.durationMs ?? records.reduce((s, r) => s + r.durationMs, 0)
+  const seconds = durationMs / 1000
+  const samples = records.reduce((s, r) => s + r.samples, 0)
+  const latencyOf = (m: Modality): StatisticsShape | undefined =>
+    latencyStatistics(ok.filter((r) => r.modality === m).map((r) => r.durationMs))
+  const visual = latencyOf("visual")
+  const text = latencyOf("text")
+  const memory: MemoryFluctuationShape | undefined = memoryFluctuation(
+    records.map((r) => ({
+      step: r.step,
+      modality: r.modality,
+      bytes: r.memBytes,
+      phase: r.phase,
+      cycle: r.cycle,
+    })),
+  )
+  return {
+    id: meta.id,
+    label: meta.label,
+    ratio: { visual: meta.ratio.visual, text: meta.ratio.text },
+    batch: { visual: meta.batch.visual, text: meta.batch.text },
+    adapter: meta.adapter,
+    ...(meta.backend !== undefined ? { backend: meta.backend } : {}),
+    ...(meta.preset !== undefined ? { preset: meta.preset } : {}),
+    ...(meta.hardware !== undefined ? { hardware: meta.hardware } : {}),
+    runId: meta.runId,
+    steps: records.length,
+    durationMs,
+    throughput: {
+      stepsPerSec: seconds > 0 ? records.length / seconds : 0,
+      samplesPerSec: seconds > 0 ? samples / seconds : 0,
+    },
+    latency: { ...(visual ? { visual } : {}), ...(text ? { text } : {}) },
+    ...(memory ? { memory } : {}),
+    series: downsampleSeries(records, options.maxSeriesPoints),
+    failedSteps: records.length - ok.length,
+    ...(meta.aborted !== undefined ? { aborted: meta.aborted } : {}),
+  }
+}
