@@ -122,12 +122,15 @@ export const lossChart = (results: SweepResults): ChartSpec => ({
     config: baseConfig,
     data: {
       values: results.configs.flatMap((c) =>
-        c.series.step.flatMap((step, i) => {
+        c.series.step.map((step, i) => {
           const loss = c.series.loss[i]!
-          // Failed steps (NaN loss) leave a gap rather than break the scale.
-          return Number.isFinite(loss)
-            ? [{ config: c.label, step, modality: c.series.modality[i], loss }]
-            : []
+          // A failed step (NaN loss) becomes null, which breaks the line: a visible gap, not a bridge.
+          return {
+            config: c.label,
+            step,
+            modality: c.series.modality[i],
+            loss: Number.isFinite(loss) ? loss : null,
+          }
         }),
       ),
     },
