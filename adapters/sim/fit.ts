@@ -11,8 +11,9 @@
  *   memory of a step of modality m (bytes) = c + d_m * batch_m
  *     c: resident bytes (weights, gradients, optimizer state), d_m: activation bytes per sample.
  *     A config's peak is the step of the modality with the larger predicted memory and its
- *     trough the other (with a zero side both are the one modality); the assignment starts with
- *     "visual is the peak" and is refitted until it stops changing.
+ *     trough the other (with a zero side both are the one modality). The assignment starts from
+ *     a fit that needs none (peak + trough = 2c + d_v B_v + d_t B_t) and from "visual is the
+ *     peak", each refitted until it stops changing; the start with the smaller residual wins.
  * Each is an ordinary linear least-squares problem, solved by QR (modified Gram-Schmidt on
  * unit-scaled columns); a column the data cannot identify is dropped (coefficient 0) with a
  * warning. Measurements are assumed taken without gradient accumulation (an update every step).
@@ -189,38 +190,86 @@ const assign = (configs: ReadonlyArray<MeasuredConfig>, fit: MemoryFit | undefin
     return v >= t ? (["visual", "text"] as const) : (["text", "visual"] as const)
   })
 
-const fitMemory = (configs: ReadonlyArray<MeasuredConfig>, warnings: string[]): MemoryFit => {
-  let fit: MemoryFit | undefined
-  let prev: string | undefined
-  let dropped: ReadonlyArray<number> = []
-  for (let iter = 0; iter < 10; iter++) {
-    const a = assign(configs, fit)
-    const key = a.map((x) => x[0]).join()
-    if (key === prev) break
-    prev = key
-    const rows: number[][] = []
-    const y: number[] = []
-    configs.forEach((c, i) => {
-      const [peakM, troughM] = a[i]!
-      const row = (m: Modality) => [1, m === "visual" ? c.batch.visual : 0, m === "text" ? c.batch.text : 0]
-      rows.push(row(peakM))
-      y.push(c.memory.peakBytes)
-      rows.push(row(troughM))
-      y.push(c.memory.troughBytes)
-    })
-    const ls = leastSquares(rows, y)
-    dropped = ls.dropped
-    fit = {
-      residentBytes: ls.coef[0]!,
-      activationBytesPerSample: { visual: ls.coef[1]!, text: ls.coef[2]! },
-      n: rows.length,
-    }
+const memRow = (c: MeasuredConfig, m: Modality): number[] => [
+  1,
+  m === "visual" ? c.batch.visual : 0,
+  m === "text" ? c.batch.text : 0,
+]
+
+interface MemorySolve {
+  readonly fit: MemoryFit
+  readonly dropped: ReadonlyArray<number>
+  readonly sse: number
+}
+
+const solveMemory = (configs: ReadonlyArray<MeasuredConfig>, a: Assignment): MemorySolve => {
+  const rows: number[][] = []
+  const y: number[] = []
+  configs.forEach((c, i) => {
+    const [peakM, troughM] = a[i]!
+    rows.push(memRow(c, peakM))
+    y.push(c.memory.peakBytes)
+    rows.push(memRow(c, troughM))
+    y.push(c.memory.troughBytes)
+  })
+  const ls = leastSquares(rows, y)
+  const fit: MemoryFit = {
+    residentBytes: ls.coef[0]!,
+    activationBytesPerSample: { visual: ls.coef[1]!, text: ls.coef[2]! },
+    n: rows.length,
   }
-  if (dropped.length > 0)
+  const sse = rows.reduce(
+    (s, r, i) => s + (r[0]! * ls.coef[0]! + r[1]! * ls.coef[1]! + r[2]! * ls.coef[2]! - y[i]!) ** 2,
+    0,
+  )
+  return { fit, dropped: ls.dropped, sse }
+}
+
+/**
+ * A starting point that needs no assignment: peak + trough = 2c + d_v B_v + d_t B_t for a config
+ * with both modalities, and both equal c + d_m B_m with one. Undefined if it cannot identify all three.
+ */
+const assignmentFreeStart = (configs: ReadonlyArray<MeasuredConfig>): MemoryFit | undefined => {
+  const rows: number[][] = []
+  const y: number[] = []
+  for (const c of configs) {
+    const sum = c.memory.peakBytes + c.memory.troughBytes
+    if (c.ratio.text === 0) rows.push(memRow(c, "visual").map((x) => 2 * x))
+    else if (c.ratio.visual === 0) rows.push(memRow(c, "text").map((x) => 2 * x))
+    else rows.push([2, c.batch.visual, c.batch.text])
+    y.push(sum)
+  }
+  const ls = leastSquares(rows, y)
+  if (ls.dropped.length > 0) return undefined
+  return {
+    residentBytes: ls.coef[0]!,
+    activationBytesPerSample: { visual: ls.coef[1]!, text: ls.coef[2]! },
+    n: rows.length,
+  }
+}
+
+/** Refits until the peak/trough assignment stops changing. */
+const refine = (configs: ReadonlyArray<MeasuredConfig>, start: MemoryFit | undefined): MemorySolve => {
+  let a = assign(configs, start)
+  let solved = solveMemory(configs, a)
+  for (let iter = 0; iter < 20; iter++) {
+    const next = assign(configs, solved.fit)
+    if (next.every((x, i) => x[0] === a[i]![0])) break
+    a = next
+    solved = solveMemory(configs, a)
+  }
+  return solved
+}
+
+const fitMemory = (configs: ReadonlyArray<MeasuredConfig>, warnings: string[]): MemoryFit => {
+  // Two starts (assignment-free, and "visual is the peak"); keep the better fixed point.
+  const candidates = [refine(configs, assignmentFreeStart(configs)), refine(configs, undefined)]
+  const best = candidates.reduce((b, c) => (c.sse < b.sse ? c : b))
+  if (best.dropped.length > 0)
     warnings.push(
-      `memory: cannot separate ${dropped.map((j) => ["resident bytes", "visual activations", "text activations"][j]).join(", ")} with these configs (set to 0)`,
+      `memory: cannot separate ${best.dropped.map((j) => ["resident bytes", "visual activations", "text activations"][j]).join(", ")} with these configs (set to 0)`,
     )
-  return fit!
+  return best.fit
 }
 
 const DEFAULT_LOSS: LossCurve = {
