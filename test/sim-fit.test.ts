@@ -2,6 +2,7 @@ import { Effect, Either } from "effect"
 import { describe, expect, it } from "vitest"
 import {
   crossValidate,
+  decodeMeasured,
   fitSim,
   leastSquares,
   type MeasuredConfig,
@@ -309,5 +310,16 @@ describe("mape and crossValidate", () => {
     const cv = Either.getOrThrow(crossValidate(configs))
     expect(cv.mape.stepMs!).toBeLessThan(0.5)
     expect(cv.mape.memory!).toBeLessThan(1e-6)
+  })
+})
+
+describe("decodeMeasured", () => {
+  it("decodes a measurement file and names the bad field", () => {
+    const good = grid().slice(0, 2)
+    const json = JSON.parse(JSON.stringify(good))
+    expect(Either.getOrThrow(decodeMeasured(json))).toEqual(json)
+    json[1].memory.peakByte = json[1].memory.peakBytes
+    const e = decodeMeasured(json, "runs.json")
+    expect(Either.isLeft(e) && e.left.message).toMatch(/^runs\.json: \[1\]\.memory\.peakByte: unknown key/)
   })
 })

@@ -18,10 +18,14 @@
  * unit-scaled columns); a column the data cannot identify is dropped (coefficient 0) with a
  * warning. Measurements are assumed taken without gradient accumulation (an update every step).
  */
-import { Data, Either } from "effect"
+import { Data, Either, ParseResult, Schema } from "effect"
 import { MODALITIES, type Modality } from "../../core/spec.ts"
 import type { HardwareProfile, LossCurve, ModelProfile } from "./profiles.ts"
 
+/**
+ * One configuration measured on a real backend, without gradient accumulation: mean step time per
+ * modality, and the largest and smallest per-step peak memory over the run.
+ */
 export interface MeasuredConfig {
   readonly id: string
   readonly batch: { readonly visual: number; readonly text: number }
@@ -29,6 +33,40 @@ export interface MeasuredConfig {
   readonly meanStepMs: { readonly visual?: number | undefined; readonly text?: number | undefined }
   readonly memory: { readonly peakBytes: number; readonly troughBytes: number }
 }
+
+const NonNeg = Schema.Finite.pipe(Schema.nonNegative({ message: () => "must be a finite number >= 0" }))
+const PerModality = Schema.Struct({ visual: NonNeg, text: NonNeg })
+
+/** Schema for measurement files (a JSON array of MeasuredConfig). */
+export const MeasuredConfigSchema: Schema.Schema<MeasuredConfig> = Schema.Struct({
+  id: Schema.String.pipe(Schema.minLength(1, { message: () => "must be a non-empty string" })),
+  batch: PerModality,
+  ratio: PerModality,
+  meanStepMs: Schema.Struct({ visual: Schema.optional(NonNeg), text: Schema.optional(NonNeg) }),
+  memory: Schema.Struct({ peakBytes: NonNeg, troughBytes: NonNeg }),
+})
+
+const decodeMeasuredEither = Schema.decodeUnknownEither(Schema.Array(MeasuredConfigSchema), {
+  onExcessProperty: "error",
+  errors: "first",
+})
+
+/** Decodes a parsed measurement file; the error names the source, the index and the field. */
+export const decodeMeasured = (
+  input: unknown,
+  source = "measurements",
+): Either.Either<ReadonlyArray<MeasuredConfig>, FitError> =>
+  Either.mapLeft(decodeMeasuredEither(input), (e) => {
+    const issue = ParseResult.ArrayFormatter.formatErrorSync(e)[0]
+    const path = (issue?.path ?? []).map((k) => (typeof k === "number" ? `[${k}]` : `.${String(k)}`)).join("")
+    const reason =
+      issue?._tag === "Unexpected"
+        ? "unknown key"
+        : issue?._tag === "Missing"
+          ? "is required"
+          : issue?.message
+    return new FitError({ message: `${source}: ${path.replace(/^\./, "")}: ${reason ?? "invalid"}` })
+  })
 
 export type ConfigInput = Pick<MeasuredConfig, "batch" | "ratio">
 
