@@ -140,7 +140,11 @@ export const lossChart = (results: SweepResults): ChartSpec => ({
     spec: {
       width: 320,
       height: 220,
-      mark: { type: "line", point: { size: 18 } },
+      // Point markers only while they stay distinguishable.
+      mark: {
+        type: "line",
+        point: Math.max(0, ...results.configs.map((c) => c.series.step.length)) <= 200 ? { size: 18 } : false,
+      },
       encoding: {
         x: { field: "step", type: "quantitative", title: "Step" },
         y: { field: "loss", type: "quantitative", title: "Loss" },

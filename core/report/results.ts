@@ -244,12 +244,12 @@ export interface StepRecord {
 }
 
 /**
- * Keeps at most about `maxPoints` points of a long series without hiding the fluctuation: the steps
+ * Keeps at most about `maxPoints` points (default 600, about one per pixel of a chart) of a long series without hiding the fluctuation: the steps
  * are cut into consecutive buckets, and each bucket keeps, per modality, its lowest- and highest-memory
  * step (so a text step in an 8:1 run is never dropped by a stride that happens to skip it).
  * Series at or under the limit are returned whole.
  */
-export const downsampleSeries = (records: ReadonlyArray<StepRecord>, maxPoints = 2000): StepSeries => {
+export const downsampleSeries = (records: ReadonlyArray<StepRecord>, maxPoints = 600): StepSeries => {
   const ordered = [...records].sort((a, b) => a.step - b.step)
   let kept: ReadonlyArray<StepRecord> = ordered
   if (ordered.length > maxPoints) {
