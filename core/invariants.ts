@@ -128,6 +128,8 @@ const phaseAt = (v: SpecView, step: number, hint: number): number => {
 
 const fmt = (x: unknown): string => (typeof x === "number" ? String(Number(x.toPrecision(12))) : String(x))
 
+const plural = (n: number, word: string): string => `${n} ${word}${n === 1 ? "" : "s"}`
+
 const ratioLabel = (p: Phase): string => `${p.ratio.visual}:${p.ratio.text} ${p.order}`
 
 /** `step 8 (phase joint, step 8 of phase)` */
@@ -196,7 +198,10 @@ const stepSequence = defineRule({
       return {
         rule: "step-sequence",
         step,
-        message: `step ${step}: out of order (it follows step ${s.next - 1}; steps must be strictly increasing)`,
+        message:
+          step === s.next - 1
+            ? `step ${step}: recorded twice (steps must be strictly increasing)`
+            : `step ${step}: out of order (it follows step ${s.next - 1}; steps must be strictly increasing)`,
       }
     s.next = step + 1
     if (step >= s.limit)
@@ -421,7 +426,7 @@ const accumulation = defineRule<AccumulationState>({
       out = {
         rule: "accumulation",
         step: r.step,
-        message: `${where(s.v, r.step, pi)}: the ${s.modality} group opened at step ${s.start} (${s.size} micro-steps) was never applied before ${cut}`,
+        message: `${where(s.v, r.step, pi)}: the ${s.modality} group opened at step ${s.start} (${plural(s.size, "micro-step")}) was never applied before ${cut}`,
       }
       s.open = false
     }
@@ -464,7 +469,7 @@ const accumulation = defineRule<AccumulationState>({
       {
         rule: "accumulation",
         step: s.start,
-        message: `${where(s.v, s.start, phaseAt(s.v, s.start, -1))}: the ${s.modality} group opened here (${s.size} micro-steps) was never applied: the records end at step ${s.lastStep}`,
+        message: `${where(s.v, s.start, phaseAt(s.v, s.start, -1))}: the ${s.modality} group opened here (${plural(s.size, "micro-step")}) was never applied: the records end at step ${s.lastStep}`,
       },
     ]
   },
