@@ -112,7 +112,7 @@ describe("bad profile files name the file and the field", () => {
   it("a misspelt key is an unknown-key error naming it", () => {
     const { peakFlops, ...rest } = goodHardware
     const file = writeJson("bad-key.json", { ...rest, peakFlop: peakFlops })
-    expect(failure(loadHardware(file)).message).toMatch(/peakFlop: unknown key|peakFlops: is required/)
+    expect(failure(loadHardware(file)).message).toContain("peakFlop: unknown key")
   })
 
   it("an extra key is an error even when every field is present", () => {
