@@ -204,7 +204,7 @@ export const arbSpecWith = (size: SpecSize = {}): fc.Arbitrary<ScheduleSpec> => 
 /** Small specs (phases of up to 200 steps): for many runs. */
 export const arbSpec: fc.Arbitrary<ScheduleSpec> = arbSpecWith()
 
-/** Big specs (up to 4 phases of up to 25 000 steps, about 10^5 in all): for a few runs. */
+/** Big specs (up to 4 phases of 10 000 to 30 000 steps, up to about 10^5 in all): for a few runs. */
 export const arbBigSpec: fc.Arbitrary<ScheduleSpec> = arbSpecWith({
   maxPhaseSteps: 25_000,
   minPhaseSteps: 5_000,

@@ -551,7 +551,7 @@ describe("property: injected faults are caught", () => {
           }
         },
       ),
-      { numRuns: 400 },
+      { numRuns: 600 },
     )
   })
 
