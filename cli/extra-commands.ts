@@ -5,11 +5,11 @@ import { Effect, Option, Stream } from "effect"
 import { summarizeLog } from "../core/engine.ts"
 import { type RunEvent, toEnvelope } from "../core/events.ts"
 import { type LogFormat, toJsonlLine, toMllogLines } from "../core/log-format.ts"
-import { checkLog } from "../core/log-invariants.ts"
+import { makeLogChecker } from "../core/log-invariants.ts"
 import { EventStore } from "../core/store/event-store.ts"
 import { badInput } from "./failure.ts"
 import { printJson, println, table } from "./output.ts"
-import { fileEvents, storeOption, withStore } from "./run-commands.ts"
+import { fileEvents, stepOfEvent, storeOption, withStore } from "./run-commands.ts"
 import { jsonOption } from "./schedule-commands.ts"
 
 const formatOption = Options.choice("format", ["jsonl", "mllog"]).pipe(Options.withDescription("log format"))
@@ -30,19 +30,24 @@ const exportCommand = Command.make(
       const write = (text: string) =>
         Effect.async<void>((resume) => {
           if (sink.write(text)) resume(Effect.void)
-          else sink.once("drain", () => resume(Effect.void))
+          else {
+            sink.once("drain", () => resume(Effect.void))
+          }
         })
       yield* es.read(run).pipe(
         Stream.grouped(1024),
         Stream.runForEach((chunk) => {
           let text = ""
-          for (const e of chunk) text += format === "jsonl" ? `${toJsonlLine(e)}\n` : `${toMllogLines(e).join("\n")}\n`
+          for (const e of chunk)
+            text += format === "jsonl" ? `${toJsonlLine(e)}\n` : `${toMllogLines(e).join("\n")}\n`
           return write(text)
         }),
       )
       if (Option.isSome(out)) {
         const file = sink as ReturnType<typeof createWriteStream>
-        yield* Effect.async<void>((resume) => file.end(() => resume(Effect.void)))
+        yield* Effect.async<void>((resume) => {
+          file.end(() => resume(Effect.void))
+        })
         process.stderr.write(`exported ${run} to ${out.value} (${format})\n`)
       }
     }).pipe((eff) => withStore(store, eff)),
@@ -53,7 +58,10 @@ const importCommand = Command.make(
   {
     file: Args.text({ name: "file" }),
     format: formatOption.pipe(Options.optional),
-    runId: Options.text("run-id").pipe(Options.optional, Options.withDescription("store under this id instead")),
+    runId: Options.text("run-id").pipe(
+      Options.optional,
+      Options.withDescription("store under this id instead"),
+    ),
     store: storeOption,
     json: jsonOption,
   },
@@ -61,23 +69,25 @@ const importCommand = Command.make(
     Effect.gen(function* () {
       const fmt: LogFormat | undefined = Option.getOrUndefined(format)
       // Pass 1: decode and check every line before writing anything, so a bad file changes nothing.
-      const log = checkLog()
+      const log = makeLogChecker()
       let started: Extract<RunEvent, { _tag: "RunStarted" }> | undefined
       let count = 0
       yield* fileEvents(file, fmt).pipe(
         Stream.runForEach((l) =>
           Effect.sync(() => {
             const e = l.event
-            log.push({ position: l.position ?? count, type: e._tag, ...("step" in e && typeof e.step === "number" ? { step: e.step } : {}) })
+            log.push({ position: l.position ?? count, type: e._tag, step: stepOfEvent(e) })
             count++
             if (e._tag === "RunStarted" && !started) started = e
           }),
         ),
       )
-      const problems = log.finish()
+      const problems = log.finish().violations
       if (count === 0) return yield* badInput(`${file}: no events`)
       if (!started || problems.length > 0)
-        return yield* badInput(`${file}: not a valid run log: ${problems[0]?.message ?? "no RunStarted event"}`)
+        return yield* badInput(
+          `${file}: not a valid run log: ${problems[0]?.message ?? "no RunStarted event"}`,
+        )
       const id = Option.getOrElse(runId, () => started!.runId)
       const es = yield* EventStore
       if ((yield* es.version(id)) > 0)
@@ -99,7 +109,11 @@ const importCommand = Command.make(
       if (json) printJson({ runId: id, events: version })
       else println(`imported ${version} events from ${file} as run ${id}`)
     }).pipe((eff) => withStore(store, eff)),
-).pipe(Command.withDescription("Add a run from a JSONL or MLLOG log file to the store (checked fully before anything is written)."))
+).pipe(
+  Command.withDescription(
+    "Add a run from a JSONL or MLLOG log file to the store (checked fully before anything is written).",
+  ),
+)
 
 const backendsCommand = Command.make("backends", { json: jsonOption }, ({ json }) =>
   Effect.gen(function* () {
@@ -113,6 +127,8 @@ const backendsCommand = Command.make("backends", { json: jsonOption }, ({ json }
       ),
     )
   }),
-).pipe(Command.withDescription("List the TensorFlow.js backends this machine can train on, with device names."))
+).pipe(
+  Command.withDescription("List the TensorFlow.js backends this machine can train on, with device names."),
+)
 
 export const extraCommands = [exportCommand, importCommand, backendsCommand] as const

@@ -10,12 +10,18 @@ export const println = (line = ""): void => {
 }
 
 /** Left-aligned text columns, right-aligned numbers. */
-export const table = (headers: ReadonlyArray<string>, rows: ReadonlyArray<ReadonlyArray<string | number>>): string => {
+export const table = (
+  headers: ReadonlyArray<string>,
+  rows: ReadonlyArray<ReadonlyArray<string | number>>,
+): string => {
   const cells = rows.map((r) => r.map((c) => (typeof c === "number" ? fmtNum(c) : c)))
   const numeric = headers.map((_, i) => rows.length > 0 && rows.every((r) => typeof r[i] === "number"))
   const widths = headers.map((h, i) => Math.max(h.length, ...cells.map((r) => (r[i] ?? "").length)))
   const line = (r: ReadonlyArray<string>) =>
-    r.map((c, i) => (numeric[i] ? c.padStart(widths[i]!) : c.padEnd(widths[i]!))).join("  ").trimEnd()
+    r
+      .map((c, i) => (numeric[i] ? c.padStart(widths[i]!) : c.padEnd(widths[i]!)))
+      .join("  ")
+      .trimEnd()
   return [line(headers), line(widths.map((w) => "-".repeat(w))), ...cells.map(line)].join("\n")
 }
 
@@ -40,7 +46,11 @@ export const fmtBytes = (b: number | undefined): string => {
 }
 
 export const fmtRate = (perSec: number): string =>
-  perSec >= 1e6 ? `${(perSec / 1e6).toFixed(2)}M` : perSec >= 1e4 ? `${(perSec / 1e3).toFixed(1)}k` : perSec.toFixed(1)
+  perSec >= 1e6
+    ? `${(perSec / 1e6).toFixed(2)}M`
+    : perSec >= 1e4
+      ? `${(perSec / 1e3).toFixed(1)}k`
+      : perSec.toFixed(1)
 
 /**
  * A progress line on stderr, redrawn in place, only when stderr is a TTY (or INTERLEAVE_PROGRESS=1,

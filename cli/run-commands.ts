@@ -1,5 +1,5 @@
 /** Commands over recorded runs: run, resume, fork, replay, runs, show, diff, verify (log mode). */
-import { createReadStream } from "node:fs"
+import { createReadStream, existsSync } from "node:fs"
 import { createInterface } from "node:readline"
 import { Args, Command, Options } from "@effect/cli"
 import { Chunk, Effect, Either, Layer, Option, Stream } from "effect"
@@ -19,8 +19,8 @@ import {
 import type { EvalCompleted, RunEvent, RunStarted, StepCompleted } from "../core/events.ts"
 import { forkSpecWithRatio, parseRatio } from "../core/fork.ts"
 import { makeChecker } from "../core/invariants.ts"
-import { checkLog } from "../core/log-invariants.ts"
 import { parseLogLine, sniffFormat } from "../core/log-format.ts"
+import { makeLogChecker } from "../core/log-invariants.ts"
 import { eventStep, evolveRunState, initialRunState, type RunState } from "../core/projections.ts"
 import type { ScheduleSpec } from "../core/spec.ts"
 import { EventStore } from "../core/store/event-store.ts"
@@ -29,7 +29,6 @@ import { badInput, failedCheck } from "./failure.ts"
 import { fmtBytes, fmtNum, makeProgress, printJson, println, table } from "./output.ts"
 import { loadScenario, readTextFile } from "./scenario.ts"
 import { jsonOption, reportVerify, verifyScenario } from "./schedule-commands.ts"
-import { existsSync } from "node:fs"
 
 export const storeOption = Options.text("store").pipe(
   Options.withDefault(DEFAULT_STORE_PATH),
@@ -40,21 +39,29 @@ const runArg = Args.text({ name: "run" }).pipe(Args.withDescription("run id (see
 export const storeLayer = (file: string) => SqliteEventStoreLive(file)
 
 export const withStore = <A, E, R>(file: string, eff: Effect.Effect<A, E, R>) =>
-  Effect.provide(eff, storeLayer(file)) as Effect.Effect<A, E | import("../core/store/event-store.ts").StoreError, Exclude<R, EventStore>>
+  Effect.provide(eff, storeLayer(file)) as Effect.Effect<
+    A,
+    E | import("../core/store/event-store.ts").StoreError,
+    Exclude<R, EventStore>
+  >
 
 const newRunId = (name: string): string => {
   const d = new Date()
   const p = (n: number) => String(n).padStart(2, "0")
   const stamp = `${d.getUTCFullYear()}${p(d.getUTCMonth() + 1)}${p(d.getUTCDate())}-${p(d.getUTCHours())}${p(d.getUTCMinutes())}${p(d.getUTCSeconds())}`
-  return `${name}-${stamp}-${Math.floor(Math.random() * 0xffff).toString(16).padStart(4, "0")}`
+  return `${name}-${stamp}-${Math.floor(Math.random() * 0xffff)
+    .toString(16)
+    .padStart(4, "0")}`
 }
 
 const adapterOptions = Options.choice("adapter", ["sim", "tfjs"]).pipe(
   Options.withDefault("sim" as const),
   Options.withDescription("what executes the steps: sim (cost model) or tfjs (real training)"),
 )
-const opt = (name: string, desc: string) => Options.text(name).pipe(Options.optional, Options.withDescription(desc))
-const intOpt = (name: string, desc: string) => Options.integer(name).pipe(Options.optional, Options.withDescription(desc))
+const opt = (name: string, desc: string) =>
+  Options.text(name).pipe(Options.optional, Options.withDescription(desc))
+const intOpt = (name: string, desc: string) =>
+  Options.integer(name).pipe(Options.optional, Options.withDescription(desc))
 
 const runOptions = {
   scenario: Args.text({ name: "scenario" }).pipe(Args.withDescription("scenario JSON file")),
@@ -65,7 +72,10 @@ const runOptions = {
   preset: opt("preset", "tfjs: model preset tiny | small | base (default tiny)"),
   steps: intOpt("steps", "run only the first N steps of the schedule"),
   evalEvery: intOpt("eval-every", "evaluate every K steps when the adapter can (tfjs default 50)"),
-  checkpointEvery: intOpt("checkpoint-every", "checkpoint stateful adapters every K steps (tfjs default 100)"),
+  checkpointEvery: intOpt(
+    "checkpoint-every",
+    "checkpoint stateful adapters every K steps (tfjs default 100)",
+  ),
   store: storeOption,
   runId: opt("run-id", "id for the new run (default NAME-DATE-RANDOM)"),
   json: jsonOption,
@@ -79,7 +89,9 @@ const buildAdapterOptions = (o: {
   preset: Option.Option<string>
 }) => {
   const out: Record<string, unknown> = {}
-  const set = (k: string, v: Option.Option<string>) => Option.isSome(v) && (out[k] = v.value)
+  const set = (k: string, v: Option.Option<string>) => {
+    if (Option.isSome(v)) out[k] = v.value
+  }
   if (o.adapter === "sim") {
     set("hardware", o.hardware)
     set("model", o.model)
@@ -129,7 +141,18 @@ const reportRun = (summary: RunSummary, json: boolean) =>
 const printState = (s: RunState) => {
   println(
     table(
-      ["steps", "visual", "text", "updates V", "updates T", "last loss V", "last loss T", "mem peak", "mem trough", "step time"],
+      [
+        "steps",
+        "visual",
+        "text",
+        "updates V",
+        "updates T",
+        "last loss V",
+        "last loss T",
+        "mem peak",
+        "mem trough",
+        "step time",
+      ],
       [
         [
           s.stepsCompleted,
@@ -167,8 +190,15 @@ const runCommand = Command.make("run", runOptions, (o) =>
     const steps = Option.getOrUndefined(o.steps)
     if (steps !== undefined && steps < 1) return yield* badInput(`--steps: must be >= 1, got ${steps}`)
     const runId = Option.getOrElse(o.runId, () => newRunId(spec.name))
-    const total = Math.min(steps ?? Number.POSITIVE_INFINITY, spec.phases.reduce((n, p) => n + p.steps, 0))
-    const [opts, done] = withProgress(runId, total, engineOptions(o.adapter, o.evalEvery, o.checkpointEvery, o.store))
+    const total = Math.min(
+      steps ?? Number.POSITIVE_INFINITY,
+      spec.phases.reduce((n, p) => n + p.steps, 0),
+    )
+    const [opts, done] = withProgress(
+      runId,
+      total,
+      engineOptions(o.adapter, o.evalEvery, o.checkpointEvery, o.store),
+    )
     const summary = yield* startRun(
       { runId, spec, source: o.scenario, steps, adapterOptions: buildAdapterOptions(o) },
       opts,
@@ -178,8 +208,7 @@ const runCommand = Command.make("run", runOptions, (o) =>
 ).pipe(Command.withDescription("Run a schedule as a recorded, resumable run (default adapter: sim)."))
 
 /** The adapter kind a recorded run used, read from its RunStarted. */
-const recordedAdapter = (runId: string) =>
-  Effect.map(summarizeLog(runId), (log) => log.started!)
+const recordedAdapter = (runId: string) => Effect.map(summarizeLog(runId), (log) => log.started!)
 
 const resumeCommand = Command.make(
   "resume",
@@ -194,7 +223,9 @@ const resumeCommand = Command.make(
       )
       yield* reportRun(summary, json)
     }).pipe((eff) => withStore(store, eff)),
-).pipe(Command.withDescription("Continue an interrupted or killed run from the step after the last one recorded."))
+).pipe(
+  Command.withDescription("Continue an interrupted or killed run from the step after the last one recorded."),
+)
 
 const forkCommand = Command.make(
   "fork",
@@ -211,7 +242,8 @@ const forkCommand = Command.make(
     Effect.gen(function* () {
       const parent = yield* recordedAdapter(o.run)
       const parentSpec = yield* specOfRun(parent)
-      if (Option.isSome(o.ratio) && Option.isSome(o.spec)) return yield* badInput("fork: give --ratio or --spec, not both")
+      if (Option.isSome(o.ratio) && Option.isSome(o.spec))
+        return yield* badInput("fork: give --ratio or --spec, not both")
       let spec: ScheduleSpec = parentSpec
       let source = `fork of ${o.run} at ${o.at}`
       if (Option.isSome(o.ratio)) {
@@ -235,7 +267,11 @@ const forkCommand = Command.make(
       )
       yield* reportRun(summary, o.json)
     }).pipe((eff) => withStore(o.store, eff)),
-).pipe(Command.withDescription("Start a new run that shares a run's history up to --at, then continues under a new ratio or spec."))
+).pipe(
+  Command.withDescription(
+    "Start a new run that shares a run's history up to --at, then continues under a new ratio or spec.",
+  ),
+)
 
 const replayCommand = Command.make(
   "replay",
@@ -250,7 +286,12 @@ const replayCommand = Command.make(
       if (Either.isLeft(result)) {
         const e = result.left
         if (e._tag !== "Divergence") return yield* Effect.fail(e)
-        if (json) printJson({ ok: false, runId: run, divergence: { position: e.position, step: e.step, ...e.difference } })
+        if (json)
+          printJson({
+            ok: false,
+            runId: run,
+            divergence: { position: e.position, step: e.step, ...e.difference },
+          })
         return yield* failedCheck(json ? "" : e.message)
       }
       if (json) printJson({ ok: true, ...result.right })
@@ -259,7 +300,11 @@ const replayCommand = Command.make(
           `run ${run}: replay matches the log (${result.right.eventsCompared} events, ${result.right.steps} steps re-executed on ${started.adapter.kind})`,
         )
     }).pipe((eff) => withStore(store, eff)),
-).pipe(Command.withDescription("Re-execute a recorded run from its spec and seed and compare it, event by event, with its log."))
+).pipe(
+  Command.withDescription(
+    "Re-execute a recorded run from its spec and seed and compare it, event by event, with its log.",
+  ),
+)
 
 const runsCommand = Command.make("runs", { store: storeOption, json: jsonOption }, ({ store, json }) =>
   Effect.gen(function* () {
@@ -268,7 +313,9 @@ const runsCommand = Command.make("runs", { store: storeOption, json: jsonOption 
     const rows = []
     for (const info of infos) {
       const head = yield* readRunEvents(info.stream, { from: 0, to: 1 }).pipe(Stream.runHead)
-      const tail = yield* readRunEvents(info.stream, { from: Math.max(0, info.version - 8) }).pipe(Stream.runCollect)
+      const tail = yield* readRunEvents(info.stream, { from: Math.max(0, info.version - 8) }).pipe(
+        Stream.runCollect,
+      )
       const started = Option.getOrUndefined(head)
       let status = "running"
       let lastStep = -1
@@ -294,7 +341,15 @@ const runsCommand = Command.make("runs", { store: storeOption, json: jsonOption 
     println(
       table(
         ["run", "status", "steps", "adapter", "events", "started", "source"],
-        rows.map((r) => [r.runId, r.status, `${r.stepsDone}/${r.steps}`, r.adapter, r.events, r.startedAt, r.source]),
+        rows.map((r) => [
+          r.runId,
+          r.status,
+          `${r.stepsDone}/${r.steps}`,
+          r.adapter,
+          r.events,
+          r.startedAt,
+          r.source,
+        ]),
       ),
     )
   }).pipe((eff) => withStore(store, eff)),
@@ -324,9 +379,13 @@ const showCommand = Command.make(
       if (json) return printJson({ ...state, evaluations: evals, specHash: state.specHash })
       const st = log.started!
       println(`run ${run}${limit === undefined ? "" : ` at step ${limit}`}: ${state.status}`)
-      println(`source ${st.source}; adapter ${st.adapter.kind} ${JSON.stringify(st.adapter.options)}; seed ${st.seed}; planned steps ${st.steps}`)
+      println(
+        `source ${st.source}; adapter ${st.adapter.kind} ${JSON.stringify(st.adapter.options)}; seed ${st.seed}; planned steps ${st.steps}`,
+      )
       if (st.forkOf) println(`fork of ${st.forkOf.runId} at step ${st.forkOf.atStep}`)
-      const info = Object.entries(st.adapter.info).map(([k, v]) => `${k}=${v}`).join(" ")
+      const info = Object.entries(st.adapter.info)
+        .map(([k, v]) => `${k}=${v}`)
+        .join(" ")
       if (info) println(`adapter info: ${info}`)
       println(`phase ${state.phase ?? "-"}; last step ${state.lastStep}`)
       printState(state)
@@ -335,11 +394,20 @@ const showCommand = Command.make(
         println(
           table(
             ["step", "metric", "visual", "text", "chance"],
-            evals.map((e) => [e.step, e.metric, fmtNum(e.values.visual), fmtNum(e.values.text), e.chance === undefined ? "-" : fmtNum(e.chance)]),
+            evals.map((e) => [
+              e.step,
+              e.metric,
+              fmtNum(e.values.visual),
+              fmtNum(e.values.text),
+              e.chance === undefined ? "-" : fmtNum(e.chance),
+            ]),
           ),
         )
       }
-      if (state.lastFailure) println(`\nfailed: step ${state.lastFailure.step} ${state.lastFailure.kind}: ${state.lastFailure.message}`)
+      if (state.lastFailure)
+        println(
+          `\nfailed: step ${state.lastFailure.step} ${state.lastFailure.kind}: ${state.lastFailure.message}`,
+        )
     }).pipe((eff) => withStore(store, eff)),
 ).pipe(Command.withDescription("Show a run's state (at a step with --at), evaluations and failures."))
 
@@ -377,8 +445,26 @@ const diffCommand = Command.make(
       const same = !firstPlanDiff && !firstLossDiff && la.state.stepsCompleted === lb.state.stepsCompleted
       const out = {
         same,
-        a: { runId: a, status: la.state.status, steps: la.state.stepsCompleted, visualSteps: la.state.visualSteps, textSteps: la.state.textSteps, specHash: la.state.specHash, lastLoss: la.state.lastLoss, simulatedOrMeasuredMs: la.state.totalDurationMs },
-        b: { runId: b, status: lb.state.status, steps: lb.state.stepsCompleted, visualSteps: lb.state.visualSteps, textSteps: lb.state.textSteps, specHash: lb.state.specHash, lastLoss: lb.state.lastLoss, simulatedOrMeasuredMs: lb.state.totalDurationMs },
+        a: {
+          runId: a,
+          status: la.state.status,
+          steps: la.state.stepsCompleted,
+          visualSteps: la.state.visualSteps,
+          textSteps: la.state.textSteps,
+          specHash: la.state.specHash,
+          lastLoss: la.state.lastLoss,
+          simulatedOrMeasuredMs: la.state.totalDurationMs,
+        },
+        b: {
+          runId: b,
+          status: lb.state.status,
+          steps: lb.state.stepsCompleted,
+          visualSteps: lb.state.visualSteps,
+          textSteps: lb.state.textSteps,
+          specHash: lb.state.specHash,
+          lastLoss: lb.state.lastLoss,
+          simulatedOrMeasuredMs: lb.state.totalDurationMs,
+        },
         firstPlanDifference: firstPlanDiff ?? null,
         firstLossDifference: firstLossDiff ?? null,
         meanAbsLossDifference: { visual: mean("visual"), text: mean("text") },
@@ -388,7 +474,17 @@ const diffCommand = Command.make(
         println(
           table(
             ["run", "status", "steps", "visual", "text", "spec", "last loss V", "last loss T", "step time"],
-            [out.a, out.b].map((r) => [r.runId, r.status, r.steps, r.visualSteps, r.textSteps, r.specHash ?? "-", fmtNum(r.lastLoss.visual ?? Number.NaN), fmtNum(r.lastLoss.text ?? Number.NaN), `${fmtNum(r.simulatedOrMeasuredMs / 1000)} s`]),
+            [out.a, out.b].map((r) => [
+              r.runId,
+              r.status,
+              r.steps,
+              r.visualSteps,
+              r.textSteps,
+              r.specHash ?? "-",
+              fmtNum(r.lastLoss.visual ?? Number.NaN),
+              fmtNum(r.lastLoss.text ?? Number.NaN),
+              `${fmtNum(r.simulatedOrMeasuredMs / 1000)} s`,
+            ]),
           ),
         )
         println(
@@ -406,11 +502,18 @@ const diffCommand = Command.make(
     }).pipe((eff) => withStore(store, eff)),
 ).pipe(Command.withDescription("Compare two runs step by step (exit 1 when they differ, like diff)."))
 
+/** The step of a step event (StepCompleted / StepFailed), for the log rules. */
+export const stepOfEvent = (e: RunEvent): number | undefined =>
+  e._tag === "StepCompleted" || e._tag === "StepFailed" ? e.step : undefined
+
 /** Reads a log file line by line, in bounded memory, decoding every event. */
 export const fileEvents = (file: string, format?: "jsonl" | "mllog") =>
   Stream.unwrap(
     Effect.gen(function* () {
-      yield* readTextFile(file, "log file").pipe(Effect.asVoid, Effect.catchAll((e) => (existsSync(file) ? Effect.void : Effect.fail(e))))
+      yield* readTextFile(file, "log file").pipe(
+        Effect.asVoid,
+        Effect.catchAll((e) => (existsSync(file) ? Effect.void : Effect.fail(e))),
+      )
       let fmt = format
       let lineNo = 0
       const lines = Stream.fromAsyncIterable(
@@ -441,7 +544,8 @@ const verifyCommand = Command.make(
   (o) =>
     Effect.gen(function* () {
       if (Option.isNone(o.log)) {
-        if (Option.isNone(o.scenario)) return yield* badInput("verify: give a scenario file, or --log RUN|FILE")
+        if (Option.isNone(o.scenario))
+          return yield* badInput("verify: give a scenario file, or --log RUN|FILE")
         return yield* verifyScenario(o.scenario.value, o.json)
       }
       const target = o.log.value
@@ -455,13 +559,12 @@ const verifyCommand = Command.make(
       let started: RunStarted | undefined
       let position = 0
       let terminal: string | undefined
-      const logItems: Array<{ position: number; type: string; step?: number }> = []
-      const logChecker = checkLog()
+      const logChecker = makeLogChecker()
       let spec: ScheduleSpec | undefined
       yield* events.pipe(
         Stream.runForEach((e) =>
           Effect.gen(function* () {
-            logChecker.push({ position: position++, type: e._tag, ...(typeof eventStep(e) === "number" && e._tag !== "RunStarted" ? { step: eventStep(e)! } : {}) })
+            logChecker.push({ position: position++, type: e._tag, step: stepOfEvent(e) })
             if (e._tag === "RunStarted" && !started) {
               started = e
               const s = override ?? (yield* specOfRun(e))
@@ -474,8 +577,8 @@ const verifyCommand = Command.make(
           }),
         ),
       )
-      void logItems
-      if (!checker || !started || !spec) return yield* badInput(`${target}: no RunStarted event: not a recorded run`)
+      if (!checker || !started || !spec)
+        return yield* badInput(`${target}: no RunStarted event: not a recorded run`)
       // A run that did not complete followed its schedule if its prefix did: check that prefix.
       let report = checker.finish()
       if (terminal !== "RunCompleted") {
@@ -483,14 +586,16 @@ const verifyCommand = Command.make(
         const again: Stream.Stream<RunEvent, unknown, EventStore> = isFile
           ? Stream.map(fileEvents(target), (l) => l.event)
           : readRunEvents(target)
-        yield* again.pipe(Stream.runForEach((e) => Effect.sync(() => e._tag === "StepCompleted" && partial.push(e))))
+        yield* again.pipe(
+          Stream.runForEach((e) => Effect.sync(() => e._tag === "StepCompleted" && partial.push(e))),
+        )
         report = partial.finish()
       }
       const logReport = logChecker.finish()
       const merged = {
         ...report,
-        ok: report.ok && logReport.length === 0,
-        violations: [...logReport, ...report.violations],
+        ok: report.ok && logReport.ok,
+        violations: [...logReport.violations, ...report.violations],
       }
       const label = `${started.runId} (${started.source})${terminal === "RunCompleted" ? "" : ` [${terminal === "RunAborted" ? "aborted" : "incomplete"}: checked the ${report.steps} recorded steps]`}`
       yield* reportVerify(label, merged, o.json)

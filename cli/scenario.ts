@@ -7,12 +7,15 @@ import { badInput, type CliFailure } from "./failure.ts"
 export const readTextFile = (file: string, what = "file"): Effect.Effect<string, CliFailure> =>
   Effect.suspend(() => {
     try {
-      if (statSync(file).isDirectory()) return Effect.fail(badInput(`${file}: is a directory, expected a ${what}`))
+      if (statSync(file).isDirectory())
+        return Effect.fail(badInput(`${file}: is a directory, expected a ${what}`))
       return Effect.succeed(readFileSync(file, "utf8"))
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code
       return Effect.fail(
-        badInput(code === "ENOENT" ? `${file}: no such ${what}` : `${file}: cannot read (${code ?? String(e)})`),
+        badInput(
+          code === "ENOENT" ? `${file}: no such ${what}` : `${file}: cannot read (${code ?? String(e)})`,
+        ),
       )
     }
   })

@@ -16,7 +16,10 @@ const planCommand = Command.make(
   {
     scenario: scenarioArg,
     from: Options.integer("from").pipe(Options.withDefault(0), Options.withDescription("first step to show")),
-    count: Options.integer("count").pipe(Options.withDefault(27), Options.withDescription("number of steps to show")),
+    count: Options.integer("count").pipe(
+      Options.withDefault(27),
+      Options.withDescription("number of steps to show"),
+    ),
     json: jsonOption,
   },
   ({ scenario, from, count, json }) =>
@@ -31,14 +34,30 @@ const planCommand = Command.make(
       if (json) return printJson(plans)
       printPlanTable(spec, plans, planner.total)
     }),
-).pipe(Command.withDescription("Show what each step of a schedule does: phase, modality, cycle, micro-step, update, lr."))
+).pipe(
+  Command.withDescription(
+    "Show what each step of a schedule does: phase, modality, cycle, micro-step, update, lr.",
+  ),
+)
 
 const printPlanTable = (spec: ScheduleSpec, plans: ReadonlyArray<StepPlan>, total: number) => {
   const groups = spec.optimizer.groups.map((g) => g.name)
-  println(`${spec.name}: ${total} steps in ${spec.phases.length} phase(s); showing ${plans[0]!.step}..${plans.at(-1)!.step}`)
+  println(
+    `${spec.name}: ${total} steps in ${spec.phases.length} phase(s); showing ${plans[0]!.step}..${plans.at(-1)!.step}`,
+  )
   println(
     table(
-      ["step", "phase", "phase step", "mod", "cycle", "pos", "micro", "update", ...groups.map((g) => `lr ${g}`)],
+      [
+        "step",
+        "phase",
+        "phase step",
+        "mod",
+        "cycle",
+        "pos",
+        "micro",
+        "update",
+        ...groups.map((g) => `lr ${g}`),
+      ],
       plans.map((p) => [
         p.step,
         p.phase,
@@ -82,7 +101,13 @@ export const verifySpec = (spec: ScheduleSpec): VerifyReport => {
   return checker.finish()
 }
 
-export const reportVerify = (label: string, report: VerifyReport, json: boolean) =>
+type AnyViolation = { rule: string; message: string } & ({ step: number } | { position: number })
+
+export const reportVerify = (
+  label: string,
+  report: Omit<VerifyReport, "violations"> & { violations: ReadonlyArray<AnyViolation> },
+  json: boolean,
+) =>
   Effect.gen(function* () {
     if (json) printJson(report)
     else {
@@ -90,13 +115,23 @@ export const reportVerify = (label: string, report: VerifyReport, json: boolean)
       println(
         table(
           ["steps", "visual", "text", "updates V", "updates T", "cycles"],
-          [[report.steps, report.visualSteps, report.textSteps, report.updates.visual, report.updates.text, report.cycles]],
+          [
+            [
+              report.steps,
+              report.visualSteps,
+              report.textSteps,
+              report.updates.visual,
+              report.updates.text,
+              report.cycles,
+            ],
+          ],
         ),
       )
       if (report.ok) println("PASS: every invariant holds")
       else {
         println(`FAIL: ${report.violations.length} violation(s)`)
-        for (const v of report.violations) println(`  [${v.rule}] step ${v.step}: ${v.message}`)
+        for (const v of report.violations)
+          println(`  [${v.rule}] ${"step" in v ? `step ${v.step}` : `event ${v.position}`}: ${v.message}`)
       }
     }
     if (!report.ok) return yield* failedCheck(json ? "" : "verification failed")

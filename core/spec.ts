@@ -6,6 +6,7 @@
  * errors, so a typo never passes silently.
  */
 import { Data, Either, ParseResult, Schema } from "effect"
+import { jsonErrorOffset, lineColumn } from "./json-error.ts"
 
 export const Modality = Schema.Literal("visual", "text")
 export type Modality = typeof Modality.Type
@@ -209,16 +210,14 @@ export const parseSpec = (text: string, source = "scenario"): Either.Either<Sche
   return decodeSpec(json, source)
 }
 
-/** JSON.parse's message carries a character offset; turn it into line:column. */
+/** JSON.parse's message, with the line and column of the first error. */
 export const describeJsonError = (text: string, e: unknown): string => {
-  const msg = e instanceof Error ? e.message : String(e)
-  const m = /position (\d+)/.exec(msg)
-  if (!m) return `invalid JSON: ${msg}`
-  const pos = Number(m[1])
-  const before = text.slice(0, pos)
-  const line = before.split("\n").length
-  const col = pos - before.lastIndexOf("\n")
-  return `invalid JSON at line ${line}, column ${col}: ${msg.replace(/ in JSON at position \d+.*$/, "")}`
+  const msg = (e instanceof Error ? e.message : String(e)).split("\n")[0]!
+  const offset = jsonErrorOffset(text)
+  if (offset === undefined) return `invalid JSON: ${msg}`
+  const { line, column } = lineColumn(text, offset)
+  const near = text.slice(offset, offset + 12).split("\n")[0]
+  return `invalid JSON at line ${line}, column ${column}${near ? ` (near ${JSON.stringify(near)})` : " (unexpected end)"}`
 }
 
 export const encodeSpec = Schema.encodeSync(ScheduleSpec)

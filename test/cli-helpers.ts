@@ -13,7 +13,10 @@ export interface CliResult {
   readonly stderr: string
 }
 
-export const runCli = (args: ReadonlyArray<string>, opts: { cwd?: string; env?: Record<string, string> } = {}) =>
+export const runCli = (
+  args: ReadonlyArray<string>,
+  opts: { cwd?: string; env?: Record<string, string> } = {},
+) =>
   new Promise<CliResult>((done) => {
     execFile(
       process.execPath,

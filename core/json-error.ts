@@ -1,0 +1,108 @@
+/**
+ * Where JSON text goes wrong. Node 20's JSON.parse often names no position ("Unexpected token
+ * ',', ...] is not valid JSON"), so a scanner finds the first offending character and we report
+ * its line and column.
+ */
+
+/** Offset of the first syntax error in `text`, or undefined when it is valid JSON. */
+export const jsonErrorOffset = (text: string): number | undefined => {
+  let i = 0
+  const ws = () => {
+    while (i < text.length && " \t\n\r".includes(text[i]!)) i++
+  }
+  const fail = (): never => {
+    throw i
+  }
+  const literal = (word: string) => {
+    if (text.startsWith(word, i)) i += word.length
+    else fail()
+  }
+  const string = () => {
+    i++ // opening quote
+    while (i < text.length) {
+      const c = text[i]!
+      if (c === '"') {
+        i++
+        return
+      }
+      if (c === "\\") {
+        i++
+        if (text[i] === "u") {
+          if (!/^[0-9a-fA-F]{4}$/.test(text.slice(i + 1, i + 5))) fail()
+          i += 5
+        } else if ('"\\/bfnrt'.includes(text[i] ?? "")) i++
+        else fail()
+      } else if (c < " ") fail()
+      else i++
+    }
+    fail()
+  }
+  const number = () => {
+    const m = /^-?(0|[1-9]\d*)(\.\d+)?([eE][+-]?\d+)?/.exec(text.slice(i))
+    if (!m || m[0] === "" || m[0] === "-") fail()
+    i += m![0].length
+  }
+  const value = (): void => {
+    ws()
+    const c = text[i]
+    if (c === "{") {
+      i++
+      ws()
+      if (text[i] === "}") {
+        i++
+        return
+      }
+      for (;;) {
+        ws()
+        if (text[i] !== '"') fail()
+        string()
+        ws()
+        if (text[i] !== ":") fail()
+        i++
+        value()
+        ws()
+        if (text[i] === ",") i++
+        else if (text[i] === "}") {
+          i++
+          return
+        } else fail()
+      }
+    } else if (c === "[") {
+      i++
+      ws()
+      if (text[i] === "]") {
+        i++
+        return
+      }
+      for (;;) {
+        value()
+        ws()
+        if (text[i] === ",") i++
+        else if (text[i] === "]") {
+          i++
+          return
+        } else fail()
+      }
+    } else if (c === '"') string()
+    else if (c === "t") literal("true")
+    else if (c === "f") literal("false")
+    else if (c === "n") literal("null")
+    else if (c === "-" || (c !== undefined && c >= "0" && c <= "9")) number()
+    else fail()
+  }
+  try {
+    value()
+    ws()
+    if (i < text.length) fail()
+    return undefined
+  } catch (at) {
+    if (typeof at === "number") return at
+    throw at
+  }
+}
+
+/** 1-based line and column of an offset. */
+export const lineColumn = (text: string, offset: number): { line: number; column: number } => {
+  const before = text.slice(0, offset)
+  return { line: before.split("\n").length, column: offset - before.lastIndexOf("\n") }
+}
