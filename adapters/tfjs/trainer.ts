@@ -1,0 +1,398 @@
+/**
+ * The training loop body of the tfjs adapter, free of Effect: one micro-step, evaluation,
+ * checkpoint and restore over a model, an optimizer and the two loaders.
+ */
+import { readFile, writeFile } from "node:fs/promises"
+import * as tf from "@tensorflow/tfjs-core"
+import { expectedVisualSteps, type StepPlan } from "../../core/plan.ts"
+import type { Modality, ScheduleSpec } from "../../core/spec.ts"
+import {
+  ALL_CLASSES,
+  boxBiasFor,
+  boxEmbedding,
+  classTokens,
+  iou,
+  makeImageBatch,
+  OBJECTS_PER_IMAGE,
+  patchesPerImage,
+  type Sample,
+  textBatchAt,
+  type VisualBatch,
+  validationSet,
+  visualBatchAt,
+  visualPairs,
+} from "./data.ts"
+import {
+  ALIGN_WEIGHT,
+  alignmentLoss,
+  BOX_WEIGHT,
+  boxAnchors,
+  boxL1,
+  classOneHot,
+  createModel,
+  encodeImages,
+  encodeText,
+  encodeVisual,
+  focalLoss,
+  type Model,
+  oneHotTokens,
+  predictBoxes,
+  scorePrompts,
+} from "./model.ts"
+import { makeOptimizer, type OptimizerSnapshot, type TrainOptimizer } from "./optimizer.ts"
+import { assignGroups, type ModuleName } from "./param-groups.ts"
+import type { ModelPreset } from "./presets.ts"
+
+/** A non-finite loss: the update is not applied. */
+export class NonFiniteLoss extends Error {
+  override readonly name = "NonFiniteLoss"
+}
+
+/**
+ * Alignment is legitimate once the text branch has been trained: in a visual step that comes after
+ * at least one text step of the schedule. A pure function of (spec, plan), so resume needs no
+ * state. A visual-only run therefore never aligns to an untrained text encoder, and its text
+ * prompts stay at chance.
+ */
+export const textStepsBefore = (spec: ScheduleSpec, plan: Pick<StepPlan, "phase" | "phaseStep">): number => {
+  let n = 0
+  for (const p of spec.phases) {
+    if (p.name === plan.phase)
+      return n + plan.phaseStep - expectedVisualSteps({ ...p, steps: plan.phaseStep })
+    n += p.steps - expectedVisualSteps(p)
+  }
+  throw new Error(`phase "${plan.phase}" is not in the spec`)
+}
+
+export interface StepResult {
+  readonly losses: Record<string, number>
+  readonly samples: number
+}
+
+export interface EvalValues {
+  readonly values: Record<Modality, number>
+  readonly chance: number
+  readonly prompts: Record<Modality, number>
+}
+
+const EVAL_CHUNK = 32
+
+export interface Trainer {
+  readonly model: Model
+  readonly optimizer: TrainOptimizer
+  readonly groups: Record<ModuleName, string>
+  readonly step: (plan: StepPlan) => Promise<StepResult>
+  readonly evaluate: () => Promise<EvalValues>
+  readonly checkpoint: (file: string) => Promise<void>
+  readonly restore: (file: string) => Promise<void>
+  readonly dispose: () => void
+}
+
+const CHECKPOINT_FORMAT = "interleave-tfjs-checkpoint/1"
+
+const b64 = (a: Float32Array): string => Buffer.from(a.buffer, a.byteOffset, a.byteLength).toString("base64")
+const unb64 = (s: string): Float32Array => {
+  const buf = Buffer.from(s, "base64")
+  const out = new Float32Array(buf.byteLength / 4)
+  new Uint8Array(out.buffer).set(buf)
+  return out
+}
+
+export const makeTrainer = (spec: ScheduleSpec, preset: ModelPreset, validationImages: number): Trainer => {
+  const model = createModel(preset, spec.seed)
+  const groups = assignGroups(spec.optimizer.groups.map((g) => g.name))
+  const decayOf = new Map(
+    spec.optimizer.groups.map((g) => [g.name, g.weightDecay ?? spec.optimizer.weightDecay]),
+  )
+  const optimizer = makeOptimizer(
+    spec.optimizer,
+    model.params.map((param) => ({
+      param,
+      group: groups[param.module],
+      weightDecay: decayOf.get(groups[param.module]) ?? 0,
+    })),
+  )
+  // Each modality trains only the modules on its path; the other prompt encoder gets no gradient.
+  const varsFor: Record<Modality, tf.Variable[]> = {
+    visual: model.params.filter((p) => p.module !== "text-encoder").map((p) => p.variable),
+    text: model.params.filter((p) => p.module !== "visual-encoder").map((p) => p.variable),
+  }
+  const allTokens = tf.keep(oneHotTokens(classTokens(ALL_CLASSES)))
+  const headBias = model.params.find((p) => p.name === "head/bias")!.variable
+
+  const step = async (plan: StepPlan): Promise<StepResult> => {
+    const size = spec.batch[plan.modality].size
+    const align = plan.modality === "visual" && textStepsBefore(spec, plan) > 0
+    const batch =
+      plan.modality === "visual"
+        ? visualBatchAt(preset, spec.seed, plan.step, size, preset.boxFreqs)
+        : textBatchAt(preset, spec.seed, plan.step, size)
+    const n = patchesPerImage(preset)
+    const inputs = tf.tidy(() => ({
+      patches: tf.tensor(batch.patches, [size * n, batch.patches.length / (size * n)]),
+      boxTargets: tf.tensor(batch.boxTargets, [size * n, 4]),
+      boxMask: tf.tensor(batch.boxMask, [size * n, 1]),
+      targets: tf.tensor(batch.targets, [batch.promptClass.length, size * n]),
+      anchors: boxAnchors(model, size),
+      // Stop-gradient: the text embeddings are computed outside the tape, as constants.
+      textConst: align ? encodeText(model, allTokens) : undefined,
+      classes: align ? classOneHot(batch.promptClass) : undefined,
+      boxEmb:
+        batch.modality === "visual"
+          ? tf.tensor(batch.boxEmbeddings, [batch.promptClass.length, 8 * preset.boxFreqs])
+          : undefined,
+      boxBias:
+        batch.modality === "visual"
+          ? tf.tensor(batch.boxBias, [size, batch.promptClass.length / size, n])
+          : undefined,
+    }))
+    const positives = batch.targets.reduce((a, b) => a + b, 0)
+    const masked = batch.boxMask.reduce((a, b) => a + b, 0)
+    const parts: Record<string, tf.Tensor> = {}
+    let value: tf.Scalar | undefined
+    let grads: tf.NamedTensorMap = {}
+    try {
+      const out = tf.variableGrads(() => {
+        const feats = encodeImages(model, inputs.patches, size)
+        const prompts =
+          plan.modality === "visual"
+            ? encodeVisual(model, feats, inputs.boxEmb!, inputs.boxBias!)
+            : encodeText(model, allTokens)
+        const cls = focalLoss(scorePrompts(model, prompts, feats), inputs.targets, positives)
+        const box = boxL1(
+          predictBoxes(model, feats, inputs.anchors),
+          inputs.boxTargets,
+          inputs.boxMask,
+          masked,
+        )
+        let total = tf.add(cls, tf.mul(box, BOX_WEIGHT))
+        parts.cls = tf.keep(cls)
+        parts.box = tf.keep(box)
+        if (align) {
+          const a = alignmentLoss(prompts, inputs.textConst!, inputs.classes!)
+          parts.align = tf.keep(a)
+          total = tf.add(total, tf.mul(a, ALIGN_WEIGHT))
+        }
+        return total as tf.Scalar
+      }, varsFor[plan.modality])
+      value = out.value
+      grads = out.grads
+      const names = Object.keys(parts)
+      const packed = tf.stack([...names.map((k) => parts[k]!), value])
+      const read = await packed.data<"float32">()
+      packed.dispose()
+      const losses: Record<string, number> = {}
+      names.forEach((k, i) => {
+        losses[k] = read[i]!
+      })
+      losses.total = read[names.length]!
+      if (!Object.values(losses).every(Number.isFinite))
+        throw new NonFiniteLoss(
+          `non-finite loss at step ${plan.step} (${plan.modality}): ${JSON.stringify(losses)}; update not applied`,
+        )
+      optimizer.accumulate(grads)
+      grads = {}
+      if (plan.update) {
+        optimizer.apply(plan.lr)
+        // Wait for the update's kernels too, so the step time covers them on async backends.
+        await headBias.data()
+      }
+      return { losses, samples: size }
+    } finally {
+      for (const g of Object.values(grads)) g.dispose()
+      for (const t of Object.values(parts)) t.dispose()
+      value?.dispose()
+      for (const t of Object.values(inputs)) t?.dispose()
+    }
+  }
+
+  // Held-out set and its constant inputs, built once.
+  const val: ReadonlyArray<Sample> = validationSet(preset, spec.seed ^ 0x5eed, validationImages)
+  const pairs = visualPairs(val)
+
+  const evaluate = async (): Promise<EvalValues> => {
+    const n = patchesPerImage(preset)
+    const k = OBJECTS_PER_IMAGE
+    const chunks: Array<{ from: number; samples: ReadonlyArray<Sample> }> = []
+    for (let i = 0; i < val.length; i += EVAL_CHUNK)
+      chunks.push({ from: i, samples: val.slice(i, i + EVAL_CHUNK) })
+    const feats: tf.Tensor[] = []
+    const visualEmb: tf.Tensor[] = []
+    const boxes: Float32Array[] = []
+    try {
+      for (const c of chunks) {
+        const imgs = makeImageBatch(preset, c.samples)
+        const b = c.samples.length
+        const prompts = c.samples.flatMap((s) => s.instances)
+        const [f, e, bx] = tf.tidy(() => {
+          const f = encodeImages(model, tf.tensor(imgs.patches, [b * n, imgs.patches.length / (b * n)]), b)
+          const emb = tf.tensor(
+            prompts.flatMap((p) => boxEmbedding(p.box, preset.boxFreqs)),
+            [prompts.length, 8 * preset.boxFreqs],
+          )
+          const bias = tf.tensor(
+            boxBiasFor(
+              preset,
+              prompts.map((p) => p.box),
+            ),
+            [b, k, n],
+          )
+          return [f, encodeVisual(model, f, emb, bias), predictBoxes(model, f, boxAnchors(model, b))]
+        })
+        feats.push(f)
+        visualEmb.push(e)
+        boxes.push(new Float32Array(await bx.data<"float32">()))
+        bx.dispose()
+      }
+      const allVisual = tf.concat(visualEmb)
+      const textEmb = tf.tidy(() => encodeText(model, allTokens))
+      let visualHits = 0
+      let textHits = 0
+      let visualCount = 0
+      let textCount = 0
+      for (const [ci, c] of chunks.entries()) {
+        const b = c.samples.length
+        // Per target image, its K prompts: the text names of its objects, and cross-image exemplars.
+        const textIdx = c.samples.flatMap((s) => s.instances.map((o) => o.cls))
+        const chunkPairs = pairs.filter((p) => p.target >= c.from && p.target < c.from + b)
+        const visIdx = c.samples.flatMap((_, j) => {
+          const mine = chunkPairs.filter((p) => p.target === c.from + j).map((p) => p.exemplar)
+          while (mine.length < k) mine.push(0)
+          return mine
+        })
+        const best = tf.tidy(() => {
+          const f = tf.reshape(feats[ci]!, [b, n, preset.width])
+          const top = (emb: tf.Tensor, idx: number[]) => {
+            const q = tf.reshape(tf.gather(emb, tf.tensor1d(idx, "int32")), [b, k, preset.width])
+            return tf.argMax(tf.matMul(q, f, false, true), 2)
+          }
+          return tf.stack([top(textEmb, textIdx), top(allVisual, visIdx)])
+        })
+        const arg = await best.data<"int32">()
+        best.dispose()
+        const hit = (image: number, slot: number, offset: number, cls: number): boolean => {
+          const patch = arg[offset + slot]!
+          const r = (image * n + patch) * 4
+          const bx = boxes[ci]!
+          const [cx, cy, w, h] = [bx[r]!, bx[r + 1]!, bx[r + 2]!, bx[r + 3]!]
+          const pred = [cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2] as const
+          const truth = c.samples[image]!.instances.find((o) => o.cls === cls)!
+          return iou(pred, truth.box) >= 0.5
+        }
+        for (let j = 0; j < b; j++) {
+          c.samples[j]!.instances.forEach((o, s) => {
+            textCount++
+            if (hit(j, j * k + s, 0, o.cls)) textHits++
+          })
+          chunkPairs
+            .filter((p) => p.target === c.from + j)
+            .forEach((p, s) => {
+              visualCount++
+              if (hit(j, j * k + s, b * k, p.cls)) visualHits++
+            })
+        }
+      }
+      allVisual.dispose()
+      textEmb.dispose()
+      return {
+        values: { visual: visualHits / Math.max(1, visualCount), text: textHits / Math.max(1, textCount) },
+        // A prompt-blind detector that boxes one of the image's objects at random.
+        chance: 1 / OBJECTS_PER_IMAGE,
+        prompts: { visual: visualCount, text: textCount },
+      }
+    } finally {
+      for (const t of [...feats, ...visualEmb]) t.dispose()
+    }
+  }
+
+  const checkpoint = async (file: string): Promise<void> => {
+    const params = []
+    for (const p of model.params)
+      params.push({
+        name: p.name,
+        shape: p.variable.shape,
+        data: b64(new Float32Array(await p.variable.data())),
+      })
+    const opt = await optimizer.snapshot()
+    const enc = (x: Float32Array | undefined) => (x ? b64(x) : undefined)
+    const doc = {
+      format: CHECKPOINT_FORMAT,
+      preset: preset.name,
+      seed: spec.seed,
+      params,
+      optimizer: {
+        kind: opt.kind,
+        accumulated: opt.accumulated,
+        buckets: opt.buckets.map((x) => ({
+          key: x.key,
+          params: x.params,
+          t: x.t,
+          m: enc(x.m),
+          v: enc(x.v),
+          buf: enc(x.buf),
+          acc: enc(x.acc),
+        })),
+      },
+    }
+    await writeFile(file, JSON.stringify(doc))
+  }
+
+  const restore = async (file: string): Promise<void> => {
+    const doc = JSON.parse(await readFile(file, "utf8")) as {
+      format: string
+      preset: string
+      params: Array<{ name: string; shape: number[]; data: string }>
+      optimizer: {
+        kind: OptimizerSnapshot["kind"]
+        accumulated: number
+        buckets: Array<{
+          key: string
+          params: string[]
+          t: number
+          m?: string
+          v?: string
+          buf?: string
+          acc?: string
+        }>
+      }
+    }
+    if (doc.format !== CHECKPOINT_FORMAT) throw new Error(`${file}: not a ${CHECKPOINT_FORMAT} file`)
+    if (doc.preset !== preset.name)
+      throw new Error(`${file}: checkpoint of preset ${doc.preset}, the session runs ${preset.name}`)
+    const byName = new Map(model.params.map((p) => [p.name, p]))
+    if (doc.params.length !== model.params.length)
+      throw new Error(`${file}: ${doc.params.length} parameters, the model has ${model.params.length}`)
+    for (const saved of doc.params) {
+      const p = byName.get(saved.name)
+      if (!p || p.variable.shape.join("x") !== saved.shape.join("x"))
+        throw new Error(`${file}: parameter ${saved.name} does not match the model`)
+      const t = tf.tensor(unb64(saved.data), saved.shape)
+      p.variable.assign(t)
+      t.dispose()
+    }
+    const dec = (s: string | undefined) => (s ? unb64(s) : undefined)
+    optimizer.load({
+      kind: doc.optimizer.kind,
+      accumulated: doc.optimizer.accumulated,
+      buckets: doc.optimizer.buckets.map((x) => ({
+        key: x.key,
+        params: x.params,
+        t: x.t,
+        m: dec(x.m),
+        v: dec(x.v),
+        buf: dec(x.buf),
+        acc: dec(x.acc),
+      })),
+    })
+  }
+
+  const dispose = (): void => {
+    optimizer.dispose()
+    model.dispose()
+    allTokens.dispose()
+  }
+
+  return { model, optimizer, groups, step, evaluate, checkpoint, restore, dispose }
+}
+
+export type { VisualBatch }
