@@ -11,9 +11,12 @@
  *   are optional dependencies whose install needs libtensorflow; usually absent).
  */
 import * as os from "node:os"
+// Named imports, not bare ones: the cpu package marks its Node build side-effect free, so a
+// bundler (esbuild, in ../shared/gpu/pack.sh) would drop `import "@tensorflow/tfjs-backend-cpu"`
+// and with it the backend's registration.
+import { version_cpu } from "@tensorflow/tfjs-backend-cpu"
+import { version_wasm } from "@tensorflow/tfjs-backend-wasm"
 import * as tf from "@tensorflow/tfjs-core"
-import "@tensorflow/tfjs-backend-cpu"
-import "@tensorflow/tfjs-backend-wasm"
 import { registerGradients } from "./gradients.ts"
 
 export const BACKEND_NAMES = ["cpu", "wasm", "webgpu", "tensorflow"] as const
@@ -37,6 +40,9 @@ export class BackendUnavailableError extends Error {
 }
 
 registerGradients()
+
+/** Device text of the JS backend; naming the package version keeps it in bundles. */
+const jsDevice = (): string => `JavaScript (tfjs-backend-cpu ${version_cpu}) on ${cpuDevice()}`
 
 const cpuDevice = (): string => {
   const cpus = os.cpus()
@@ -144,14 +150,14 @@ const probeTensorflow = (): Promise<{ device: string } | { reason: string }> => 
 const wasmFeatures = async (): Promise<string> => {
   const simd = await tf.env().getAsync("WASM_HAS_SIMD_SUPPORT")
   const threads = await tf.env().getAsync("WASM_HAS_MULTITHREAD_SUPPORT")
-  return `WebAssembly (SIMD ${simd ? "on" : "off"}, threads ${threads ? "on" : "off"}) on ${cpuDevice()}`
+  return `WebAssembly (tfjs-backend-wasm ${version_wasm}, SIMD ${simd ? "on" : "off"}, threads ${threads ? "on" : "off"}) on ${cpuDevice()}`
 }
 
 // ---- public ------------------------------------------------------------------------------------
 
 /** Availability of every backend on this machine. Does not change the active backend. */
 export const listBackends = async (): Promise<BackendStatus[]> => {
-  const out: BackendStatus[] = [{ name: "cpu", available: true, device: `JavaScript on ${cpuDevice()}` }]
+  const out: BackendStatus[] = [{ name: "cpu", available: true, device: jsDevice() }]
   const wasmOk = tf.findBackendFactory("wasm") !== null
   out.push(
     wasmOk
@@ -195,7 +201,7 @@ export const useBackend = async (name: string): Promise<{ name: BackendName; dev
         `tfjs backend "${name}" is unavailable: ${r.reason}. Available here: ${await availableSummary()}`,
       )
     device = r.device
-  } else device = name === "wasm" ? await wasmFeatures() : `JavaScript on ${cpuDevice()}`
+  } else device = name === "wasm" ? await wasmFeatures() : jsDevice()
   let ok = false
   let cause = ""
   try {

@@ -129,7 +129,9 @@ export const createModel = (preset: ModelPreset, seed: number): Model => {
   // Prior on the score bias (focal-loss practice): most (prompt, patch) pairs are negative.
   add("head", "head/bias", [1], -4)
   dense("head", "head/box1", d, d)
-  dense("head", "head/box2", d, 4)
+  // Zero-initialised box output: every patch starts at its anchor instead of a random box.
+  add("head", "head/box2/w", [d, 4], "zeros")
+  add("head", "head/box2/b", [4], "zeros")
 
   const byVariable = new Map(params.map((p) => [p.variable.name, p]))
   return {
@@ -279,7 +281,7 @@ export const predictBoxes = (model: Model, feats: tf.Tensor, anchors: tf.Tensor)
 // ---- losses ------------------------------------------------------------------------------------
 
 export const FOCAL_ALPHA = 0.25
-export const BOX_WEIGHT = 5
+export const BOX_WEIGHT = 10
 export const ALIGN_WEIGHT = 1
 export const ALIGN_TEMPERATURE = 0.1
 

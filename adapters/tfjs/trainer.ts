@@ -14,6 +14,7 @@ import {
   iou,
   makeImageBatch,
   OBJECTS_PER_IMAGE,
+  patchCentre,
   patchesPerImage,
   type Sample,
   textBatchAt,
@@ -72,6 +73,8 @@ export interface StepResult {
 export interface EvalValues {
   readonly values: Record<Modality, number>
   readonly chance: number
+  /** Fraction of prompts whose top patch lies on an object of the prompted class (box ignored). */
+  readonly located: Record<Modality, number>
   readonly prompts: Record<Modality, number>
 }
 
@@ -246,10 +249,9 @@ export const makeTrainer = (spec: ScheduleSpec, preset: ModelPreset, validationI
       }
       const allVisual = tf.concat(visualEmb)
       const textEmb = tf.tidy(() => encodeText(model, allTokens))
-      let visualHits = 0
-      let textHits = 0
-      let visualCount = 0
-      let textCount = 0
+      const hits = { visual: 0, text: 0 }
+      const found = { visual: 0, text: 0 }
+      const count = { visual: 0, text: 0 }
       for (const [ci, c] of chunks.entries()) {
         const b = c.samples.length
         // Per target image, its K prompts: the text names of its objects, and cross-image exemplars.
@@ -270,35 +272,44 @@ export const makeTrainer = (spec: ScheduleSpec, preset: ModelPreset, validationI
         })
         const arg = await best.data<"int32">()
         best.dispose()
-        const hit = (image: number, slot: number, offset: number, cls: number): boolean => {
+        // Scores one prompt: did its top patch land on the class's object, and is its box good?
+        const score = (m: Modality, image: number, slot: number, offset: number, cls: number): void => {
           const patch = arg[offset + slot]!
           const r = (image * n + patch) * 4
           const bx = boxes[ci]!
           const [cx, cy, w, h] = [bx[r]!, bx[r + 1]!, bx[r + 2]!, bx[r + 3]!]
           const pred = [cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2] as const
           const truth = c.samples[image]!.instances.find((o) => o.cls === cls)!
-          return iou(pred, truth.box) >= 0.5
+          const [px, py] = patchCentre(preset, patch)
+          count[m]++
+          if (px >= truth.box[0] && px <= truth.box[2] && py >= truth.box[1] && py <= truth.box[3]) found[m]++
+          if (iou(pred, truth.box) >= 0.5) hits[m]++
         }
         for (let j = 0; j < b; j++) {
           c.samples[j]!.instances.forEach((o, s) => {
-            textCount++
-            if (hit(j, j * k + s, 0, o.cls)) textHits++
+            score("text", j, j * k + s, 0, o.cls)
           })
           chunkPairs
             .filter((p) => p.target === c.from + j)
             .forEach((p, s) => {
-              visualCount++
-              if (hit(j, j * k + s, b * k, p.cls)) visualHits++
+              score("visual", j, j * k + s, b * k, p.cls)
             })
         }
       }
       allVisual.dispose()
       textEmb.dispose()
       return {
-        values: { visual: visualHits / Math.max(1, visualCount), text: textHits / Math.max(1, textCount) },
+        values: {
+          visual: hits.visual / Math.max(1, count.visual),
+          text: hits.text / Math.max(1, count.text),
+        },
+        located: {
+          visual: found.visual / Math.max(1, count.visual),
+          text: found.text / Math.max(1, count.text),
+        },
         // A prompt-blind detector that boxes one of the image's objects at random.
         chance: 1 / OBJECTS_PER_IMAGE,
-        prompts: { visual: visualCount, text: textCount },
+        prompts: count,
       }
     } finally {
       for (const t of [...feats, ...visualEmb]) t.dispose()
