@@ -217,6 +217,29 @@ describe("SQLite event store", () => {
     }),
   )
 
+  it.live("lets a huge append and a small one race on two connections: one wins, one VersionConflict", () =>
+    Effect.gen(function* () {
+      const file = freshPath()
+      yield* Effect.scoped(
+        Effect.gen(function* () {
+          const a = yield* makeSqliteEventStore(file)
+          const b = yield* makeSqliteEventStore(file)
+          // Long enough that the fiber running it yields to the other one mid-transaction.
+          const huge = Array.from({ length: 60_000 }, (_, i) => ev("Huge", { i }))
+          const results = yield* Effect.all([a.append("run", huge, 0), b.append("run", [ev("Small")], 0)], {
+            concurrency: "unbounded",
+            mode: "either",
+          })
+          const losses = results.filter(Either.isLeft).map((r) => r.left)
+          expect(losses).toHaveLength(1)
+          expect(losses[0]).toBeInstanceOf(VersionConflict)
+          const version = yield* b.version("run")
+          expect([1, 60_000]).toContain(version)
+        }),
+      )
+    }),
+  )
+
   it.live("provides the EventStore service as a layer", () =>
     Effect.gen(function* () {
       const store = yield* EventStore
