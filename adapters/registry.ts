@@ -17,7 +17,9 @@ export const loadAdapter = (kind: string): Effect.Effect<TrainingAdapterShape, A
   const load = loaders[kind as AdapterKind]
   if (!load)
     return Effect.fail(
-      new AdapterUnavailable({ message: `unknown adapter "${kind}"; known adapters: ${ADAPTER_KINDS.join(", ")}` }),
+      new AdapterUnavailable({
+        message: `unknown adapter "${kind}"; known adapters: ${ADAPTER_KINDS.join(", ")}`,
+      }),
     )
   return Effect.tryPromise({
     try: load,

@@ -22,7 +22,9 @@ const WALL_CLOCK = new Set(["startedAt", "completedAt", "abortedAt", "versions"]
 const MEASURED = new Set(["durationMs", "memory", "file", "info"])
 
 const numbersClose = (a: number, b: number, tol: number) =>
-  a === b || (Number.isNaN(a) && Number.isNaN(b)) || Math.abs(a - b) <= tol * Math.max(Math.abs(a), Math.abs(b))
+  a === b ||
+  (Number.isNaN(a) && Number.isNaN(b)) ||
+  Math.abs(a - b) <= tol * Math.max(Math.abs(a), Math.abs(b))
 
 const diffValues = (a: unknown, b: unknown, path: string, opts: CompareOptions): Difference | undefined => {
   if (typeof a === "number" && typeof b === "number")
@@ -33,7 +35,12 @@ const diffValues = (a: unknown, b: unknown, path: string, opts: CompareOptions):
   const keys = new Set([...Object.keys(a), ...Object.keys(b)])
   for (const k of keys) {
     if (WALL_CLOCK.has(k) || (!opts.measurements && MEASURED.has(k))) continue
-    const d = diffValues((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k], path ? `${path}.${k}` : k, opts)
+    const d = diffValues(
+      (a as Record<string, unknown>)[k],
+      (b as Record<string, unknown>)[k],
+      path ? `${path}.${k}` : k,
+      opts,
+    )
     if (d) return d
   }
   return undefined
@@ -44,10 +51,17 @@ export const compareEvents = (a: RunEvent, b: RunEvent, opts: CompareOptions): D
   if (a._tag !== b._tag) return { path: "_tag", a: a._tag, b: b._tag }
   if (a._tag === "RunStarted" && b._tag === "RunStarted") {
     // A replay re-creates the run: identity and provenance differ by design.
-    const pick = (e: typeof a) => ({ spec: e.spec, steps: e.steps, seed: e.seed, adapter: e.adapter.options, engine: e.engine })
+    const pick = (e: typeof a) => ({
+      spec: e.spec,
+      steps: e.steps,
+      seed: e.seed,
+      adapter: e.adapter.options,
+      engine: e.engine,
+    })
     return diffValues(pick(a), pick(b), "RunStarted", opts)
   }
   return diffValues(a, b, a._tag, opts)
 }
 
-export const stepOf = (e: RunEvent): number | undefined => ("step" in e && typeof e.step === "number" ? e.step : undefined)
+export const stepOf = (e: RunEvent): number | undefined =>
+  "step" in e && typeof e.step === "number" ? e.step : undefined

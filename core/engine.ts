@@ -8,7 +8,8 @@
  */
 import { mkdirSync } from "node:fs"
 import { join } from "node:path"
-import { Data, Effect, Either, Option, Stream } from "effect"
+import { Chunk, Data, Effect, Either, Option, Stream } from "effect"
+import { compareEvents, type Difference } from "./compare.ts"
 import {
   type Checkpointed,
   decodeEvent,
@@ -20,14 +21,13 @@ import {
   toEnvelope,
 } from "./events.ts"
 import { makePlanner, type Planner, type StepPlan } from "./plan.ts"
-import { evolveRunState, initialRunState, type RunState } from "./projections.ts"
+import { evolveRunState, initialRunState, makeRunStateFold, type RunState } from "./projections.ts"
 import { decodeSpec, encodeSpec, type ScheduleSpec, type SpecError } from "./spec.ts"
 import { EventStore, type EventStoreShape, StoreError, type VersionConflict } from "./store/event-store.ts"
-import { compareEvents, type Difference } from "./compare.ts"
 import {
   type AdapterUnavailable,
-  type StepOutcome,
   StepFailure,
+  type StepOutcome,
   TrainingAdapter,
   type TrainingSession,
 } from "./training-adapter.ts"
@@ -76,7 +76,8 @@ export class Divergence extends Data.TaggedError("Divergence")<{
 }> {
   override get message(): string {
     const d = this.difference
-    const at = this.step === undefined ? `event ${this.position}` : `step ${this.step} (event ${this.position})`
+    const at =
+      this.step === undefined ? `event ${this.position}` : `step ${this.step} (event ${this.position})`
     return `run ${this.runId} diverges at ${at}: ${d.path}: recorded ${JSON.stringify(d.a)}, replayed ${JSON.stringify(d.b)}`
   }
 }
@@ -120,14 +121,14 @@ const driveRun = (ctx: DriveContext, opts: EngineOptions) =>
 
     const buffer: RunEvent[] = []
     let version = ctx.version
-    let state = ctx.state
+    const fold = makeRunStateFold(ctx.state)
     let lastCkpt = ctx.lastCheckpointStep
     let lastFlush = started
     let done = 0
 
     const emit = (e: RunEvent) => {
       buffer.push(e)
-      state = evolveRunState(state, e)
+      fold.push(e)
     }
     const flush = Effect.suspend(() => {
       if (buffer.length === 0) return Effect.void
@@ -136,7 +137,7 @@ const driveRun = (ctx: DriveContext, opts: EngineOptions) =>
       return Effect.map(store.append(runId, batch, version), (v) => {
         version = v
         lastFlush = Date.now()
-        opts.onProgress?.({ runId, stepsThisSession: done, elapsedMs: lastFlush - started, state })
+        opts.onProgress?.({ runId, stepsThisSession: done, elapsedMs: lastFlush - started, state: fold.state() })
       })
     })
     const evaluate = (step: number) =>
@@ -146,10 +147,22 @@ const driveRun = (ctx: DriveContext, opts: EngineOptions) =>
       })
     const abort = (plan: StepPlan, f: StepFailure) =>
       Effect.gen(function* () {
-        emit({ _tag: "StepFailed", step: plan.step, phase: plan.phase, modality: plan.modality, kind: f.kind, message: f.message })
-        emit({ _tag: "RunAborted", step: plan.step, reason: `${f.kind} at step ${plan.step}: ${f.message}`, abortedAt: Date.now() })
+        emit({
+          _tag: "StepFailed",
+          step: plan.step,
+          phase: plan.phase,
+          modality: plan.modality,
+          kind: f.kind,
+          message: f.message,
+        })
+        emit({
+          _tag: "RunAborted",
+          step: plan.step,
+          reason: `${f.kind} at step ${plan.step}: ${f.message}`,
+          abortedAt: Date.now(),
+        })
         yield* flush
-        return { runId, status: "aborted" as const, state }
+        return { runId, status: "aborted" as const, state: fold.state() }
       })
 
     if (ctx.pendingEval && ctx.from > 0) yield* evaluate(ctx.from - 1)
@@ -189,11 +202,11 @@ const driveRun = (ctx: DriveContext, opts: EngineOptions) =>
       }
       if (stopAt < limit) {
         yield* flush
-        return { runId, status: "stopped" as const, state }
+        return { runId, status: "stopped" as const, state: fold.state() }
       }
-      emit({ _tag: "RunCompleted", steps: state.stepsCompleted, completedAt: Date.now() })
+      emit({ _tag: "RunCompleted", steps: fold.state().stepsCompleted, completedAt: Date.now() })
       yield* flush
-      return { runId, status: "completed" as const, state }
+      return { runId, status: "completed" as const, state: fold.state() }
     })
     // Ctrl-C: keep what was done; the run stays resumable.
     return yield* loop.pipe(Effect.onInterrupt(() => Effect.ignore(flush)))
@@ -223,7 +236,11 @@ export const newRunStarted = (
     source: input.source,
     steps: Math.min(total, input.steps ?? total),
     seed: input.spec.seed,
-    adapter: { kind: session.description.kind, options: session.description.options, info: session.description.info },
+    adapter: {
+      kind: session.description.kind,
+      options: session.description.options,
+      info: session.description.info,
+    },
     versions: runtimeVersions(session.description.info),
     startedAt: Date.now(),
     engine: {
@@ -246,7 +263,9 @@ export const startRun = (input: StartRunInput, opts: EngineOptions = {}) =>
       const store = yield* EventStore
       const adapter = yield* TrainingAdapter
       if ((yield* store.version(input.runId)) > 0)
-        return yield* new RunError({ message: `run "${input.runId}" already exists in the store; pick another --run-id` })
+        return yield* new RunError({
+          message: `run "${input.runId}" already exists in the store; pick another --run-id`,
+        })
       const session = yield* adapter.open({ spec: input.spec, options: input.adapterOptions })
       const started = newRunStarted(input, session, opts)
       const version = yield* store.append(input.runId, [toEnvelope(started)], 0)
@@ -282,30 +301,47 @@ export interface LogSummary {
 export const readRunEvents = (runId: string, options?: { from?: number; to?: number }) =>
   Effect.map(EventStore, (store) =>
     store.read(runId, options).pipe(
-      Stream.mapEffect((e) => decodeEvent(e, `run ${runId}, event ${e.position}`, { validate: false })),
+      // Decoded a page at a time: an Effect per event would cost more than the decode itself.
+      Stream.mapChunksEffect((chunk) => {
+        const out: RunEvent[] = []
+        for (const e of chunk) {
+          const d = decodeEvent(e, `run ${runId}, event ${e.position}`, { validate: false })
+          if (Either.isLeft(d)) return Effect.fail(d.left)
+          out.push(d.right)
+        }
+        return Effect.succeed(Chunk.unsafeFromArray(out))
+      }),
     ),
   ).pipe(Stream.unwrap)
 
 export const summarizeLog = (runId: string) =>
   Effect.gen(function* () {
-    const summary = yield* readRunEvents(runId).pipe(
-      Stream.runFold(
-        { started: undefined, state: initialRunState, version: 0, lastCheckpoint: undefined, lastEvalStep: -1 } as LogSummary,
-        (acc, e) => ({
-          started: e._tag === "RunStarted" ? e : acc.started,
-          state: evolveRunState(acc.state, e),
-          version: acc.version + 1,
-          lastCheckpoint: e._tag === "Checkpointed" ? e : acc.lastCheckpoint,
-          lastEvalStep: e._tag === "EvalCompleted" ? e.step : acc.lastEvalStep,
+    const fold = makeRunStateFold()
+    let started: RunStarted | undefined
+    let version = 0
+    let lastCheckpoint: Checkpointed | undefined
+    let lastEvalStep = -1
+    yield* readRunEvents(runId).pipe(
+      Stream.runForEachChunk((chunk) =>
+        Effect.sync(() => {
+          for (const e of chunk) {
+            fold.push(e)
+            version++
+            if (e._tag === "RunStarted") started ??= e
+            else if (e._tag === "Checkpointed") lastCheckpoint = e
+            else if (e._tag === "EvalCompleted") lastEvalStep = e.step
+          }
         }),
       ),
     )
-    if (summary.version === 0) return yield* new RunError({ message: `no run "${runId}" in the store (see \`interleave runs\`)` })
-    if (!summary.started) return yield* new RunError({ message: `run "${runId}" has no RunStarted event` })
+    if (version === 0) return yield* new RunError({ message: `no run "${runId}" in the store (see \`interleave runs\`)` })
+    if (!started) return yield* new RunError({ message: `run "${runId}" has no RunStarted event` })
+    const summary: LogSummary = { started, state: fold.state(), version, lastCheckpoint, lastEvalStep }
     return summary
   })
 
-export const specOfRun = (started: RunStarted) => decodeSpec(started.spec, `run ${started.runId}: recorded spec`)
+export const specOfRun = (started: RunStarted) =>
+  decodeSpec(started.spec, `run ${started.runId}: recorded spec`)
 
 /** Brings a stateful session to the state after `lastStep`: restore the checkpoint, re-run the rest. */
 const catchUp = (
@@ -342,7 +378,11 @@ const continueRun = (runId: string, opts: EngineOptions) =>
       yield* catchUp(session, planner, log.lastCheckpoint, lastStep)
       const evalEvery = started.engine.evalEvery
       const pendingEval =
-        session.evaluate !== undefined && evalEvery > 0 && lastStep >= 0 && (lastStep + 1) % evalEvery === 0 && log.lastEvalStep !== lastStep
+        session.evaluate !== undefined &&
+        evalEvery > 0 &&
+        lastStep >= 0 &&
+        (lastStep + 1) % evalEvery === 0 &&
+        log.lastEvalStep !== lastStep
       return yield* driveRun(
         {
           runId,
@@ -370,7 +410,13 @@ export const resumeRun = (runId: string, opts: EngineOptions = {}) => continueRu
  * and continues under `spec` from there. `spec` must plan the shared steps as the parent did.
  */
 export const forkRun = (
-  input: { readonly parentId: string; readonly atStep: number; readonly runId: string; readonly spec: ScheduleSpec; readonly source: string },
+  input: {
+    readonly parentId: string
+    readonly atStep: number
+    readonly runId: string
+    readonly spec: ScheduleSpec
+    readonly source: string
+  },
   opts: EngineOptions = {},
 ) =>
   Effect.gen(function* () {
@@ -382,12 +428,16 @@ export const forkRun = (
         message: `--at: step ${input.atStep} is outside the parent's recorded steps (0..${parent.state.lastStep + 1})`,
       })
     if ((yield* store.version(input.runId)) > 0)
-      return yield* new RunError({ message: `run "${input.runId}" already exists in the store; pick another --run-id` })
+      return yield* new RunError({
+        message: `run "${input.runId}" already exists in the store; pick another --run-id`,
+      })
     const parentSpec = yield* specOfRun(pStarted)
     const before = makePlanner(parentSpec)
     const after = makePlanner(input.spec)
     if (after.total < input.atStep)
-      return yield* new RunError({ message: `the fork's schedule has ${after.total} steps, fewer than --at ${input.atStep}` })
+      return yield* new RunError({
+        message: `the fork's schedule has ${after.total} steps, fewer than --at ${input.atStep}`,
+      })
     for (let s = 0; s < input.atStep; s++) {
       const a = before.at(s)
       const b = after.at(s)
@@ -433,7 +483,8 @@ export const forkRun = (
     return yield* continueRun(input.runId, opts)
   })
 
-const describePlan = (p: StepPlan) => `${p.phase}#${p.phaseStep} ${p.modality} micro ${p.micro}${p.update ? " update" : ""}`
+const describePlan = (p: StepPlan) =>
+  `${p.phase}#${p.phaseStep} ${p.modality} micro ${p.micro}${p.update ? " update" : ""}`
 
 /** Finds the first recorded StepCompleted, for tests and `show`. */
 export const firstStep = (runId: string) =>
@@ -480,14 +531,21 @@ export const replayRun = (runId: string, opts: { readonly checkpointDir?: string
         version: () => Effect.succeed(0),
         append: (_stream, events, expected) =>
           Effect.gen(function* () {
-            const recorded = yield* Stream.runCollect(store.read(runId, { from: expected, to: expected + events.length }))
+            const recorded = yield* Stream.runCollect(
+              store.read(runId, { from: expected, to: expected + events.length }),
+            )
             const rec = Array.from(recorded)
             for (const [i, env] of events.entries()) {
               const mine = env.data as RunEvent
               const stored = rec[i]
               const step = "step" in mine && typeof mine.step === "number" ? mine.step : undefined
-              if (!stored) return yield* stop(diverge(expected + i, step, { path: "log", a: "(end of log)", b: mine._tag }))
-              const theirs = decodeEvent(stored, `run ${runId}, event ${stored.position}`, { validate: false })
+              if (!stored)
+                return yield* stop(
+                  diverge(expected + i, step, { path: "log", a: "(end of log)", b: mine._tag }),
+                )
+              const theirs = decodeEvent(stored, `run ${runId}, event ${stored.position}`, {
+                validate: false,
+              })
               if (Either.isLeft(theirs)) return yield* new StoreError({ message: theirs.left.message })
               const d = compareEvents(theirs.right, mine, cmp)
               if (d) return yield* stop(diverge(expected + i, step, d))
@@ -518,8 +576,9 @@ export const replayRun = (runId: string, opts: { readonly checkpointDir?: string
         { stopAfter, checkpointDir: opts.checkpointDir ?? join(".interleave", "replay-checkpoints") },
       ).pipe(
         Effect.provideService(EventStore, sink),
-        Effect.catchTag("StoreError", (e): Effect.Effect<never, StoreError | Divergence> =>
-          found ? Effect.fail(found) : Effect.fail(e),
+        Effect.catchTag(
+          "StoreError",
+          (e): Effect.Effect<never, StoreError | Divergence> => (found ? Effect.fail(found) : Effect.fail(e)),
         ),
       )
       const replayedVersion = 1 + compared
@@ -529,6 +588,11 @@ export const replayRun = (runId: string, opts: { readonly checkpointDir?: string
           a: `${log.version - replayedVersion} more event(s)`,
           b: "(end of replay)",
         })
-      return { runId, eventsCompared: compared + 1, steps: result.state.stepsCompleted, status: result.status }
+      return {
+        runId,
+        eventsCompared: compared + 1,
+        steps: result.state.stepsCompleted,
+        status: result.status,
+      }
     }),
   )

@@ -74,7 +74,12 @@ export const StepCompleted = Schema.TaggedStruct("StepCompleted", {
 })
 export type StepCompleted = typeof StepCompleted.Type
 
-export const StepFailureKindSchema = Schema.Literal("nan-loss", "out-of-memory", "device-lost", "adapter-error")
+export const StepFailureKindSchema = Schema.Literal(
+  "nan-loss",
+  "out-of-memory",
+  "device-lost",
+  "adapter-error",
+)
 
 export const StepFailed = Schema.TaggedStruct("StepFailed", {
   step: Int,
@@ -143,7 +148,11 @@ export const EVENT_VERSIONS: Readonly<Record<RunEventType, number>> = {
 export const isTerminal = (e: RunEvent): e is RunCompleted | RunAborted =>
   e._tag === "RunCompleted" || e._tag === "RunAborted"
 
-export const toEnvelope = (e: RunEvent): EventEnvelope => ({ type: e._tag, version: EVENT_VERSIONS[e._tag], data: e })
+export const toEnvelope = (e: RunEvent): EventEnvelope => ({
+  type: e._tag,
+  version: EVENT_VERSIONS[e._tag],
+  data: e,
+})
 
 export class EventDecodeError extends Data.TaggedError("EventDecodeError")<{
   readonly where: string
@@ -176,7 +185,8 @@ export const decodeEvent = (
 ): Either.Either<RunEvent, EventDecodeError> => {
   const type = env.type as RunEventType
   const known = EVENT_VERSIONS[type]
-  if (known === undefined) return Either.left(new EventDecodeError({ where, reason: `unknown event type "${env.type}"` }))
+  if (known === undefined)
+    return Either.left(new EventDecodeError({ where, reason: `unknown event type "${env.type}"` }))
   if (env.version !== known)
     return Either.left(
       new EventDecodeError({
@@ -187,7 +197,9 @@ export const decodeEvent = (
   if (!options.validate) return Either.right(env.data as RunEvent)
   const data = env.data
   if (typeof data !== "object" || data === null || (data as { _tag?: unknown })._tag !== type)
-    return Either.left(new EventDecodeError({ where, reason: `payload of ${env.type} must be an object with _tag "${type}"` }))
+    return Either.left(
+      new EventDecodeError({ where, reason: `payload of ${env.type} must be an object with _tag "${type}"` }),
+    )
   return Either.mapLeft(validators[type](data), (e) => {
     const issue = ParseResult.ArrayFormatter.formatErrorSync(e)[0]
     const path = issue ? formatPath(issue.path) : ""

@@ -16,7 +16,11 @@ export const parseRatio = (text: string): Either.Either<Ratio, string> => {
   return Either.right({ visual, text: text_ })
 }
 
-export const forkSpecWithRatio = (spec: ScheduleSpec, atStep: number, ratio: Ratio): Either.Either<ScheduleSpec, string> => {
+export const forkSpecWithRatio = (
+  spec: ScheduleSpec,
+  atStep: number,
+  ratio: Ratio,
+): Either.Either<ScheduleSpec, string> => {
   const phases: Array<ScheduleSpec["phases"][number]> = []
   let start = 0
   for (const p of spec.phases) {
@@ -29,7 +33,8 @@ export const forkSpecWithRatio = (spec: ScheduleSpec, atStep: number, ratio: Rat
     }
     start = end
   }
-  if (atStep < 0 || atStep >= start) return Either.left(`step ${atStep} is outside the schedule (0..${start - 1})`)
+  if (atStep < 0 || atStep >= start)
+    return Either.left(`step ${atStep} is outside the schedule (0..${start - 1})`)
   const forked = decodeSpec(encodeSpec({ ...spec, name: `${spec.name}-fork`, phases }), "fork")
   return Either.mapLeft(forked, (e) => e.message)
 }

@@ -24,17 +24,37 @@ export class LogLineError extends Data.TaggedError("LogLineError")<{
 
 /** One JSONL line: `{ type, version, position, recordedAt, data }`. */
 export const toJsonlLine = (e: StoredEvent): string =>
-  JSON.stringify({ type: e.type, version: e.version, position: e.position, recordedAt: e.recordedAt, data: e.data })
+  JSON.stringify({
+    type: e.type,
+    version: e.version,
+    position: e.position,
+    recordedAt: e.recordedAt,
+    data: e.data,
+  })
 
 const MLLOG_PREFIX = ":::MLLOG "
 
-const mllog = (time: number, eventType: string, key: string, value: unknown, metadata: Record<string, unknown>) =>
+const mllog = (
+  time: number,
+  eventType: string,
+  key: string,
+  value: unknown,
+  metadata: Record<string, unknown>,
+) =>
   `${MLLOG_PREFIX}${JSON.stringify({ namespace: "", time_ms: time, event_type: eventType, key, value, metadata })}`
 
 /** The MLLOG lines for one stored event. Only the line carrying `metadata.interleave` is read back. */
 export const toMllogLines = (e: StoredEvent): string[] => {
   const d = e.data as RunEvent
-  const full = { interleave: { type: e.type, version: e.version, position: e.position, recordedAt: e.recordedAt, data: e.data } }
+  const full = {
+    interleave: {
+      type: e.type,
+      version: e.version,
+      position: e.position,
+      recordedAt: e.recordedAt,
+      data: e.data,
+    },
+  }
   const t = e.recordedAt
   switch (d._tag) {
     case "RunStarted":
@@ -44,12 +64,21 @@ export const toMllogLines = (e: StoredEvent): string[] => {
     case "StepCompleted":
       return [
         mllog(t, "INTERVAL_START", "step_start", d.step, { modality: d.modality, phase: d.phase }),
-        mllog(t, "INTERVAL_END", "step_stop", d.step, { modality: d.modality, phase: d.phase, loss: d.losses.total, ...full }),
+        mllog(t, "INTERVAL_END", "step_stop", d.step, {
+          modality: d.modality,
+          phase: d.phase,
+          loss: d.losses.total,
+          ...full,
+        }),
       ]
     case "StepFailed":
-      return [mllog(t, "POINT_IN_TIME", "step_failed", d.step, { modality: d.modality, kind: d.kind, ...full })]
+      return [
+        mllog(t, "POINT_IN_TIME", "step_failed", d.step, { modality: d.modality, kind: d.kind, ...full }),
+      ]
     case "EvalCompleted":
-      return [mllog(t, "POINT_IN_TIME", "eval_accuracy", d.values, { step: d.step, metric: d.metric, ...full })]
+      return [
+        mllog(t, "POINT_IN_TIME", "eval_accuracy", d.values, { step: d.step, metric: d.metric, ...full }),
+      ]
     case "Checkpointed":
       return [mllog(t, "POINT_IN_TIME", "checkpoint", d.file, { step: d.step, ...full })]
     case "RunCompleted":
@@ -74,13 +103,17 @@ const parseJson = (text: string, file: string, line: number): Either.Either<unkn
     return Either.right(JSON.parse(text))
   } catch (e) {
     const why = e instanceof Error ? e.message : String(e)
-    return Either.left(new LogLineError({ file, line, reason: `not valid JSON (${why}); the line may be truncated` }))
+    return Either.left(
+      new LogLineError({ file, line, reason: `not valid JSON (${why}); the line may be truncated` }),
+    )
   }
 }
 
 const fromRecord = (rec: unknown, file: string, line: number): Either.Either<ParsedLine, LogLineError> => {
   if (typeof rec !== "object" || rec === null || Array.isArray(rec))
-    return Either.left(new LogLineError({ file, line, reason: "expected a JSON object with type, version and data" }))
+    return Either.left(
+      new LogLineError({ file, line, reason: "expected a JSON object with type, version and data" }),
+    )
   const r = rec as Record<string, unknown>
   if (typeof r.type !== "string" || typeof r.version !== "number" || !("data" in r))
     return Either.left(new LogLineError({ file, line, reason: "missing type, version or data" }))
@@ -108,7 +141,8 @@ export const parseLogLine = (
 ): Either.Either<ParsedLine | undefined, LogLineError> => {
   const trimmed = text.trim()
   if (trimmed === "") return Either.right(undefined)
-  if (format === "jsonl") return Either.flatMap(parseJson(trimmed, file, line), (j) => fromRecord(j, file, line))
+  if (format === "jsonl")
+    return Either.flatMap(parseJson(trimmed, file, line), (j) => fromRecord(j, file, line))
   if (!trimmed.startsWith(MLLOG_PREFIX.trim()))
     return Either.left(new LogLineError({ file, line, reason: `expected a line starting with ":::MLLOG"` }))
   return Either.flatMap(parseJson(trimmed.slice(MLLOG_PREFIX.trim().length), file, line), (j) => {

@@ -15,7 +15,9 @@ let cached: Record<string, string> | undefined
 
 export const toolVersion = (): string => (require("../package.json") as { version: string }).version
 
-export const runtimeVersions = (adapterInfo: Readonly<Record<string, string>> = {}): Record<string, string> => {
+export const runtimeVersions = (
+  adapterInfo: Readonly<Record<string, string>> = {},
+): Record<string, string> => {
   cached ??= { interleave: toolVersion(), node: process.versions.node, effect: versionOf("effect") }
   const out = { ...cached }
   if (adapterInfo.tfjs) out.tfjs = adapterInfo.tfjs

@@ -17,8 +17,15 @@ import {
 } from "./event-store.ts"
 import { pagedRead, pollingTail, type ReadPage } from "./paging.ts"
 
+/**
+ * A stream keeps the appended envelopes as they are, plus parallel arrays of global positions and
+ * append times; `StoredEvent` objects are built when read. That saves an object per appended event
+ * on the engine's hot path.
+ */
 interface StreamState {
-  readonly events: Array<StoredEvent>
+  readonly events: Array<EventEnvelope>
+  readonly globals: Array<number>
+  readonly times: Array<number>
   readonly firstRecordedAt: number
   lastRecordedAt: number
 }
@@ -29,10 +36,20 @@ interface StreamState {
  */
 const jsonCopy = (data: unknown): unknown => JSON.parse(JSON.stringify(data) ?? "null")
 
-export const makeMemoryEventStore = (): Effect.Effect<EventStoreShape> =>
+export interface MemoryStoreOptions {
+  /**
+   * Copy each payload through JSON (default true), as the SQLite store effectively does. `false`
+   * keeps payloads by reference: for trusted writers that never mutate an event after appending it
+   * (the engine in benchmarks), where the copy would cost more than the rest of a sim step.
+   */
+  readonly copy?: boolean
+}
+
+export const makeMemoryEventStore = (options: MemoryStoreOptions = {}): Effect.Effect<EventStoreShape> =>
   Effect.sync(() => {
     // Map iteration order is insertion order: `streams()` lists streams in creation order.
     const byName = new Map<string, StreamState>()
+    const copy = options.copy ?? true
     let nextGlobal = 0
 
     const append = (stream: string, events: ReadonlyArray<EventEnvelope>, expectedVersion: number) =>
@@ -44,32 +61,27 @@ export const makeMemoryEventStore = (): Effect.Effect<EventStoreShape> =>
             return Effect.fail(new VersionConflict({ stream, expected: expectedVersion, actual }))
           }
           if (events.length === 0) return Effect.succeed(actual)
-          let stored: Array<StoredEvent>
-          try {
-            stored = events.map((e, i) => ({
-              stream,
-              type: e.type,
-              version: e.version,
-              data: jsonCopy(e.data),
-              position: actual + i,
-              globalPosition: nextGlobal + i,
-              recordedAt: now,
-            }))
-          } catch (cause) {
-            return Effect.fail(
-              new StoreError({
-                message: `stream ${stream}: event data is not JSON (${String(cause)})`,
-                cause,
-              }),
-            )
+          let stored: Array<EventEnvelope> = events as Array<EventEnvelope>
+          if (copy) {
+            try {
+              stored = events.map((e) => ({ type: e.type, version: e.version, data: jsonCopy(e.data) }))
+            } catch (cause) {
+              return Effect.fail(
+                new StoreError({
+                  message: `stream ${stream}: event data is not JSON (${String(cause)})`,
+                  cause,
+                }),
+              )
+            }
           }
-          nextGlobal += stored.length
-          if (state === undefined) {
-            byName.set(stream, { events: stored, firstRecordedAt: now, lastRecordedAt: now })
-          } else {
-            for (const e of stored) state.events.push(e)
-            state.lastRecordedAt = now
+          const st = state ?? { events: [], globals: [], times: [], firstRecordedAt: now, lastRecordedAt: now }
+          if (state === undefined) byName.set(stream, st)
+          for (const e of stored) {
+            st.events.push(e)
+            st.globals.push(nextGlobal++)
+            st.times.push(now)
           }
+          st.lastRecordedAt = now
           return Effect.succeed(actual + stored.length)
         }),
       )
@@ -77,7 +89,25 @@ export const makeMemoryEventStore = (): Effect.Effect<EventStoreShape> =>
     const readPage =
       (stream: string): ReadPage<never> =>
       (from, to) =>
-        Effect.sync(() => byName.get(stream)?.events.slice(from, to) ?? [])
+        Effect.sync(() => {
+          const st = byName.get(stream)
+          if (!st) return []
+          const end = Math.min(to, st.events.length)
+          const page: StoredEvent[] = []
+          for (let i = from; i < end; i++) {
+            const e = st.events[i]!
+            page.push({
+              stream,
+              type: e.type,
+              version: e.version,
+              data: e.data,
+              position: i,
+              globalPosition: st.globals[i]!,
+              recordedAt: st.times[i]!,
+            })
+          }
+          return page
+        })
 
     const streams = () =>
       Effect.sync(

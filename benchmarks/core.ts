@@ -1,0 +1,235 @@
+/**
+ * The core performance suite (`npm run bench`). Each comparison measures both sides in the same
+ * process, interleaved over several rounds, and reports the ratio of medians; absolute rates are
+ * printed too but only ratios are portable between machines.
+ *
+ *  - engine (sim + in-memory store) vs a plain loop computing the same sim outcomes
+ *  - SQLite append (batched) and replay (read + decode + fold) of a real run's events
+ *  - tinybench micro-benchmarks: planner, checker, sim step, store append
+ *  - harness overhead: tfjs steps through the full engine vs a bare tfjs loop (see harness-overhead.ts)
+ *
+ * Writes benchmarks/results/core.json.
+ */
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs"
+import { cpus, tmpdir, totalmem } from "node:os"
+import { join } from "node:path"
+import { Chunk, Effect, Either, Layer, Stream } from "effect"
+import { Bench } from "tinybench"
+import { loadHardware, loadModel } from "../adapters/sim/profiles.ts"
+import { makeSimContext, SimAdapterLive, simOutcome } from "../adapters/sim/sim.ts"
+import { readRunEvents, startRun } from "../core/engine.ts"
+import { makeChecker } from "../core/invariants.ts"
+import { makePlanner } from "../core/plan.ts"
+import { makeRunStateFold } from "../core/projections.ts"
+import { decodeSpec, type ScheduleSpec } from "../core/spec.ts"
+import { EventStore } from "../core/store/event-store.ts"
+import { makeMemoryEventStore } from "../core/store/memory.ts"
+import { makeSqliteEventStore } from "../core/store/sqlite.ts"
+import { median } from "../core/stats.ts"
+import { benchHarnessOverhead } from "./harness-overhead.ts"
+
+const STEPS = Number(process.env.BENCH_STEPS ?? 300_000)
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3)
+
+const spec: ScheduleSpec = Either.getOrThrow(
+  decodeSpec({
+    name: "bench-8to1",
+    seed: 1,
+    phases: [
+      { name: "text-only", steps: 1000, ratio: { visual: 0, text: 1 } },
+      { name: "joint", steps: STEPS - 1000, ratio: { visual: 8, text: 1 } },
+    ],
+    batch: { visual: { size: 8, accumulation: 1 }, text: { size: 8, accumulation: 1 } },
+    optimizer: {
+      kind: "adamw",
+      lr: 1e-4,
+      groups: [{ name: "backbone", lr: 1e-5 }, { name: "text-encoder", lr: 1e-5 }, { name: "visual-encoder" }, { name: "head" }],
+    },
+    lr: { warmup: { kind: "linear", steps: 1000 }, decay: { kind: "multistep", milestones: [STEPS - 10_000], gamma: 0.1 } },
+  }),
+)
+
+const time = async (f: () => Promise<unknown> | unknown): Promise<number> => {
+  const t0 = performance.now()
+  await f()
+  return performance.now() - t0
+}
+
+const simContext = Effect.runSync(
+  Effect.map(Effect.all([loadHardware("h100-sxm"), loadModel("trex2-tiny")]), ([hw, m]) => makeSimContext(spec, hw, m)),
+)
+
+/** The same outcomes as the engine computes, without events, store or fold. */
+const plainLoop = () => {
+  const planner = makePlanner(spec)
+  let checksum = 0
+  for (let i = 0; i < planner.total; i++) {
+    const o = simOutcome(simContext, planner.at(i))
+    if ("losses" in o) checksum += o.losses.total ?? 0
+  }
+  return checksum
+}
+
+const engineRun = (runId: string) =>
+  Effect.runPromise(
+    Effect.gen(function* () {
+      const store = yield* makeMemoryEventStore({ copy: false })
+      return yield* startRun({ runId, spec, source: "bench", adapterOptions: {} }).pipe(
+        Effect.provide(Layer.merge(Layer.succeed(EventStore, store), SimAdapterLive)),
+      )
+    }),
+  )
+
+const rate = (n: number, ms: number) => Math.round((n * 1000) / ms)
+
+const engineVsLoop = async () => {
+  const engine: number[] = []
+  const loop: number[] = []
+  for (let r = 0; r < ROUNDS; r++) {
+    engine.push(await time(() => engineRun(`e${r}`)))
+    loop.push(await time(plainLoop))
+  }
+  const e = median(engine)
+  const l = median(loop)
+  return {
+    steps: STEPS,
+    rounds: ROUNDS,
+    engineStepsPerSec: rate(STEPS, e),
+    plainLoopStepsPerSec: rate(STEPS, l),
+    engineSlowdown: e / l,
+    targets: { engineStepsPerSec: 300_000, maxSlowdown: 4 },
+  }
+}
+
+/** Records a real run into SQLite (append rate), then replays it: read + decode + fold. */
+const sqliteAppendReplay = async () => {
+  const dir = mkdtempSync(join(tmpdir(), "interleave-bench-"))
+  try {
+    const file = join(dir, "runs.db")
+    // Real events of the engine, appended in the engine's batches, timed on the store side only.
+    const events = await Effect.runPromise(
+      Effect.gen(function* () {
+        const mem = yield* makeMemoryEventStore()
+        yield* startRun({ runId: "src", spec, source: "bench", adapterOptions: {} }).pipe(
+          Effect.provide(Layer.merge(Layer.succeed(EventStore, mem), SimAdapterLive)),
+        )
+        return Array.from(yield* Stream.runCollect(mem.read("src")), (e) => ({ type: e.type, version: e.version, data: e.data }))
+      }),
+    )
+    const append: number[] = []
+    const replay: number[] = []
+    for (let r = 0; r < ROUNDS; r++) {
+      const runId = `run-${r}`
+      await Effect.runPromise(
+        Effect.scoped(
+          Effect.gen(function* () {
+            const store = yield* makeSqliteEventStore(file)
+            const t0 = performance.now()
+            let v = 0
+            for (let i = 0; i < events.length; i += 2048) v = yield* store.append(runId, events.slice(i, i + 2048), v)
+            append.push(performance.now() - t0)
+            const t1 = performance.now()
+            const fold = makeRunStateFold()
+            yield* readRunEvents(runId).pipe(
+              Stream.runForEachChunk((chunk) => Effect.sync(() => chunk.pipe(Chunk.forEach(fold.push)))),
+              Effect.provideService(EventStore, store),
+            )
+            const state = fold.state()
+            replay.push(performance.now() - t1)
+            if (state.stepsCompleted !== STEPS) throw new Error(`replayed ${state.stepsCompleted} steps`)
+          }),
+        ),
+      )
+    }
+    return {
+      events: events.length,
+      batch: 2048,
+      appendEventsPerSec: rate(events.length, median(append)),
+      replayEventsPerSec: rate(events.length, median(replay)),
+      targets: { appendEventsPerSec: 100_000, replayEventsPerSec: 300_000 },
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true })
+  }
+}
+
+/** tinybench micro-benchmarks of the hot functions. */
+const micro = async () => {
+  const planner = makePlanner(spec)
+  const bench = new Bench({ time: 300, warmupTime: 100 })
+  let i = 0
+  const checker = makeChecker(spec)
+  let c = 0
+  bench
+    .add("planStep (random access)", () => {
+      planner.at((i = (i * 7919 + 13) % planner.total))
+    })
+    .add("checker push (sequential)", () => {
+      if (c >= planner.total) return
+      checker.push(planner.at(c++))
+    })
+    .add("sim step (stepSync outcome)", () => {
+      simOutcome(simContext, planner.at((i = (i + 1) % planner.total)))
+    })
+  await bench.run()
+  return bench.tasks.map((t) => {
+    const r = t.result as { latency?: { mean: number; p99: number; rme: number }; throughput?: { mean: number } } | undefined
+    return {
+      name: t.name,
+      meanNs: (r?.latency?.mean ?? Number.NaN) * 1e6,
+      p99Ns: (r?.latency?.p99 ?? Number.NaN) * 1e6,
+      rmePct: r?.latency?.rme ?? Number.NaN,
+      opsPerSec: Math.round(r?.throughput?.mean ?? Number.NaN),
+    }
+  })
+}
+
+const fmt = (n: number) => n.toLocaleString("en-US", { maximumFractionDigits: 2 })
+
+const main = async () => {
+  const started = new Date().toISOString()
+  const log = (s: string) => process.stdout.write(`${s}\n`)
+  log(`interleave core benchmarks: ${STEPS} steps, ${ROUNDS} rounds, ${cpus()[0]?.model ?? "?"} x${cpus().length}`)
+
+  const engine = await engineVsLoop()
+  log(
+    `engine (sim + memory store): ${fmt(engine.engineStepsPerSec)} steps/s; plain loop ${fmt(engine.plainLoopStepsPerSec)} steps/s; ` +
+      `engine/loop time ratio ${engine.engineSlowdown.toFixed(2)}x (target <= 4x, >= 300k steps/s)`,
+  )
+  const sqlite = await sqliteAppendReplay()
+  log(
+    `sqlite: append ${fmt(sqlite.appendEventsPerSec)} events/s (target >= 100k); replay read+decode+fold ${fmt(sqlite.replayEventsPerSec)} events/s (target >= 300k)`,
+  )
+  const microResults = await micro()
+  for (const m of microResults) log(`tinybench ${m.name}: ${fmt(m.meanNs)} ns mean, p99 ${fmt(m.p99Ns)} ns, rme ${fmt(m.rmePct)}%`)
+  const harness = process.env.BENCH_SKIP_TFJS ? undefined : await benchHarnessOverhead()
+  if (harness)
+    for (const r of harness.ratios)
+      log(
+        `harness overhead tfjs ${harness.preset}/${harness.backend} ratio ${r.ratio}: engine ${fmt(r.engineMsPerStep)} ms/step vs bare ${fmt(r.bareMsPerStep)} ms/step: ${(r.overhead * 100).toFixed(2)}% (target <= 3%)`,
+      )
+
+  const result = {
+    suite: "core",
+    createdAt: started,
+    machine: { cpu: cpus()[0]?.model ?? "unknown", cores: cpus().length, memBytes: totalmem(), node: process.versions.node, platform: process.platform },
+    engine,
+    sqlite,
+    micro: microResults,
+    harness: harness ?? null,
+    pass: {
+      engineRate: engine.engineStepsPerSec >= 300_000,
+      engineSlowdown: engine.engineSlowdown <= 4,
+      sqliteAppend: sqlite.appendEventsPerSec >= 100_000,
+      sqliteReplay: sqlite.replayEventsPerSec >= 300_000,
+      harnessOverhead: harness ? harness.ratios.every((r) => r.overhead <= 0.03) : null,
+    },
+  }
+  mkdirSync(join(import.meta.dirname, "results"), { recursive: true })
+  const out = join(import.meta.dirname, "results", "core.json")
+  writeFileSync(out, `${JSON.stringify(result, null, 2)}\n`)
+  log(`wrote ${out}`)
+  log(`pass: ${JSON.stringify(result.pass)}`)
+}
+
+await main()
