@@ -1,3 +1,4 @@
+import { execFile } from "node:child_process"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
@@ -237,6 +238,47 @@ describe("SQLite event store", () => {
           expect([1, 60_000]).toContain(version)
         }),
       )
+    }),
+  )
+
+  it.live("keeps the log whole when two processes append to the same stream", () =>
+    Effect.gen(function* () {
+      const file = freshPath()
+      const go = `${file}.go`
+      const batches = 150
+      const size = 4
+      // Create the store first, so the writers race on appends rather than on setting it up.
+      yield* Effect.scoped(makeSqliteEventStore(file))
+      const writer = (name: string) =>
+        Effect.async<{ writer: string; conflicts: number }, Error>((resume) => {
+          execFile(
+            process.execPath,
+            ["--import", "tsx", "test/store-sqlite-writer.ts", file, name, go, String(batches), String(size)],
+            { cwd: path.resolve(import.meta.dirname, "..") },
+            (error, stdout, stderr) =>
+              resume(
+                error
+                  ? Effect.fail(new Error(`${name}: ${stderr || error.message}`))
+                  : Effect.succeed(JSON.parse(stdout)),
+              ),
+          )
+        })
+      const writers = Effect.all([writer("P"), writer("Q")], { concurrency: "unbounded" })
+      const [tallies] = yield* Effect.all([writers, Effect.sync(() => fs.writeFileSync(go, ""))], {
+        concurrency: "unbounded",
+      })
+      expect(tallies.map((t) => t.writer)).toEqual(["P", "Q"])
+      const events = yield* Effect.scoped(
+        Effect.flatMap(makeSqliteEventStore(file), (store) => Stream.runCollect(store.read("shared"))),
+      ).pipe(Effect.map(Chunk.toReadonlyArray))
+      expect(events).toHaveLength(2 * batches * size)
+      expect(events.every((e, i) => e.position === i)).toBe(true)
+      // Every batch landed whole: each run of `size` events comes from one writer, in order.
+      for (let start = 0; start < events.length; start += size) {
+        const batch = events.slice(start, start + size)
+        expect(new Set(batch.map((e) => e.type)).size).toBe(1)
+        expect(batch.map((e) => (e.data as { i: number }).i)).toEqual([0, 1, 2, 3])
+      }
     }),
   )
 
