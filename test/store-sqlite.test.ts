@@ -134,6 +134,22 @@ describe("SQLite event store", () => {
     }),
   )
 
+  it.live("refuses a damaged SQLite file (right header, garbage after it), untouched", () =>
+    Effect.gen(function* () {
+      const file = freshPath("damaged.db")
+      fs.mkdirSync(path.dirname(file), { recursive: true })
+      fs.writeFileSync(
+        file,
+        Buffer.concat([Buffer.from("SQLite format 3\0", "latin1"), Buffer.alloc(4096, 7)]),
+      )
+      agePast(file)
+      const before = snapshot(file)
+      const error = yield* openError(file)
+      expect(error.message).toContain(`${file} is not an interleave event store (a damaged SQLite file)`)
+      expect(snapshot(file)).toEqual(before)
+    }),
+  )
+
   it.live("refuses a SQLite database that is not an event store, without writing to it", () =>
     Effect.gen(function* () {
       const file = freshPath("app.sqlite")

@@ -118,11 +118,14 @@ const causeMessage = (cause: unknown): string => {
 const storeError = (message: string) => (cause: unknown) =>
   new StoreError({ message: `${message}: ${causeMessage(cause)}`, cause })
 
-const isBusy = (e: StoreError): boolean => {
-  const inner = e.cause instanceof SqlError ? e.cause.cause : e.cause
+/** SQLite's error code (SQLITE_BUSY, SQLITE_NOTADB, ...) under an error, if there is one. */
+const sqliteCode = (cause: unknown): string | undefined => {
+  const inner = cause instanceof SqlError ? cause.cause : cause
   const code = (inner as { code?: unknown } | undefined)?.code
-  return typeof code === "string" && code.startsWith("SQLITE_BUSY")
+  return typeof code === "string" ? code : undefined
 }
+
+const isBusy = (e: StoreError): boolean => sqliteCode(e.cause)?.startsWith("SQLITE_BUSY") === true
 
 /**
  * Refuses, without opening or writing it, a path that cannot be our store: a directory, or a
@@ -179,7 +182,15 @@ const schemaVersion = (sql: SqlClient, file: string): Effect.Effect<number, Stor
     }
     const rows = yield* sql.unsafe<{ v: number | null }>(`SELECT MAX(version) AS v FROM ${MIGRATIONS_TABLE}`)
     return rows[0]?.v ?? 0
-  }).pipe(Effect.catchTag("SqlError", (e) => Effect.fail(storeError(`cannot read ${file}`)(e))))
+  }).pipe(
+    Effect.catchTag("SqlError", (e) =>
+      Effect.fail(
+        sqliteCode(e) === "SQLITE_NOTADB" || sqliteCode(e) === "SQLITE_CORRUPT"
+          ? storeError(`${file} is not an interleave event store (a damaged SQLite file)`)(e)
+          : storeError(`cannot read ${file}`)(e),
+      ),
+    ),
+  )
 
 const refuseNewer = (file: string, found: number): Effect.Effect<void, StoreError> =>
   found > SCHEMA_VERSION
