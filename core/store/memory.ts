@@ -74,7 +74,13 @@ export const makeMemoryEventStore = (options: MemoryStoreOptions = {}): Effect.E
               )
             }
           }
-          const st = state ?? { events: [], globals: [], times: [], firstRecordedAt: now, lastRecordedAt: now }
+          const st = state ?? {
+            events: [],
+            globals: [],
+            times: [],
+            firstRecordedAt: now,
+            lastRecordedAt: now,
+          }
           if (state === undefined) byName.set(stream, st)
           for (const e of stored) {
             st.events.push(e)
