@@ -1,9 +1,10 @@
 /**
  * AdamW / Adam / SGD(+momentum) in tf ops, with per-group learning rates and gradient accumulation.
  *
- * Parameters are handled in buckets, one per model module (every parameter of a module shares the
- * module's spec group, hence its lr and weight decay): a bucket's gradients are flattened into one
- * vector, so an update costs ~20 kernels per module instead of ~16 per parameter. On wasm and on
+ * Parameters are handled in buckets, one per model module or slice of a large module (every
+ * parameter of a module shares the module's spec group, hence its lr and weight decay): a bucket's
+ * gradients are flattened into one vector, so an update costs ~20 kernels per bucket instead of
+ * ~16 per parameter. On wasm and on
  * GPUs the step is bound by per-kernel dispatch cost, so this is most of the optimizer's time.
  *
  * Semantics follow PyTorch's: a bucket that received no gradient since the last update (the text
@@ -76,12 +77,30 @@ const replace = (old: tf.Tensor | undefined, next: tf.Tensor): tf.Tensor => {
 }
 
 /** Buckets by module; parameters keep their model order inside a bucket. */
+/**
+ * Elements per bucket at most: an update holds ~15 bucket-sized temporaries, so large modules
+ * (the `base` backbone has ~5M parameters) are cut into several buckets to bound the update's
+ * memory peak; the `tiny` modules each fit in one.
+ */
+export const BUCKET_ELEMENTS = 1 << 20
+
 const makeBuckets = (slots: ReadonlyArray<SlotConfig>): Bucket[] => {
   const byKey = new Map<string, SlotConfig[]>()
+  const filled = new Map<string, number>()
+  const part = new Map<string, number>()
   for (const s of slots) {
-    const list = byKey.get(s.param.module) ?? []
+    const m = s.param.module
+    const size = s.param.variable.size
+    const used = filled.get(m) ?? 0
+    if (used > 0 && used + size > BUCKET_ELEMENTS) {
+      part.set(m, (part.get(m) ?? 0) + 1)
+      filled.set(m, 0)
+    }
+    filled.set(m, (filled.get(m) ?? 0) + size)
+    const key = `${m}#${part.get(m) ?? 0}`
+    const list = byKey.get(key) ?? []
     list.push(s)
-    byKey.set(s.param.module, list)
+    byKey.set(key, list)
   }
   return [...byKey].map(([key, list]) => {
     const sizes = list.map((s) => s.param.variable.size)

@@ -23,6 +23,8 @@ export interface RunSummary {
   readonly wallSeconds: number
   /** Per modality, over steps after the warm-up and not profiled. */
   readonly timing: Partial<Record<Modality, TimingStats>>
+  /** The same, per phase (a long single-modality phase runs under different cache and JIT state). */
+  readonly timingByPhase: Readonly<Record<string, Partial<Record<Modality, TimingStats>>>>
   readonly memory: {
     /** Highest tf.profile peak of the sampled steps, else the highest logical bytes. */
     readonly peakBytes: number
@@ -76,6 +78,7 @@ export const runSchedule = (o: RunOptions) =>
       const session = yield* TfjsAdapter.open({ spec: o.spec, options: o.adapterOptions })
       const t0 = performance.now()
       const times: Record<Modality, number[]> = { visual: [], text: [] }
+      const byPhase: Record<string, Record<Modality, number[]>> = {}
       const outcomes: StepOutcome[] = []
       const peaks: Partial<Record<Modality, number>> = {}
       const finalLosses: Partial<Record<Modality, Readonly<Record<string, number>>>> = {}
@@ -87,8 +90,11 @@ export const runSchedule = (o: RunOptions) =>
         if (out.memory.peakBytes !== undefined)
           peaks[plan.modality] = Math.max(peaks[plan.modality] ?? 0, out.memory.peakBytes)
         finalLosses[plan.modality] = out.losses
-        if (i >= o.warmupSteps && out.memory.peakBytes === undefined)
+        if (i >= o.warmupSteps && out.memory.peakBytes === undefined) {
           times[plan.modality].push(out.durationMs)
+          byPhase[plan.phase] ??= { visual: [], text: [] }
+          byPhase[plan.phase]![plan.modality].push(out.durationMs)
+        }
         const last = i === planner.total - 1
         if (session.evaluate && (last || (o.evalEvery > 0 && (i + 1) % o.evalEvery === 0))) {
           const e = yield* session.evaluate()
@@ -101,12 +107,19 @@ export const runSchedule = (o: RunOptions) =>
       const mem = outcomes.map((x) => x.memory)
       const timing: Partial<Record<Modality, TimingStats>> = {}
       for (const m of ["visual", "text"] as const) if (times[m].length > 0) timing[m] = stats(times[m])
+      const timingByPhase: Record<string, Partial<Record<Modality, TimingStats>>> = {}
+      for (const [phase, t] of Object.entries(byPhase)) {
+        const entry: Partial<Record<Modality, TimingStats>> = {}
+        for (const m of ["visual", "text"] as const) if (t[m].length > 0) entry[m] = stats(t[m])
+        timingByPhase[phase] = entry
+      }
       const summary: RunSummary = {
         scenario: o.spec.name,
         description: session.description,
         steps: planner.total,
         wallSeconds: (performance.now() - t0) / 1000,
         timing,
+        timingByPhase,
         memory: {
           peakBytes: maxOf(mem.map((m) => m.peakBytes)) ?? Math.max(...mem.map((m) => m.logicalBytes)),
           peakBytesByModality: peaks,
