@@ -2,7 +2,7 @@
  * The tfjs adapter on real steps (tiny preset, wasm, small batches): no tensor leaks, bit-exact
  * checkpoint/resume, NaN detection, typed unavailability, visual steps heavier than text steps.
  */
-import { mkdtempSync, rmSync } from "node:fs"
+import { mkdtempSync, readFileSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import * as tf from "@tensorflow/tfjs-core"
@@ -42,8 +42,10 @@ const makeSpec = (over: Record<string, unknown> = {}): ScheduleSpec =>
     }),
   )
 
-const open = (spec: ScheduleSpec, options: Record<string, unknown> = {}) =>
+const openOn = (spec: ScheduleSpec, options: Record<string, unknown> = {}) =>
   TfjsAdapter.open({ spec, options: { backend: "wasm", preset: "tiny", profileEvery: 0, ...options } })
+
+const open = openOn
 
 /** Runs steps [from, to) and returns one loss component of each (default: the total). */
 const run = (session: TrainingSession, spec: ScheduleSpec, from: number, to: number, component = "total") =>
@@ -82,12 +84,16 @@ describe("tfjs adapter", () => {
     expect(tf.memory().numTensors).toBe(before)
   })
 
-  it("resumes from a checkpoint bit-for-bit: 60 straight = 30 + checkpoint + restore + 30", async () => {
+  it.each([
+    "wasm",
+    "cpu",
+  ])("resumes from a checkpoint bit-for-bit on %s: 60 straight = 30 + checkpoint + restore + 30", async (backend) => {
     const spec = makeSpec()
     const planner = makePlanner(spec)
+    const open = (s: ScheduleSpec) => openOn(s, { backend })
     expect(planner.at(29).update).toBe(true)
     expect(planner.at(30).modality).toBe("visual")
-    const file = join(dir, "ckpt.json")
+    const file = join(dir, `ckpt-${backend}.json`)
     const straight = await Effect.runPromise(
       Effect.scoped(Effect.flatMap(open(spec), (s) => run(s, spec, 0, 60))),
     )
@@ -123,14 +129,30 @@ describe("tfjs adapter", () => {
     const spec = makeSpec({
       optimizer: { kind: "adam", lr: 1e30, groups: [{ name: "all" }] },
     })
-    const failure = await Effect.runPromise(
+    const planner = makePlanner(spec)
+    const { failure, again, same } = await Effect.runPromise(
       Effect.scoped(
         Effect.gen(function* () {
           const s = yield* open(spec)
-          return yield* Effect.flip(run(s, spec, 0, 20))
+          let at = 0
+          const failure = yield* Effect.flip(
+            Effect.gen(function* () {
+              for (; at < 20; at++) yield* s.step(planner.at(at))
+            }),
+          )
+          // The failed step changed nothing: a checkpoint now, the same step failing again the same
+          // way, and a checkpoint after it are identical.
+          const a = join(dir, "nan-a.json")
+          const b = join(dir, "nan-b.json")
+          yield* s.checkpoint(a)
+          const again = yield* Effect.flip(s.step(planner.at(at)))
+          yield* s.checkpoint(b)
+          return { failure, again, same: readFileSync(a, "utf8") === readFileSync(b, "utf8") }
         }),
       ),
     )
+    expect(again.message).toBe(failure.message)
+    expect(same).toBe(true)
     expect(failure).toBeInstanceOf(StepFailure)
     expect(failure.kind).toBe("nan-loss")
     expect(failure.message).toMatch(/non-finite loss at step \d+/)

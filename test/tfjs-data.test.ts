@@ -1,7 +1,7 @@
 /** Pure parts of the tfjs adapter: synthetic data, group mapping, alignment rule, options. */
 import { Either } from "effect"
 import { describe, expect, it } from "vitest"
-import { decodeOptions } from "../adapters/tfjs/adapter.ts"
+import { classifyError, decodeOptions } from "../adapters/tfjs/adapter.ts"
 import {
   className,
   iou,
@@ -17,7 +17,7 @@ import {
 } from "../adapters/tfjs/data.ts"
 import { assignGroups } from "../adapters/tfjs/param-groups.ts"
 import { PRESETS } from "../adapters/tfjs/presets.ts"
-import { textStepsBefore } from "../adapters/tfjs/trainer.ts"
+import { NonFiniteLoss, textStepsBefore } from "../adapters/tfjs/trainer.ts"
 import { makePlanner } from "../core/plan.ts"
 import { decodeSpec, type ScheduleSpec } from "../core/spec.ts"
 import { AdapterUnavailable } from "../core/training-adapter.ts"
@@ -148,5 +148,16 @@ describe("adapter options", () => {
     expect(decodeOptions({ preset: "huge" })).toBeInstanceOf(AdapterUnavailable)
     expect(decodeOptions({ profileEvery: -1 })).toBeInstanceOf(AdapterUnavailable)
     expect(decodeOptions({ backnd: "cpu" })).toBeInstanceOf(AdapterUnavailable)
+  })
+})
+
+describe("step failure classification", () => {
+  it("maps errors to the engine's failure kinds", () => {
+    expect(classifyError(new NonFiniteLoss("x")).kind).toBe("nan-loss")
+    expect(classifyError(new Error("Failed to allocate 4 GB buffer")).kind).toBe("out-of-memory")
+    expect(classifyError(new RangeError("Array buffer allocation failed")).kind).toBe("out-of-memory")
+    expect(classifyError(new Error("GPU device was lost: destroyed")).kind).toBe("device-lost")
+    expect(classifyError(new Error("shapes do not match")).kind).toBe("adapter-error")
+    expect(classifyError("plain string").message).toBe("plain string")
   })
 })
