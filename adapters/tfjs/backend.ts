@@ -216,6 +216,3 @@ export const useBackend = async (name: string): Promise<{ name: BackendName; dev
     )
   return { name, device }
 }
-
-/** Whether reading a tensor must wait for a device queue (GPU backends). */
-export const isAsyncBackend = (name: BackendName): boolean => name === "webgpu"

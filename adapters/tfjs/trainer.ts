@@ -18,7 +18,6 @@ import {
   patchesPerImage,
   type Sample,
   textBatchAt,
-  type VisualBatch,
   validationSet,
   visualBatchAt,
   visualPairs,
@@ -405,5 +404,3 @@ export const makeTrainer = (spec: ScheduleSpec, preset: ModelPreset, validationI
 
   return { model, optimizer, groups, step, evaluate, checkpoint, restore, dispose }
 }
-
-export type { VisualBatch }
