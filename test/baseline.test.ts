@@ -1,0 +1,153 @@
+/** Baseline comparison: deltas, directions, the strict threshold, missing configs and metrics. */
+import { describe, expect, it } from "vitest"
+import {
+  classify,
+  compareResults,
+  deltaPct,
+  formatDelta,
+  METRICS,
+  regressionSummary,
+} from "../core/baseline.ts"
+import {
+  buildConfigResult,
+  type ConfigResult,
+  type StepRecord,
+  type SweepResults,
+} from "../core/report/results.ts"
+
+const machine = { cpu: "CPU A", cores: 2, memBytes: 8e9, node: "v20.20.2", platform: "linux-x64" }
+
+/** An 8:1 run of 18 steps: visual 10 ms / 900 B, text 5 ms / 400 B (peak 900, swing 500). */
+const records: StepRecord[] = Array.from({ length: 18 }, (_, step) => {
+  const visual = step % 9 < 8
+  return {
+    step,
+    modality: visual ? "visual" : "text",
+    durationMs: visual ? 10 : 5,
+    memBytes: visual ? 900 : 400,
+    loss: 1,
+    samples: 4,
+    phase: "bench",
+    cycle: Math.floor(step / 9),
+  }
+})
+
+const config = (id: string, recs: ReadonlyArray<StepRecord> = records): ConfigResult =>
+  buildConfigResult(
+    {
+      id,
+      label: id,
+      ratio: { visual: 8, text: 1 },
+      batch: { visual: 4, text: 4 },
+      adapter: "sim",
+      runId: `r-${id}`,
+    },
+    recs,
+  )
+
+const results = (configs: ReadonlyArray<ConfigResult>, m = machine): SweepResults => ({
+  schemaVersion: 1,
+  name: "t",
+  machine: m,
+  createdAt: "2025-01-01T00:00:00.000Z",
+  configs,
+})
+
+/** A copy of `c` with throughput multiplied by `k` (higher is better). */
+const withThroughput = (c: ConfigResult, k: number): ConfigResult => ({
+  ...c,
+  throughput: { stepsPerSec: c.throughput.stepsPerSec * k, samplesPerSec: c.throughput.samplesPerSec * k },
+})
+
+describe("delta and classification", () => {
+  it("computes delta % against the baseline, with 0 and ±∞ for a zero baseline", () => {
+    expect(deltaPct(100, 150)).toBe(50)
+    expect(deltaPct(200, 100)).toBe(-50)
+    expect(deltaPct(0, 0)).toBe(0)
+    expect(deltaPct(0, 3)).toBe(Number.POSITIVE_INFINITY)
+  })
+
+  it("a regression is a move in the bad direction strictly beyond the threshold", () => {
+    expect(classify("higher-is-better", -10, 10)).toBe("ok")
+    expect(classify("higher-is-better", -10.01, 10)).toBe("regressed")
+    expect(classify("higher-is-better", 10.01, 10)).toBe("improved")
+    expect(classify("lower-is-better", 10, 10)).toBe("ok")
+    expect(classify("lower-is-better", 10.01, 10)).toBe("regressed")
+    expect(classify("lower-is-better", -50, 10)).toBe("improved")
+    expect(classify("lower-is-better", Number.POSITIVE_INFINITY, 10)).toBe("regressed")
+  })
+
+  it("formats deltas with a sign", () => {
+    expect(formatDelta(-52.34)).toBe("-52.3%")
+    expect(formatDelta(4.06)).toBe("+4.1%")
+    expect(formatDelta(0)).toBe("±0.0%")
+    expect(formatDelta(Number.POSITIVE_INFINITY)).toBe("+∞%")
+    expect(formatDelta(undefined)).toBe("—")
+  })
+})
+
+describe("compareResults", () => {
+  it("the same results pass: every metric present, every delta 0", () => {
+    const r = results([config("a"), config("b")])
+    const c = compareResults(r, r)
+    expect(c.regressions).toEqual([])
+    expect(c.deltas).toHaveLength(2 * METRICS.length)
+    expect(c.deltas.every((d) => d.deltaPct === 0 && d.status === "ok")).toBe(true)
+    expect(c.machineNote).toBeUndefined()
+    expect(c.thresholdPct).toBe(10)
+  })
+
+  it("fails on a planted regression: a baseline twice as fast", () => {
+    const current = results([config("a"), config("b")])
+    const baseline = results([withThroughput(config("a"), 2), config("b")])
+    const c = compareResults(baseline, current)
+    expect(c.regressions.map((d) => [d.config, d.metric, d.deltaPct])).toEqual([
+      ["a", "throughput.stepsPerSec", -50],
+      ["a", "throughput.samplesPerSec", -50],
+    ])
+    expect(regressionSummary(c)).toBe(
+      "2 metric(s) regressed beyond 10%: a throughput.stepsPerSec -50.0%, a throughput.samplesPerSec -50.0%",
+    )
+    // The same change the other way is an improvement, not a failure.
+    expect(compareResults(current, baseline).regressions).toEqual([])
+    expect(compareResults(current, baseline).deltas.filter((d) => d.status === "improved")).toHaveLength(2)
+  })
+
+  it("latency and memory regress upwards; the threshold is configurable", () => {
+    // Text steps 20% slower, visual peak and swing 15% larger.
+    const slower = records.map((r) =>
+      r.modality === "text" ? { ...r, durationMs: 6 } : { ...r, memBytes: 900 + 0.15 * 900 },
+    )
+    const c = compareResults(results([config("a")]), results([config("a", slower)]))
+    const bad = Object.fromEntries(c.regressions.map((d) => [d.metric, Math.round(d.deltaPct! * 10) / 10]))
+    expect(bad).toEqual({
+      "latency.text.p50": 20,
+      "latency.text.p99": 20,
+      "memory.peak": 15,
+      "memory.swing.max": 27, // (1035 - 400) / (900 - 400) - 1
+    })
+    // Throughput dropped too, but by less than 10%: 18 steps in 170 ms, then in 172 ms.
+    expect(c.deltas.find((d) => d.metric === "throughput.stepsPerSec")!.status).toBe("ok")
+    const loose = compareResults(results([config("a")]), results([config("a", slower)]), { thresholdPct: 30 })
+    expect(loose.regressions).toEqual([])
+  })
+
+  it("lists configs on one side only, and metrics one side lacks, without failing", () => {
+    const visualOnly = records.filter((r) => r.modality === "visual")
+    const baseline = results([config("a"), config("gone")])
+    const current = results([config("a", visualOnly), config("new")])
+    const c = compareResults(baseline, current)
+    expect(c.missingInCurrent).toEqual(["gone"])
+    expect(c.missingInBaseline).toEqual(["new"])
+    expect(c.regressions).toEqual([])
+    const missing = c.deltas.filter((d) => d.status === "missing").map((d) => d.metric)
+    // No text steps now: no text latency, and no cycle has both modalities, so no swing.
+    expect(missing).toEqual(["latency.text.p50", "latency.text.p99", "memory.swing.max"])
+  })
+
+  it("notes a different machine", () => {
+    const c = compareResults(results([config("a")]), results([config("a")], { ...machine, cpu: "CPU B" }))
+    expect(c.machineNote).toContain("CPU A")
+    expect(c.machineNote).toContain("CPU B")
+  })
+})
