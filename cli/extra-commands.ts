@@ -7,6 +7,7 @@ import { type RunEvent, toEnvelope } from "../core/events.ts"
 import { type LogFormat, toJsonlLine, toMllogLines } from "../core/log-format.ts"
 import { makeLogChecker } from "../core/log-invariants.ts"
 import { EventStore } from "../core/store/event-store.ts"
+import { benchCommand } from "./bench-command.ts"
 import { badInput } from "./failure.ts"
 import { printJson, println, table } from "./output.ts"
 import { fileEvents, stepOfEvent, storeOption, withStore } from "./run-commands.ts"
@@ -131,4 +132,4 @@ const backendsCommand = Command.make("backends", { json: jsonOption }, ({ json }
   Command.withDescription("List the TensorFlow.js backends this machine can train on, with device names."),
 )
 
-export const extraCommands = [exportCommand, importCommand, backendsCommand] as const
+export const extraCommands = [exportCommand, importCommand, backendsCommand, benchCommand] as const

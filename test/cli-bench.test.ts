@@ -1,0 +1,221 @@
+/**
+ * `interleave bench` through the real binary on a small sim sweep: recorded runs, results and
+ * reports, baselines (pass on the same run, fail on a planted regression), --sim-of, bad input.
+ */
+import { existsSync, readFileSync } from "node:fs"
+import { join } from "node:path"
+import { Either } from "effect"
+import { beforeAll, describe, expect, it } from "vitest"
+import { parseSweepResults, type SweepResults } from "../core/report/results.ts"
+import { baseScenario, runCli, tempDir, writeJson } from "./cli-helpers.ts"
+
+const dir = tempDir("interleave-bench-")
+const store = join(dir, "runs.db")
+writeJson(dir, "base.json", baseScenario())
+const sweepJson = {
+  name: "tiny-sim",
+  base: "base.json",
+  ratios: ["8:1", "1:1", "text-only"],
+  batchSizes: [2, { visual: 4, text: 2 }],
+  targets: [{ adapter: "sim" }],
+  warmupSteps: 3,
+  measuredSteps: 18,
+  microIterations: 4,
+}
+const sweep = writeJson(dir, "sweep.json", sweepJson)
+const out = join(dir, "out")
+const baselineFile = join(dir, "baseline.json")
+const IDS = [
+  "sim-h100-sxm-8x1-b2x2",
+  "sim-h100-sxm-1x1-b2x2",
+  "sim-h100-sxm-0x1-b2x2",
+  "sim-h100-sxm-8x1-b4x2",
+  "sim-h100-sxm-1x1-b4x2",
+  "sim-h100-sxm-0x1-b4x2",
+]
+
+const readResults = (file: string): SweepResults =>
+  Either.getOrThrow(parseSweepResults(readFileSync(file, "utf8"), file))
+
+let first: Awaited<ReturnType<typeof runCli>>
+beforeAll(async () => {
+  first = await runCli(["bench", sweep, "--out", out, "--store", store, "--save-baseline", baselineFile], {
+    env: { INTERLEAVE_PROGRESS: "1" },
+  })
+}, 60_000)
+
+describe("interleave bench <sweep>", () => {
+  it("runs every configuration and writes results.json, report.md, report.html and micro.json", () => {
+    expect(first.code, first.stderr).toBe(0)
+    const results = readResults(join(out, "results.json"))
+    expect(results.name).toBe("tiny-sim")
+    expect(results.configs.map((c) => c.id)).toEqual(IDS)
+    for (const c of results.configs) {
+      // Warm-up steps are left out: 18 measured steps, the first at step 3.
+      expect(c.steps).toBe(18)
+      expect(c.series.step[0]).toBe(3)
+      expect(c.runId).toMatch(new RegExp(`^bench-tiny-sim-${c.id}-\\d{8}-\\d{6}-[0-9a-f]{4}$`))
+      expect(c.hardware).toBe("h100-sxm")
+    }
+    const c81 = results.configs[3]!
+    expect(c81.batch).toEqual({ visual: 4, text: 2 })
+    expect(c81.latency.visual?.samplesCount).toBe(16)
+    expect(c81.latency.text?.samplesCount).toBe(2)
+    // Heavier visual steps (batch 4 vs 2) swing further than batch 2 does.
+    expect(c81.memory!.swing!.max).toBeGreaterThan(results.configs[0]!.memory!.swing!.max)
+    expect(results.configs[2]!.latency.visual).toBeUndefined()
+
+    const md = readFileSync(join(out, "report.md"), "utf8")
+    expect(md).toContain("# Sweep: tiny-sim")
+    expect(md).toContain("## How this bench measured")
+    expect(md).toContain("Memory series (`peakBytes`)")
+    const html = readFileSync(join(out, "report.html"), "utf8")
+    for (const chart of ["throughput", "memory", "loss", "latency"])
+      expect(html).toContain(`data-chart="${chart}"`)
+    expect(html).toContain('data-notes="bench"')
+
+    // tinybench: one Bench per target and batch size, a visual and a text task of 4 iterations.
+    const micro = JSON.parse(readFileSync(join(out, "micro.json"), "utf8"))
+    expect(micro.benches.map((b: { id: string }) => b.id)).toEqual(["sim-h100-sxm-b2x2", "sim-h100-sxm-b4x2"])
+    const tasks = micro.benches[1].tasks
+    expect(tasks.map((t: { name: string }) => t.name)).toEqual(["visual step", "text step"])
+    expect(tasks[0].latency.samplesCount).toBe(4)
+    // The sim's step time is deterministic, and tinybench records the adapter's own duration.
+    expect(tasks[0].latency.mean).toBeCloseTo(c81.latency.visual!.mean, 9)
+
+    expect(first.stdout).toContain("tiny-sim: memory over steps (6 configs)")
+    expect(first.stdout).toMatch(/sim-h100-sxm-8x1-b2x2\s+\S+\s+\S+/)
+    expect(first.stderr).toContain("[1/6] sim-h100-sxm-8x1-b2x2")
+    // The baseline is the results file.
+    expect(readResults(baselineFile)).toEqual(readResults(join(out, "results.json")))
+  })
+
+  it("records real runs: replay re-executes one and matches its log", async () => {
+    const runId = readResults(join(out, "results.json")).configs[3]!.runId
+    const r = await runCli(["replay", runId, "--store", store])
+    expect(r.stderr).toBe("")
+    expect(r.code).toBe(0)
+    expect(r.stdout).toContain("replay matches the log")
+  })
+
+  it("--compare passes against a baseline of the same sweep, and fails on a planted regression", async () => {
+    const baseline = JSON.parse(readFileSync(baselineFile, "utf8"))
+    // Plant: the baseline's first config was twice as fast.
+    baseline.configs[0].throughput.stepsPerSec *= 2
+    baseline.configs[0].throughput.samplesPerSec *= 2
+    const planted = writeJson(dir, "planted.json", baseline)
+    const [same, worse, loose] = await Promise.all([
+      runCli(["bench", sweep, "--out", join(dir, "o2"), "--store", store, "--compare", baselineFile]),
+      runCli(["bench", sweep, "--out", join(dir, "o3"), "--store", store, "--compare", planted]),
+      runCli([
+        "bench",
+        sweep,
+        "--out",
+        join(dir, "o4"),
+        "--store",
+        store,
+        "--compare",
+        planted,
+        "--fail-over",
+        "60",
+        "--json",
+      ]),
+    ])
+    expect(same.code, same.stderr).toBe(0)
+    expect(same.stdout).toContain(`comparison with ${baselineFile} (fail over 10%)`)
+    expect(same.stdout).toMatch(/sim-h100-sxm-8x1-b2x2\s+throughput\.stepsPerSec\s+\S+\s+\S+\s+±0\.0%\s+ok/)
+    expect(same.stdout).not.toContain("REGRESSED")
+
+    expect(worse.code).toBe(1)
+    expect(worse.stderr.trim()).toBe(
+      "interleave: 2 metric(s) regressed beyond 10%: sim-h100-sxm-8x1-b2x2 throughput.stepsPerSec -50.0%, sim-h100-sxm-8x1-b2x2 throughput.samplesPerSec -50.0%",
+    )
+    expect(worse.stdout).toMatch(
+      /sim-h100-sxm-8x1-b2x2\s+throughput\.stepsPerSec\s+\S+\s+\S+\s+-50\.0%\s+REGRESSED/,
+    )
+
+    // 50% slower is within --fail-over 60; with --json, stdout is the results and nothing else.
+    expect(loose.code, loose.stderr).toBe(0)
+    expect(Either.isRight(parseSweepResults(loose.stdout))).toBe(true)
+    expect(loose.stderr).toContain("comparison with")
+  }, 60_000)
+
+  it("--sim-of fits the sim to a results file and reports the held-out error", async () => {
+    const results = join(out, "results.json")
+    const fitDir = join(dir, "fit")
+    const [loo, held, unknown] = await Promise.all([
+      runCli(["bench", "--sim-of", results, "--out", fitDir]),
+      runCli([
+        "bench",
+        "--sim-of",
+        results,
+        "--out",
+        join(dir, "fit2"),
+        "--hold-out",
+        `${IDS[1]},${IDS[4]}`,
+        "--json",
+      ]),
+      runCli(["bench", "--sim-of", results, "--out", join(dir, "fit3"), "--hold-out", "nope"]),
+    ])
+    expect(loo.code, loo.stderr).toBe(0)
+    expect(loo.stdout).toMatch(/MAPE on held-out configs: step time [\d.]+%, memory [\d.]+%, all [\d.]+%/)
+    const fit = JSON.parse(readFileSync(join(fitDir, "sim-fit.json"), "utf8"))
+    expect(fit.method).toBe("leave-one-out")
+    expect(fit.fits).toBe(6)
+    expect(fit.heldOut.map((h: { id: string }) => h.id)).toEqual(IDS)
+    // The sim's memory is exactly resident + activations x batch: the fit recovers it.
+    expect(fit.mapePct.memory).toBeLessThan(1)
+    expect(fit.fitOnAll.hardware.name).toBe("fitted-tiny-sim")
+
+    expect(held.code, held.stderr).toBe(0)
+    const heldFit = JSON.parse(held.stdout)
+    expect(heldFit.fits).toBe(1)
+    expect(heldFit.heldOut.map((h: { id: string }) => h.id)).toEqual([IDS[1], IDS[4]])
+
+    expect(unknown.code).toBe(2)
+    expect(unknown.stderr.trim()).toBe(`interleave: ${results}: unknown hold-out id nope`)
+  }, 60_000)
+})
+
+describe("interleave bench: bad input is one line naming the file and field, exit 2", () => {
+  it("covers sweep, base, baseline and results files and the argument combinations", async () => {
+    const bad = (name: string, value: unknown) => writeJson(dir, name, value)
+    const cases: Array<[string[], string]> = [
+      [["bench", join(dir, "missing.json")], `${join(dir, "missing.json")}: no such sweep file`],
+      [
+        ["bench", bad("garbled.json", '{ "name": "x",\n  "base": ')],
+        `${join(dir, "garbled.json")}: invalid JSON at line 2`,
+      ],
+      [
+        ["bench", bad("adapter.json", { ...sweepJson, targets: [{ adapter: "jax" }] })],
+        `${join(dir, "adapter.json")}: targets[0].adapter: unknown target adapter "jax"`,
+      ],
+      [
+        ["bench", bad("ratio.json", { ...sweepJson, ratios: ["8:1", "eight"] })],
+        `${join(dir, "ratio.json")}: ratios[1]: expected "V:T"`,
+      ],
+      [
+        ["bench", bad("nobase.json", { ...sweepJson, base: "gone.json" })],
+        `${join(dir, "nobase.json")}: base: ${join(dir, "gone.json")}: no such scenario file`,
+      ],
+      [
+        ["bench", sweep, "--compare", bad("bl.json", { schemaVersion: 1, name: "x", configs: [] })],
+        `${join(dir, "bl.json")}: machine: is missing`,
+      ],
+      [["bench", "--sim-of", bad("res.json", "[1,")], `${join(dir, "res.json")}: invalid JSON`],
+      [["bench"], "bench: give a sweep file (or --sim-of RESULTS)"],
+      [["bench", sweep, "--sim-of", baselineFile], "bench: give a sweep file or --sim-of RESULTS, not both"],
+      [["bench", sweep, "--fail-over", "-1"], "--fail-over: must be a number >= 0, got -1"],
+    ]
+    const runs = await Promise.all(cases.map(([args]) => runCli([...args, "--store", store])))
+    for (const [i, r] of runs.entries()) {
+      const [args, message] = cases[i]!
+      expect(r.code, `${args.join(" ")}: ${r.stderr}`).toBe(2)
+      const lines = r.stderr.trim().split("\n")
+      expect(lines, args.join(" ")).toHaveLength(1)
+      expect(lines[0], args.join(" ")).toContain(`interleave: ${message}`)
+    }
+    // Nothing was run for a bad baseline: its output directory was never written.
+    expect(existsSync(join(process.cwd(), "out", "bench-tiny-sim"))).toBe(false)
+  }, 60_000)
+})
