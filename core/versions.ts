@@ -1,7 +1,9 @@
 /** Tool and runtime versions recorded in every RunStarted, so a log says what produced it. */
 import { createRequire } from "node:module"
+import { join } from "node:path"
+import { packageRoot } from "./package-root.ts"
 
-const require = createRequire(import.meta.url)
+const require = createRequire(join(packageRoot, "package.json"))
 
 const versionOf = (pkg: string): string => {
   try {
@@ -13,7 +15,7 @@ const versionOf = (pkg: string): string => {
 
 let cached: Record<string, string> | undefined
 
-export const toolVersion = (): string => (require("../package.json") as { version: string }).version
+export const toolVersion = (): string => (require("./package.json") as { version: string }).version
 
 export const runtimeVersions = (
   adapterInfo: Readonly<Record<string, string>> = {},

@@ -8,9 +8,9 @@
  */
 import { createHash } from "node:crypto"
 import { existsSync, readdirSync, readFileSync } from "node:fs"
-import { resolve } from "node:path"
-import { fileURLToPath } from "node:url"
+import { join, resolve } from "node:path"
 import { Effect, Either, ParseResult, Schema } from "effect"
+import { packageRoot } from "../../core/package-root.ts"
 import { AdapterUnavailable } from "../../core/training-adapter.ts"
 
 const NonEmpty = Schema.String.pipe(Schema.minLength(1, { message: () => "must be a non-empty string" }))
@@ -157,7 +157,7 @@ export const profileHash = (profile: HardwareProfile | ModelProfile): string =>
   createHash("sha256").update(canonicalJson(profile)).digest("hex").slice(0, 16)
 
 /** scenarios/, located from this module's own URL. */
-export const scenariosDir: string = fileURLToPath(new URL("../../scenarios/", import.meta.url))
+export const scenariosDir: string = join(packageRoot, "scenarios")
 
 const kindDir = (kind: ProfileKind): string => resolve(scenariosDir, kind)
 const kindLabel = (kind: ProfileKind): string => (kind === "hardware" ? "hardware" : "model")

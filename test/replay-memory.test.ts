@@ -1,0 +1,66 @@
+/**
+ * Replaying a 10^6-event run streams in bounded memory: the replaying process's resident set stays
+ * under 300 MB (sampled from /proc while it runs), for `replay`, `verify --log` and `show`.
+ */
+import { readFileSync } from "node:fs"
+import { join } from "node:path"
+import { beforeAll, describe, expect, it } from "vitest"
+import { runCli, spawnCli, tempDir, writeJson } from "./cli-helpers.ts"
+
+const dir = tempDir()
+const store = join(dir, "runs.db")
+const STEPS = 1_000_000
+
+/** Runs the CLI and samples its RSS every 20 ms; returns the exit code and the peak in MB. */
+const peakRss = (args: string[]) =>
+  new Promise<{ code: number | null; peakMb: number; stderr: string }>((resolve) => {
+    const child = spawnCli(args)
+    let peak = 0
+    let stderr = ""
+    child.stderr.on("data", (d) => {
+      stderr += d
+    })
+    child.stdout.resume()
+    const timer = setInterval(() => {
+      try {
+        const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${child.pid}/status`, "utf8"))
+        if (m) peak = Math.max(peak, Number(m[1]) / 1024)
+      } catch {
+        // The process has just exited.
+      }
+    }, 20)
+    child.on("exit", (code) => {
+      clearInterval(timer)
+      resolve({ code, peakMb: peak, stderr })
+    })
+  })
+
+describe(`a ${STEPS}-step run`, () => {
+  beforeAll(async () => {
+    const spec = writeJson(dir, "million.json", {
+      name: "million",
+      seed: 9,
+      phases: [{ name: "joint", steps: STEPS, ratio: { visual: 8, text: 1 } }],
+      batch: { visual: { size: 8 }, text: { size: 8 } },
+      optimizer: { kind: "adamw", lr: 1e-4, groups: [{ name: "all" }] },
+    })
+    const r = await runCli(["run", spec, "--run-id", "m", "--store", store, "--json"])
+    expect(r.stderr).toBe("")
+    expect(JSON.parse(r.stdout).steps).toBe(STEPS)
+  }, 300_000)
+
+  for (const args of [
+    ["replay", "m"],
+    ["verify", "--log", "m"],
+    ["show", "m"],
+  ]) {
+    it(`${args.join(" ")} stays under 300 MB RSS`, async () => {
+      const r = await peakRss([...args, "--store", store])
+      expect(r.stderr).toBe("")
+      expect(r.code).toBe(0)
+      expect(r.peakMb).toBeGreaterThan(0)
+      expect(r.peakMb).toBeLessThan(300)
+      console.log(`${args.join(" ")}: peak RSS ${r.peakMb.toFixed(0)} MB`)
+    }, 300_000)
+  }
+})
