@@ -588,7 +588,10 @@ const simFit = (a: {
     const m = cv.right.mape
     const f = (x: number | undefined) => (x === undefined ? "—" : `${x.toFixed(1)}%`)
     println(`MAPE on held-out configs: step time ${f(m.stepMs)}, memory ${f(m.memory)}, all ${f(m.all)}`)
-    for (const w of out.warnings) println(`warning: ${w}`)
+    // Per-fold warnings repeat across folds; the fit on every config says the same once.
+    for (const w of all.right.warnings) println(`warning (fit on all configs): ${w}`)
+    if (out.warnings.length > 0)
+      println(`${out.warnings.length} warning(s) from the cross-validation fits are in ${file}`)
     println(`wrote ${file}`)
   })
 
