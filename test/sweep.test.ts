@@ -85,10 +85,7 @@ describe("decodeSweep", () => {
       { ...minimal, targets: [{ adapter: "jax" }] },
       's.json: targets[0].adapter: unknown target adapter "jax"',
     ],
-    [
-      { ...minimal, targets: [{ backend: "wasm" }] },
-      "s.json: targets[0].adapter: is required",
-    ],
+    [{ ...minimal, targets: [{ backend: "wasm" }] }, "s.json: targets[0].adapter: is required"],
     [
       { ...minimal, targets: [{ adapter: "tfjs", backend: "metal", preset: "tiny" }] },
       's.json: targets[0].backend: must be one of cpu, wasm, webgpu, tensorflow, got "metal"',
