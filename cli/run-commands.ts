@@ -70,6 +70,12 @@ const runOptions = {
   model: opt("model", "sim: model profile name or file (default trex2-tiny)"),
   backend: opt("backend", "tfjs: cpu | wasm | webgpu | tensorflow (default wasm)"),
   preset: opt("preset", "tfjs: model preset tiny | small | base (default tiny)"),
+  lrScale: Options.float("lr-scale").pipe(
+    Options.optional,
+    Options.withDescription(
+      "tfjs: factor on every lr of the schedule (default: the preset's, 10 for tiny/small)",
+    ),
+  ),
   steps: intOpt("steps", "run only the first N steps of the schedule"),
   evalEvery: intOpt("eval-every", "evaluate every K steps when the adapter can (tfjs default 50)"),
   checkpointEvery: intOpt(
@@ -87,6 +93,7 @@ const buildAdapterOptions = (o: {
   model: Option.Option<string>
   backend: Option.Option<string>
   preset: Option.Option<string>
+  lrScale?: Option.Option<number>
 }) => {
   const out: Record<string, unknown> = {}
   const set = (k: string, v: Option.Option<string>) => {
@@ -98,6 +105,7 @@ const buildAdapterOptions = (o: {
   } else {
     set("backend", o.backend)
     set("preset", o.preset)
+    if (o.lrScale && Option.isSome(o.lrScale)) out.lrScale = o.lrScale.value
   }
   return out
 }

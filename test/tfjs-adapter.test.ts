@@ -43,7 +43,11 @@ const makeSpec = (over: Record<string, unknown> = {}): ScheduleSpec =>
   )
 
 const openOn = (spec: ScheduleSpec, options: Record<string, unknown> = {}) =>
-  TfjsAdapter.open({ spec, options: { backend: "wasm", preset: "tiny", profileEvery: 0, ...options } })
+  // lrScale 1: these specs state the lrs they train at.
+  TfjsAdapter.open({
+    spec,
+    options: { backend: "wasm", preset: "tiny", profileEvery: 0, lrScale: 1, ...options },
+  })
 
 const open = openOn
 

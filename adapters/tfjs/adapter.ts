@@ -36,13 +36,15 @@ export interface TfjsOptions {
   readonly profileEvery: number
   readonly evalEvery: number
   readonly evalBatches: number
+  /** Multiplies every lr of the plan (see ModelPreset.lrScale). */
+  readonly lrScale: number
 }
 
 const EVAL_CHUNK_IMAGES = 32
 
 /** Validates adapter options; a bad value is AdapterUnavailable (bad input), naming the field. */
 export const decodeOptions = (raw: Readonly<Record<string, unknown>>): TfjsOptions | AdapterUnavailable => {
-  const known = new Set(["backend", "preset", "profileEvery", "evalEvery", "evalBatches"])
+  const known = new Set(["backend", "preset", "profileEvery", "evalEvery", "evalBatches", "lrScale"])
   for (const k of Object.keys(raw))
     if (!known.has(k))
       return new AdapterUnavailable({
@@ -70,7 +72,13 @@ export const decodeOptions = (raw: Readonly<Record<string, unknown>>): TfjsOptio
   const evalEvery = int("evalEvery", 50, 1)
   const evalBatches = int("evalBatches", Math.ceil(PRESETS[preset].validationImages / EVAL_CHUNK_IMAGES), 1)
   for (const v of [profileEvery, evalEvery, evalBatches]) if (v instanceof AdapterUnavailable) return v
+  const lrScale = raw.lrScale ?? PRESETS[preset].lrScale
+  if (typeof lrScale !== "number" || !Number.isFinite(lrScale) || lrScale <= 0)
+    return new AdapterUnavailable({
+      message: `tfjs adapter: lrScale must be a finite number > 0, got ${String(lrScale)}`,
+    })
   return {
+    lrScale,
     backend,
     preset,
     profileEvery: profileEvery as number,
@@ -120,7 +128,7 @@ const open = (opts: OpenOptions) =>
     })
     const trainer = yield* Effect.acquireRelease(
       Effect.try({
-        try: () => makeTrainer(opts.spec, preset, o.evalBatches * EVAL_CHUNK_IMAGES),
+        try: () => makeTrainer(opts.spec, preset, o.evalBatches * EVAL_CHUNK_IMAGES, o.lrScale),
         catch: (e) => new AdapterUnavailable({ message: `tfjs: could not build the model: ${e}` }),
       }),
       (t) => Effect.sync(() => t.dispose()),

@@ -100,7 +100,18 @@ const unb64 = (s: string): Float32Array => {
   return out
 }
 
-export const makeTrainer = (spec: ScheduleSpec, preset: ModelPreset, validationImages: number): Trainer => {
+const scaleLrs = (lr: Readonly<Record<string, number>>, k: number): Record<string, number> => {
+  const out: Record<string, number> = {}
+  for (const g in lr) out[g] = lr[g]! * k
+  return out
+}
+
+export const makeTrainer = (
+  spec: ScheduleSpec,
+  preset: ModelPreset,
+  validationImages: number,
+  lrScale = 1,
+): Trainer => {
   const model = createModel(preset, spec.seed)
   const groups = assignGroups(spec.optimizer.groups.map((g) => g.name))
   const decayOf = new Map(
@@ -195,7 +206,7 @@ export const makeTrainer = (spec: ScheduleSpec, preset: ModelPreset, validationI
       optimizer.accumulate(grads)
       grads = {}
       if (plan.update) {
-        optimizer.apply(plan.lr)
+        optimizer.apply(lrScale === 1 ? plan.lr : scaleLrs(plan.lr, lrScale))
         // Wait for the update's kernels too, so the step time covers them on async backends.
         await headBias.data()
       }
