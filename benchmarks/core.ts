@@ -22,10 +22,10 @@ import { makeChecker } from "../core/invariants.ts"
 import { makePlanner } from "../core/plan.ts"
 import { makeRunStateFold } from "../core/projections.ts"
 import { decodeSpec, type ScheduleSpec } from "../core/spec.ts"
+import { median } from "../core/stats.ts"
 import { EventStore } from "../core/store/event-store.ts"
 import { makeMemoryEventStore } from "../core/store/memory.ts"
 import { makeSqliteEventStore } from "../core/store/sqlite.ts"
-import { median } from "../core/stats.ts"
 import { benchHarnessOverhead } from "./harness-overhead.ts"
 
 const STEPS = Number(process.env.BENCH_STEPS ?? 300_000)
@@ -43,9 +43,17 @@ const spec: ScheduleSpec = Either.getOrThrow(
     optimizer: {
       kind: "adamw",
       lr: 1e-4,
-      groups: [{ name: "backbone", lr: 1e-5 }, { name: "text-encoder", lr: 1e-5 }, { name: "visual-encoder" }, { name: "head" }],
+      groups: [
+        { name: "backbone", lr: 1e-5 },
+        { name: "text-encoder", lr: 1e-5 },
+        { name: "visual-encoder" },
+        { name: "head" },
+      ],
     },
-    lr: { warmup: { kind: "linear", steps: 1000 }, decay: { kind: "multistep", milestones: [STEPS - 10_000], gamma: 0.1 } },
+    lr: {
+      warmup: { kind: "linear", steps: 1000 },
+      decay: { kind: "multistep", milestones: [STEPS - 10_000], gamma: 0.1 },
+    },
   }),
 )
 
@@ -56,7 +64,9 @@ const time = async (f: () => Promise<unknown> | unknown): Promise<number> => {
 }
 
 const simContext = Effect.runSync(
-  Effect.map(Effect.all([loadHardware("h100-sxm"), loadModel("trex2-tiny")]), ([hw, m]) => makeSimContext(spec, hw, m)),
+  Effect.map(Effect.all([loadHardware("h100-sxm"), loadModel("trex2-tiny")]), ([hw, m]) =>
+    makeSimContext(spec, hw, m),
+  ),
 )
 
 /** The same outcomes as the engine computes, without events, store or fold. */
@@ -113,7 +123,11 @@ const sqliteAppendReplay = async () => {
         yield* startRun({ runId: "src", spec, source: "bench", adapterOptions: {} }).pipe(
           Effect.provide(Layer.merge(Layer.succeed(EventStore, mem), SimAdapterLive)),
         )
-        return Array.from(yield* Stream.runCollect(mem.read("src")), (e) => ({ type: e.type, version: e.version, data: e.data }))
+        return Array.from(yield* Stream.runCollect(mem.read("src")), (e) => ({
+          type: e.type,
+          version: e.version,
+          data: e.data,
+        }))
       }),
     )
     const append: number[] = []
@@ -126,7 +140,8 @@ const sqliteAppendReplay = async () => {
             const store = yield* makeSqliteEventStore(file)
             const t0 = performance.now()
             let v = 0
-            for (let i = 0; i < events.length; i += 2048) v = yield* store.append(runId, events.slice(i, i + 2048), v)
+            for (let i = 0; i < events.length; i += 2048)
+              v = yield* store.append(runId, events.slice(i, i + 2048), v)
             append.push(performance.now() - t0)
             const t1 = performance.now()
             const fold = makeRunStateFold()
@@ -162,18 +177,22 @@ const micro = async () => {
   let c = 0
   bench
     .add("planStep (random access)", () => {
-      planner.at((i = (i * 7919 + 13) % planner.total))
+      i = (i * 7919 + 13) % planner.total
+      planner.at(i)
     })
     .add("checker push (sequential)", () => {
       if (c >= planner.total) return
       checker.push(planner.at(c++))
     })
     .add("sim step (stepSync outcome)", () => {
-      simOutcome(simContext, planner.at((i = (i + 1) % planner.total)))
+      i = (i + 1) % planner.total
+      simOutcome(simContext, planner.at(i))
     })
   await bench.run()
   return bench.tasks.map((t) => {
-    const r = t.result as { latency?: { mean: number; p99: number; rme: number }; throughput?: { mean: number } } | undefined
+    const r = t.result as
+      | { latency?: { mean: number; p99: number; rme: number }; throughput?: { mean: number } }
+      | undefined
     return {
       name: t.name,
       meanNs: (r?.latency?.mean ?? Number.NaN) * 1e6,
@@ -189,7 +208,9 @@ const fmt = (n: number) => n.toLocaleString("en-US", { maximumFractionDigits: 2 
 const main = async () => {
   const started = new Date().toISOString()
   const log = (s: string) => process.stdout.write(`${s}\n`)
-  log(`interleave core benchmarks: ${STEPS} steps, ${ROUNDS} rounds, ${cpus()[0]?.model ?? "?"} x${cpus().length}`)
+  log(
+    `interleave core benchmarks: ${STEPS} steps, ${ROUNDS} rounds, ${cpus()[0]?.model ?? "?"} x${cpus().length}`,
+  )
 
   const engine = await engineVsLoop()
   log(
@@ -201,7 +222,8 @@ const main = async () => {
     `sqlite: append ${fmt(sqlite.appendEventsPerSec)} events/s (target >= 100k); replay read+decode+fold ${fmt(sqlite.replayEventsPerSec)} events/s (target >= 300k)`,
   )
   const microResults = await micro()
-  for (const m of microResults) log(`tinybench ${m.name}: ${fmt(m.meanNs)} ns mean, p99 ${fmt(m.p99Ns)} ns, rme ${fmt(m.rmePct)}%`)
+  for (const m of microResults)
+    log(`tinybench ${m.name}: ${fmt(m.meanNs)} ns mean, p99 ${fmt(m.p99Ns)} ns, rme ${fmt(m.rmePct)}%`)
   const harness = process.env.BENCH_SKIP_TFJS ? undefined : await benchHarnessOverhead()
   if (harness)
     for (const r of harness.ratios)
@@ -212,7 +234,13 @@ const main = async () => {
   const result = {
     suite: "core",
     createdAt: started,
-    machine: { cpu: cpus()[0]?.model ?? "unknown", cores: cpus().length, memBytes: totalmem(), node: process.versions.node, platform: process.platform },
+    machine: {
+      cpu: cpus()[0]?.model ?? "unknown",
+      cores: cpus().length,
+      memBytes: totalmem(),
+      node: process.versions.node,
+      platform: process.platform,
+    },
     engine,
     sqlite,
     micro: microResults,

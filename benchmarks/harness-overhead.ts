@@ -13,9 +13,9 @@ import { TfjsAdapter } from "../adapters/tfjs/adapter.ts"
 import { startRun } from "../core/engine.ts"
 import { makePlanner } from "../core/plan.ts"
 import { decodeSpec, type ScheduleSpec } from "../core/spec.ts"
+import { median } from "../core/stats.ts"
 import { EventStore } from "../core/store/event-store.ts"
 import { makeSqliteEventStore } from "../core/store/sqlite.ts"
-import { median } from "../core/stats.ts"
 import { TrainingAdapter } from "../core/training-adapter.ts"
 
 export interface HarnessRatioResult {
@@ -47,7 +47,13 @@ const specFor = (visual: number, text: number, steps: number): ScheduleSpec =>
 const options = (backend: string, preset: string) => ({ backend, preset, profileEvery: 0 })
 
 export const benchHarnessOverhead = async (
-  opts: { backend?: string; preset?: string; blocks?: number; stepsPerBlock?: number; ratios?: ReadonlyArray<[number, number]> } = {},
+  opts: {
+    backend?: string
+    preset?: string
+    blocks?: number
+    stepsPerBlock?: number
+    ratios?: ReadonlyArray<[number, number]>
+  } = {},
 ): Promise<HarnessResult> => {
   const backend = opts.backend ?? "wasm"
   const preset = opts.preset ?? "tiny"

@@ -137,7 +137,12 @@ const driveRun = (ctx: DriveContext, opts: EngineOptions) =>
       return Effect.map(store.append(runId, batch, version), (v) => {
         version = v
         lastFlush = Date.now()
-        opts.onProgress?.({ runId, stepsThisSession: done, elapsedMs: lastFlush - started, state: fold.state() })
+        opts.onProgress?.({
+          runId,
+          stepsThisSession: done,
+          elapsedMs: lastFlush - started,
+          state: fold.state(),
+        })
       })
     })
     const evaluate = (step: number) =>
@@ -334,7 +339,8 @@ export const summarizeLog = (runId: string) =>
         }),
       ),
     )
-    if (version === 0) return yield* new RunError({ message: `no run "${runId}" in the store (see \`interleave runs\`)` })
+    if (version === 0)
+      return yield* new RunError({ message: `no run "${runId}" in the store (see \`interleave runs\`)` })
     if (!started) return yield* new RunError({ message: `run "${runId}" has no RunStarted event` })
     const summary: LogSummary = { started, state: fold.state(), version, lastCheckpoint, lastEvalStep }
     return summary

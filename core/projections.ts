@@ -66,10 +66,13 @@ export const initialRunState: RunState = {
   abortReason: undefined,
 }
 
-type Mutable<T> = { -readonly [K in keyof T]: T[K] extends object ? (T[K] extends Function ? T[K] : Mutable<T[K]>) : T[K] }
+type Mutable<T> = {
+  -readonly [K in keyof T]: T[K] extends object ? (T[K] extends Function ? T[K] : Mutable<T[K]>) : T[K]
+}
 type Draft = Mutable<RunState>
 
-const cloneState = (s: RunState): Draft => ({ ...s, updates: { ...s.updates }, lastLoss: { ...s.lastLoss } }) as Draft
+const cloneState = (s: RunState): Draft =>
+  ({ ...s, updates: { ...s.updates }, lastLoss: { ...s.lastLoss } }) as Draft
 
 /**
  * The one definition of how an event changes the run state, applied to a private draft. The
