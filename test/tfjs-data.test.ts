@@ -144,7 +144,11 @@ describe("adapter options", () => {
       profileEvery: 25,
       evalEvery: 50,
       evalBatches: 3,
+      lrScale: 10,
     })
+    expect(decodeOptions({ preset: "base" })).toMatchObject({ lrScale: 1 })
+    expect(decodeOptions({ lrScale: 0 })).toBeInstanceOf(AdapterUnavailable)
+    expect(decodeOptions({ lrScale: "x" })).toBeInstanceOf(AdapterUnavailable)
     expect(decodeOptions({ preset: "huge" })).toBeInstanceOf(AdapterUnavailable)
     expect(decodeOptions({ profileEvery: -1 })).toBeInstanceOf(AdapterUnavailable)
     expect(decodeOptions({ backnd: "cpu" })).toBeInstanceOf(AdapterUnavailable)
