@@ -13,6 +13,8 @@
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { cpus, tmpdir, totalmem } from "node:os"
 import { join } from "node:path"
+import { setFlagsFromString } from "node:v8"
+import { runInNewContext } from "node:vm"
 import { Chunk, Effect, Either, Layer, Stream } from "effect"
 import { Bench } from "tinybench"
 import { loadHardware, loadModel } from "../adapters/sim/profiles.ts"
@@ -57,7 +59,12 @@ const spec: ScheduleSpec = Either.getOrThrow(
   }),
 )
 
+// Each timed section starts from a collected heap, so one side never pays for the other's garbage.
+setFlagsFromString("--expose-gc")
+const collect = runInNewContext("gc") as () => void
+
 const time = async (f: () => Promise<unknown> | unknown): Promise<number> => {
+  collect()
   const t0 = performance.now()
   await f()
   return performance.now() - t0
@@ -138,11 +145,13 @@ const sqliteAppendReplay = async () => {
         Effect.scoped(
           Effect.gen(function* () {
             const store = yield* makeSqliteEventStore(file)
+            collect()
             const t0 = performance.now()
             let v = 0
             for (let i = 0; i < events.length; i += 2048)
               v = yield* store.append(runId, events.slice(i, i + 2048), v)
             append.push(performance.now() - t0)
+            collect()
             const t1 = performance.now()
             const fold = makeRunStateFold()
             yield* readRunEvents(runId).pipe(

@@ -25,7 +25,13 @@ import {
 import { makePlanner, type Planner, type StepPlan } from "./plan.ts"
 import { evolveRunState, initialRunState, makeRunStateFold, type RunState } from "./projections.ts"
 import { decodeSpec, encodeSpec, type ScheduleSpec, type SpecError } from "./spec.ts"
-import { EventStore, type EventStoreShape, StoreError, type VersionConflict } from "./store/event-store.ts"
+import {
+  type EventEnvelope,
+  EventStore,
+  type EventStoreShape,
+  StoreError,
+  type VersionConflict,
+} from "./store/event-store.ts"
 import {
   type AdapterUnavailable,
   StepFailure,
@@ -121,7 +127,7 @@ const driveRun = (ctx: DriveContext, opts: EngineOptions) =>
     const started = Date.now()
     const stopAt = opts.stopAfter === undefined ? limit : Math.min(limit, ctx.from + opts.stopAfter)
 
-    const buffer: RunEvent[] = []
+    let buffer: EventEnvelope[] = []
     let version = ctx.version
     const fold = makeRunStateFold(ctx.state)
     let lastCkpt = ctx.lastCheckpointStep
@@ -129,13 +135,13 @@ const driveRun = (ctx: DriveContext, opts: EngineOptions) =>
     let done = 0
 
     const emit = (e: RunEvent) => {
-      buffer.push(e)
+      buffer.push(toEnvelope(e))
       fold.push(e)
     }
     const flush = Effect.suspend(() => {
       if (buffer.length === 0) return Effect.void
-      const batch = buffer.map(toEnvelope)
-      buffer.length = 0
+      const batch = buffer
+      buffer = []
       return Effect.map(store.append(runId, batch, version), (v) => {
         version = v
         lastFlush = Date.now()

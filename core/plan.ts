@@ -128,9 +128,22 @@ export const makePlanner = (spec: ScheduleSpec): Planner => {
     const update = micro === accumulation - 1 || offset === blockLen - 1
 
     const factor = scheduleFactor(spec, step, total) * spec.lr.modalityFactor[modality]
-    const lr: Record<string, number> = {}
-    for (const g of groups) lr[g] = base[g]! * factor
-    return { step, phase: phase.name, phaseStep, modality, cycle, position, micro, update, lr }
+    return { step, phase: phase.name, phaseStep, modality, cycle, position, micro, update, lr: lrFor(factor) }
+  }
+
+  // Long stretches of a schedule share one lr (constant phases, each modality): plans reuse one
+  // frozen object per factor seen last, instead of a new object per step.
+  const lrCache = new Map<number, Readonly<Record<string, number>>>()
+  const lrFor = (factor: number): Readonly<Record<string, number>> => {
+    let lr = lrCache.get(factor)
+    if (lr === undefined) {
+      const fresh: Record<string, number> = {}
+      for (const g of groups) fresh[g] = base[g]! * factor
+      lr = Object.freeze(fresh)
+      if (lrCache.size >= 8) lrCache.clear()
+      lrCache.set(factor, lr)
+    }
+    return lr
   }
 
   return { spec, total, starts, at }
