@@ -11,7 +11,14 @@ import { Bench } from "tinybench"
 import { adapterLayer } from "../adapters/registry.ts"
 import { crossValidate, fitSim, type MeasuredConfig } from "../adapters/sim/fit.ts"
 import { looksLikePath } from "../adapters/sim/profiles.ts"
-import { type Comparison, compareResults, formatDelta, regressionSummary } from "../core/baseline.ts"
+import {
+  type Comparison,
+  compareResults,
+  DEFAULT_THRESHOLD_PCT,
+  formatDelta,
+  METRIC_NAMES,
+  regressionSummary,
+} from "../core/baseline.ts"
 import { readRunEvents, startRun } from "../core/engine.ts"
 import type { MemorySampleSchema } from "../core/events.ts"
 import { makePlanner } from "../core/plan.ts"
@@ -265,7 +272,9 @@ const summaryTable = (results: SweepResults): string =>
   )
 
 const comparisonText = (c: Comparison, baselineFile: string): string => {
-  const lines = [`comparison with ${baselineFile} (fail over ${c.thresholdPct}%):`]
+  const lines = [
+    `comparison with ${baselineFile} (fail over ${c.thresholdPct}% on ${c.gated.join(", ")}; other metrics are shown, not gated):`,
+  ]
   if (c.machineNote) lines.push(`note: ${c.machineNote}`)
   const fmt = (x: number | undefined) => (x === undefined ? "—" : formatNumber(x))
   lines.push(
@@ -345,6 +354,7 @@ interface BenchArgs {
   readonly saveBaseline: Option.Option<string>
   readonly compare: Option.Option<string>
   readonly failOver: number
+  readonly failMetrics: ReadonlyArray<string> | undefined
 }
 
 /** A sim profile given as a path is relative to the sweep file. */
@@ -368,6 +378,11 @@ const resolveTargets = (sweep: SweepFile, sweepFile: string): SweepFile => {
 const runSweep = (a: BenchArgs) =>
   Effect.gen(function* () {
     if (!(a.failOver >= 0)) return yield* badInput(`--fail-over: must be a number >= 0, got ${a.failOver}`)
+    const unknownMetric = a.failMetrics?.find((m) => !METRIC_NAMES.includes(m))
+    if (unknownMetric !== undefined)
+      return yield* badInput(
+        `--fail-metrics: unknown metric "${unknownMetric}" (known: ${METRIC_NAMES.join(", ")})`,
+      )
     // Read the baseline first: a bad baseline should not cost a whole sweep.
     const baseline = Option.isSome(a.compare)
       ? yield* loadResults(a.compare.value, "baseline file")
@@ -469,7 +484,10 @@ const runSweep = (a: BenchArgs) =>
     yield* appendNotes(outDir, benchNotes(sweep, measures, micro))
     if (Option.isSome(a.saveBaseline)) yield* writeJsonFile(a.saveBaseline.value, encoded)
     const comparison = baseline
-      ? compareResults(baseline, sweepResults, { thresholdPct: a.failOver })
+      ? compareResults(baseline, sweepResults, {
+          thresholdPct: a.failOver,
+          ...(a.failMetrics ? { gate: a.failMetrics } : {}),
+        })
       : undefined
     if (a.json) printJson(encoded)
     else {
@@ -620,9 +638,15 @@ export const benchCommand = Command.make(
       Options.withDescription("compare with a saved baseline (results.json); exit 1 on a regression"),
     ),
     failOver: Options.float("fail-over").pipe(
-      Options.withDefault(10),
+      Options.withDefault(DEFAULT_THRESHOLD_PCT),
       Options.withDescription(
-        "with --compare: the % change in a metric's bad direction that fails (default 10)",
+        `with --compare: the % change in a gated metric's bad direction that fails (default ${DEFAULT_THRESHOLD_PCT})`,
+      ),
+    ),
+    failMetrics: Options.text("fail-metrics").pipe(
+      Options.optional,
+      Options.withDescription(
+        `with --compare: comma-separated metrics that gate (default: throughput, mean latency, memory; all: ${METRIC_NAMES.join(", ")})`,
       ),
     ),
     simOf: Options.text("sim-of").pipe(
@@ -662,6 +686,12 @@ export const benchCommand = Command.make(
           saveBaseline: o.saveBaseline,
           compare: o.compare,
           failOver: o.failOver,
+          failMetrics: Option.isSome(o.failMetrics)
+            ? o.failMetrics.value
+                .split(",")
+                .map((m) => m.trim())
+                .filter((m) => m.length > 0)
+            : undefined,
         }),
       )
     }),

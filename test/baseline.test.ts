@@ -94,7 +94,15 @@ describe("compareResults", () => {
     expect(c.deltas).toHaveLength(2 * METRICS.length)
     expect(c.deltas.every((d) => d.deltaPct === 0 && d.status === "ok")).toBe(true)
     expect(c.machineNote).toBeUndefined()
-    expect(c.thresholdPct).toBe(10)
+    expect(c.thresholdPct).toBe(15)
+    expect(c.gated).toEqual([
+      "throughput.stepsPerSec",
+      "throughput.samplesPerSec",
+      "latency.visual.mean",
+      "latency.text.mean",
+      "memory.peak",
+      "memory.swing.max",
+    ])
   })
 
   it("fails on a planted regression: a baseline twice as fast", () => {
@@ -106,7 +114,7 @@ describe("compareResults", () => {
       ["a", "throughput.samplesPerSec", -50],
     ])
     expect(regressionSummary(c)).toBe(
-      "2 metric(s) regressed beyond 10%: a throughput.stepsPerSec -50.0%, a throughput.samplesPerSec -50.0%",
+      "2 metric(s) regressed beyond 15%: a throughput.stepsPerSec -50.0%, a throughput.samplesPerSec -50.0%",
     )
     // The same change the other way is an improvement, not a failure.
     expect(compareResults(current, baseline).regressions).toEqual([])
@@ -118,18 +126,41 @@ describe("compareResults", () => {
     const slower = records.map((r) =>
       r.modality === "text" ? { ...r, durationMs: 6 } : { ...r, memBytes: 900 + 0.15 * 900 },
     )
-    const c = compareResults(results([config("a")]), results([config("a", slower)]))
+    const c = compareResults(results([config("a")]), results([config("a", slower)]), { thresholdPct: 10 })
     const bad = Object.fromEntries(c.regressions.map((d) => [d.metric, Math.round(d.deltaPct! * 10) / 10]))
+    // Every text step took exactly 6 ms instead of 5: no spread, so the mean's change is no noise.
     expect(bad).toEqual({
-      "latency.text.p50": 20,
-      "latency.text.p99": 20,
+      "latency.text.mean": 20,
       "memory.peak": 15,
       "memory.swing.max": 27, // (1035 - 400) / (900 - 400) - 1
     })
+    // Percentiles moved as much, but they only gate when asked for.
+    const status = (m: string) => c.deltas.find((d) => d.metric === m)!.status
+    expect(status("latency.text.p50")).toBe("changed")
+    expect(status("latency.text.p99")).toBe("changed")
+    const strict = compareResults(results([config("a")]), results([config("a", slower)]), {
+      thresholdPct: 10,
+      gate: ["latency.text.p99"],
+    })
+    expect(strict.regressions.map((d) => d.metric)).toEqual(["latency.text.p99"])
     // Throughput dropped too, but by less than 10%: 18 steps in 170 ms, then in 172 ms.
     expect(c.deltas.find((d) => d.metric === "throughput.stepsPerSec")!.status).toBe("ok")
     const loose = compareResults(results([config("a")]), results([config("a", slower)]), { thresholdPct: 30 })
     expect(loose.regressions).toEqual([])
+  })
+
+  it("a mean that moves beyond the threshold but within the margin of error is noise", () => {
+    // Text steps alternate 2 and 8 ms (mean 5, wide spread), then 2 and 10 ms (mean 6, +20%).
+    let k = 0
+    const noisy = (hi: number) =>
+      records.map((r) => (r.modality === "text" ? { ...r, durationMs: k++ % 2 === 0 ? 2 : hi } : r))
+    const c = compareResults(results([config("a", noisy(8))]), results([config("a", noisy(10))]), {
+      thresholdPct: 10,
+    })
+    const mean = c.deltas.find((d) => d.metric === "latency.text.mean")!
+    expect(mean.deltaPct).toBeCloseTo(20)
+    expect(mean.status).toBe("noise")
+    expect(c.regressions.map((d) => d.metric)).not.toContain("latency.text.mean")
   })
 
   it("lists configs on one side only, and metrics one side lacks, without failing", () => {
@@ -142,7 +173,7 @@ describe("compareResults", () => {
     expect(c.regressions).toEqual([])
     const missing = c.deltas.filter((d) => d.status === "missing").map((d) => d.metric)
     // No text steps now: no text latency, and no cycle has both modalities, so no swing.
-    expect(missing).toEqual(["latency.text.p50", "latency.text.p99", "memory.swing.max"])
+    expect(missing).toEqual(["latency.text.mean", "latency.text.p50", "latency.text.p99", "memory.swing.max"])
   })
 
   it("notes a different machine", () => {

@@ -122,13 +122,13 @@ describe("interleave bench <sweep>", () => {
       ]),
     ])
     expect(same.code, same.stderr).toBe(0)
-    expect(same.stdout).toContain(`comparison with ${baselineFile} (fail over 10%)`)
+    expect(same.stdout).toContain(`comparison with ${baselineFile} (fail over 15% on throughput.stepsPerSec`)
     expect(same.stdout).toMatch(/sim-h100-sxm-8x1-b2x2\s+throughput\.stepsPerSec\s+\S+\s+\S+\s+±0\.0%\s+ok/)
     expect(same.stdout).not.toContain("REGRESSED")
 
     expect(worse.code).toBe(1)
     expect(worse.stderr.trim()).toBe(
-      "interleave: 2 metric(s) regressed beyond 10%: sim-h100-sxm-8x1-b2x2 throughput.stepsPerSec -50.0%, sim-h100-sxm-8x1-b2x2 throughput.samplesPerSec -50.0%",
+      "interleave: 2 metric(s) regressed beyond 15%: sim-h100-sxm-8x1-b2x2 throughput.stepsPerSec -50.0%, sim-h100-sxm-8x1-b2x2 throughput.samplesPerSec -50.0%",
     )
     expect(worse.stdout).toMatch(
       /sim-h100-sxm-8x1-b2x2\s+throughput\.stepsPerSec\s+\S+\s+\S+\s+-50\.0%\s+REGRESSED/,
