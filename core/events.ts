@@ -7,9 +7,10 @@
  * Each type carries a schema version; a log written by a newer version is refused, not guessed at.
  */
 import { createHash } from "node:crypto"
-import { Data, Either, ParseResult, Schema } from "effect"
+import { Data, Either, type ParseResult, Schema } from "effect"
 import type { StepPlan } from "./plan.ts"
-import { formatPath, Modality } from "./spec.ts"
+import { firstIssue } from "./schema-issue.ts"
+import { Modality } from "./spec.ts"
 import type { EventEnvelope } from "./store/event-store.ts"
 
 const Finite = Schema.Finite
@@ -201,9 +202,7 @@ export const decodeEvent = (
       new EventDecodeError({ where, reason: `payload of ${env.type} must be an object with _tag "${type}"` }),
     )
   return Either.mapLeft(validators[type](data), (e) => {
-    const issue = ParseResult.ArrayFormatter.formatErrorSync(e)[0]
-    const path = issue ? formatPath(issue.path) : ""
-    const reason = issue?._tag === "Unexpected" ? "unknown key" : (issue?.message ?? "invalid")
+    const { path, reason } = firstIssue(e)
     return new EventDecodeError({ where, reason: `${env.type}${path ? `.${path}` : ""}: ${reason}` })
   })
 }

@@ -1,3 +1,5 @@
+import { Either } from "effect"
+
 /**
  * Where JSON text goes wrong. Node 20's JSON.parse often names no position ("Unexpected token
  * ',', ...] is not valid JSON"), so a scanner finds the first offending character and we report
@@ -105,4 +107,23 @@ export const jsonErrorOffset = (text: string): number | undefined => {
 export const lineColumn = (text: string, offset: number): { line: number; column: number } => {
   const before = text.slice(0, offset)
   return { line: before.split("\n").length, column: offset - before.lastIndexOf("\n") }
+}
+
+/** JSON.parse's failure, with the line and column of the first error. */
+export const describeJsonError = (text: string, e: unknown): string => {
+  const msg = (e instanceof Error ? e.message : String(e)).split("\n")[0]!
+  const offset = jsonErrorOffset(text)
+  if (offset === undefined) return `invalid JSON: ${msg}`
+  const { line, column } = lineColumn(text, offset)
+  const near = text.slice(offset, offset + 12).split("\n")[0]
+  return `invalid JSON at line ${line}, column ${column}${near ? ` (near ${JSON.stringify(near)})` : " (unexpected end)"}`
+}
+
+/** Parses JSON text; the failure is a reason naming line and column. */
+export const parseJsonText = (text: string): Either.Either<unknown, string> => {
+  try {
+    return Either.right(JSON.parse(text))
+  } catch (e) {
+    return Either.left(describeJsonError(text, e))
+  }
 }

@@ -5,8 +5,11 @@
  * JSON path and the reason (`phases[1].ratio: visual and text cannot both be 0`). Unknown keys are
  * errors, so a typo never passes silently.
  */
-import { Data, Either, ParseResult, Schema } from "effect"
-import { jsonErrorOffset, lineColumn } from "./json-error.ts"
+import { Data, Either, Schema } from "effect"
+import { parseJsonText } from "./json-error.ts"
+import { firstIssue } from "./schema-issue.ts"
+
+const pathAndReason = (i: { path: string; reason: string }) => ({ path: i.path, reason: i.reason })
 
 export const Modality = Schema.Literal("visual", "text")
 export type Modality = typeof Modality.Type
@@ -133,26 +136,7 @@ export class SpecError extends Data.TaggedError("SpecError")<{
   }
 }
 
-/** `["phases", 1, "ratio"]` -> `phases[1].ratio` */
-export const formatPath = (path: ReadonlyArray<PropertyKey>): string =>
-  path.reduce<string>(
-    (acc, k) => (typeof k === "number" ? `${acc}[${k}]` : acc ? `${acc}.${String(k)}` : String(k)),
-    "",
-  )
-
 const decodeUnknown = Schema.decodeUnknownEither(ScheduleSpec, { onExcessProperty: "error", errors: "first" })
-
-const firstIssue = (error: ParseResult.ParseError): { path: string; reason: string } => {
-  const issue = ParseResult.ArrayFormatter.formatErrorSync(error)[0]
-  if (!issue) return { path: "", reason: "invalid scenario" }
-  const reason =
-    issue._tag === "Unexpected"
-      ? "unknown key (check its spelling)"
-      : issue._tag === "Missing"
-        ? "is required"
-        : issue.message
-  return { path: formatPath(issue.path), reason }
-}
 
 /** Cross-field rules that a per-field schema cannot express. */
 const checkConsistency = (spec: ScheduleSpec): { path: string; reason: string } | undefined => {
@@ -192,7 +176,10 @@ export const totalSteps = (spec: Pick<ScheduleSpec, "phases">): number =>
 /** Decodes an already-parsed JSON value. `source` names the file in error messages. */
 export const decodeSpec = (input: unknown, source = "scenario"): Either.Either<ScheduleSpec, SpecError> =>
   Either.flatMap(
-    Either.mapLeft(decodeUnknown(input), (e) => new SpecError({ source, ...firstIssue(e) })),
+    Either.mapLeft(
+      decodeUnknown(input),
+      (e) => new SpecError({ source, ...pathAndReason(firstIssue(e, "invalid scenario")) }),
+    ),
     (spec) => {
       const bad = checkConsistency(spec)
       return bad ? Either.left(new SpecError({ source, ...bad })) : Either.right(spec)
@@ -200,25 +187,11 @@ export const decodeSpec = (input: unknown, source = "scenario"): Either.Either<S
   )
 
 /** Parses JSON text, then decodes; a JSON syntax error names the line and column. */
-export const parseSpec = (text: string, source = "scenario"): Either.Either<ScheduleSpec, SpecError> => {
-  let json: unknown
-  try {
-    json = JSON.parse(text)
-  } catch (e) {
-    return Either.left(new SpecError({ source, path: "", reason: describeJsonError(text, e) }))
-  }
-  return decodeSpec(json, source)
-}
-
-/** JSON.parse's message, with the line and column of the first error. */
-export const describeJsonError = (text: string, e: unknown): string => {
-  const msg = (e instanceof Error ? e.message : String(e)).split("\n")[0]!
-  const offset = jsonErrorOffset(text)
-  if (offset === undefined) return `invalid JSON: ${msg}`
-  const { line, column } = lineColumn(text, offset)
-  const near = text.slice(offset, offset + 12).split("\n")[0]
-  return `invalid JSON at line ${line}, column ${column}${near ? ` (near ${JSON.stringify(near)})` : " (unexpected end)"}`
-}
+export const parseSpec = (text: string, source = "scenario"): Either.Either<ScheduleSpec, SpecError> =>
+  Either.flatMap(
+    Either.mapLeft(parseJsonText(text), (reason) => new SpecError({ source, path: "", reason })),
+    (json) => decodeSpec(json, source),
+  )
 
 export const encodeSpec = Schema.encodeSync(ScheduleSpec)
 

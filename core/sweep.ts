@@ -10,15 +10,9 @@
  * Decoding follows core/spec.ts: unknown keys are errors, and every error names the JSON path.
  */
 import { Data, Either, ParseResult, Schema } from "effect"
-import {
-  CycleOrder,
-  decodeSpec,
-  describeJsonError,
-  encodeSpec,
-  formatPath,
-  type Ratio,
-  type ScheduleSpec,
-} from "./spec.ts"
+import { parseJsonText } from "./json-error.ts"
+import { formatPath, firstIssue as genericIssue } from "./schema-issue.ts"
+import { CycleOrder, decodeSpec, encodeSpec, type Ratio, type ScheduleSpec } from "./spec.ts"
 
 /** tfjs backends and presets a sweep may name (checked against the adapter's lists in a test). */
 export const TFJS_BACKENDS = ["cpu", "wasm", "webgpu", "tensorflow"] as const
@@ -158,19 +152,14 @@ const unionReason = (issue: ParseResult.ArrayFormatterIssue, input: unknown): st
 }
 
 const firstIssue = (error: ParseResult.ParseError, input: unknown): { path: string; reason: string } => {
-  const issue = ParseResult.ArrayFormatter.formatErrorSync(error)[0]
-  if (!issue) return { path: "", reason: "invalid sweep" }
-  const reason =
-    issue._tag === "Unexpected"
-      ? "unknown key (check its spelling)"
-      : issue._tag === "Missing"
-        ? "is required"
-        : unionReason(issue, input)
+  const { issue, path, reason } = genericIssue(error, "invalid sweep")
+  if (!issue || issue._tag === "Unexpected" || issue._tag === "Missing") return { path, reason }
+  const why = unionReason(issue, input)
   // A bad target adapter is reported at the target's `adapter` key.
   const p = [...issue.path]
-  if (p[0] === "targets" && typeof p[1] === "number" && reason.startsWith("unknown target adapter"))
+  if (p[0] === "targets" && typeof p[1] === "number" && why.startsWith("unknown target adapter"))
     p.splice(2, p.length - 2, "adapter")
-  return { path: formatPath(p), reason }
+  return { path: formatPath(p), reason: why }
 }
 
 /** Decodes an already-parsed sweep file. */
@@ -178,15 +167,11 @@ export const decodeSweep = (input: unknown, source = "sweep"): Either.Either<Swe
   Either.mapLeft(decodeUnknown(input), (e) => new SweepError({ source, ...firstIssue(e, input) }))
 
 /** Parses JSON text, then decodes; a syntax error names line and column. */
-export const parseSweep = (text: string, source = "sweep"): Either.Either<SweepFile, SweepError> => {
-  let json: unknown
-  try {
-    json = JSON.parse(text)
-  } catch (e) {
-    return Either.left(new SweepError({ source, path: "", reason: describeJsonError(text, e) }))
-  }
-  return decodeSweep(json, source)
-}
+export const parseSweep = (text: string, source = "sweep"): Either.Either<SweepFile, SweepError> =>
+  Either.flatMap(
+    Either.mapLeft(parseJsonText(text), (reason) => new SweepError({ source, path: "", reason })),
+    (json) => decodeSweep(json, source),
+  )
 
 // ---------------------------------------------------------------------------------------------
 // Expansion

@@ -18,7 +18,8 @@
  * unit-scaled columns); a column the data cannot identify is dropped (coefficient 0) with a
  * warning. Measurements are assumed taken without gradient accumulation (an update every step).
  */
-import { Data, Either, ParseResult, Schema } from "effect"
+import { Data, Either, Schema } from "effect"
+import { firstIssue, issueText } from "../../core/schema-issue.ts"
 import { MODALITIES, type Modality } from "../../core/spec.ts"
 import type { HardwareProfile, LossCurve, ModelProfile } from "./profiles.ts"
 
@@ -56,17 +57,10 @@ export const decodeMeasured = (
   input: unknown,
   source = "measurements",
 ): Either.Either<ReadonlyArray<MeasuredConfig>, FitError> =>
-  Either.mapLeft(decodeMeasuredEither(input), (e) => {
-    const issue = ParseResult.ArrayFormatter.formatErrorSync(e)[0]
-    const path = (issue?.path ?? []).map((k) => (typeof k === "number" ? `[${k}]` : `.${String(k)}`)).join("")
-    const reason =
-      issue?._tag === "Unexpected"
-        ? "unknown key"
-        : issue?._tag === "Missing"
-          ? "is required"
-          : issue?.message
-    return new FitError({ message: `${source}: ${path.replace(/^\./, "")}: ${reason ?? "invalid"}` })
-  })
+  Either.mapLeft(
+    decodeMeasuredEither(input),
+    (e) => new FitError({ message: `${source}: ${issueText(firstIssue(e, "invalid measurements"))}` }),
+  )
 
 export type ConfigInput = Pick<MeasuredConfig, "batch" | "ratio">
 

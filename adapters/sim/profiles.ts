@@ -9,8 +9,9 @@
 import { createHash } from "node:crypto"
 import { existsSync, readdirSync, readFileSync } from "node:fs"
 import { join, resolve } from "node:path"
-import { Effect, Either, ParseResult, Schema } from "effect"
+import { Effect, Either, type ParseResult, Schema } from "effect"
 import { packageRoot } from "../../core/package-root.ts"
+import { firstIssue, issueText } from "../../core/schema-issue.ts"
 import { AdapterUnavailable } from "../../core/training-adapter.ts"
 
 const NonEmpty = Schema.String.pipe(Schema.minLength(1, { message: () => "must be a non-empty string" }))
@@ -103,24 +104,8 @@ export type ModelProfile = typeof ModelProfile.Type
 
 export type ProfileKind = "hardware" | "models"
 
-const formatPath = (path: ReadonlyArray<PropertyKey>): string =>
-  path.reduce<string>(
-    (acc, k) => (typeof k === "number" ? `${acc}[${k}]` : acc ? `${acc}.${String(k)}` : String(k)),
-    "",
-  )
-
-const describeIssue = (error: ParseResult.ParseError): string => {
-  const issue = ParseResult.ArrayFormatter.formatErrorSync(error)[0]
-  if (!issue) return "invalid profile"
-  const reason =
-    issue._tag === "Unexpected"
-      ? "unknown key (check its spelling)"
-      : issue._tag === "Missing"
-        ? "is required"
-        : issue.message
-  const path = formatPath(issue.path)
-  return path ? `${path}: ${reason}` : reason
-}
+const describeIssue = (error: ParseResult.ParseError): string =>
+  issueText(firstIssue(error, "invalid profile"))
 
 const decoder = <A, I>(schema: Schema.Schema<A, I>) => {
   const decode = Schema.decodeUnknownEither(schema, { onExcessProperty: "error", errors: "first" })

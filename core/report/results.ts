@@ -9,7 +9,9 @@
  * "Infinity", "-Infinity", "NaN".
  */
 import * as os from "node:os"
-import { Data, Either, ParseResult, Schema } from "effect"
+import { Data, Either, Schema } from "effect"
+import { parseJsonText } from "../json-error.ts"
+import { firstIssue } from "../schema-issue.ts"
 import { Modality } from "../spec.ts"
 import {
   latencyStatistics,
@@ -186,27 +188,19 @@ export const decodeSweepResults = (
   source = "results",
 ): Either.Either<SweepResults, ResultsError> =>
   Either.mapLeft(decodeUnknown(input), (e) => {
-    const issue = ParseResult.ArrayFormatter.formatErrorSync(e)[0]
-    const path = issue?.path.map((k) => (typeof k === "number" ? `[${k}]` : `.${String(k)}`)).join("") ?? ""
-    return new ResultsError({
-      source,
-      reason: `${path.replace(/^\./, "") || "(root)"}: ${issue?.message ?? "invalid results"}`,
-    })
+    const i = firstIssue(e, "invalid results")
+    return new ResultsError({ source, reason: `${i.path || "(root)"}: ${i.reason}` })
   })
 
 /** Parses JSON text, then decodes. */
 export const parseSweepResults = (
   text: string,
   source = "results",
-): Either.Either<SweepResults, ResultsError> => {
-  let json: unknown
-  try {
-    json = JSON.parse(text)
-  } catch (e) {
-    return Either.left(new ResultsError({ source, reason: `invalid JSON: ${(e as Error).message}` }))
-  }
-  return decodeSweepResults(json, source)
-}
+): Either.Either<SweepResults, ResultsError> =>
+  Either.flatMap(
+    Either.mapLeft(parseJsonText(text), (reason) => new ResultsError({ source, reason })),
+    (json) => decodeSweepResults(json, source),
+  )
 
 /** To a JSON-safe value (non-finite numbers become strings); `JSON.stringify` it to write. */
 export const encodeSweepResults = (results: SweepResults): SweepResultsEncoded =>

@@ -1,0 +1,36 @@
+/**
+ * One way to turn an Effect Schema decode failure into `path: reason`, shared by every file the
+ * tool reads (scenarios, sweeps, results, profiles, event logs), so all of them word errors alike.
+ */
+import { ParseResult } from "effect"
+
+/** `["phases", 1, "ratio"]` -> `phases[1].ratio` */
+export const formatPath = (path: ReadonlyArray<PropertyKey>): string =>
+  path.reduce<string>(
+    (acc, k) => (typeof k === "number" ? `${acc}[${k}]` : acc ? `${acc}.${String(k)}` : String(k)),
+    "",
+  )
+
+export interface Issue {
+  readonly path: string
+  readonly reason: string
+  /** The formatter's own issue, for callers that word some cases themselves. */
+  readonly issue: ParseResult.ArrayFormatterIssue | undefined
+}
+
+/** The first issue of a decode failure: unknown keys and missing keys in plain words. */
+export const firstIssue = (error: ParseResult.ParseError, fallback = "invalid"): Issue => {
+  const issue = ParseResult.ArrayFormatter.formatErrorSync(error)[0]
+  if (!issue) return { path: "", reason: fallback, issue }
+  const reason =
+    issue._tag === "Unexpected"
+      ? "unknown key (check its spelling)"
+      : issue._tag === "Missing"
+        ? "is required"
+        : issue.message
+  return { path: formatPath(issue.path), reason, issue }
+}
+
+/** `path: reason`, or the reason alone at the root. */
+export const issueText = (i: { readonly path: string; readonly reason: string }): string =>
+  i.path ? `${i.path}: ${i.reason}` : i.reason
