@@ -11,7 +11,7 @@
  * `s` must have. Only `phase-boundaries` looks at the record's phase labels, so a wrong label
  * and a wrong modality are told apart.
  */
-import { expectedVisualSteps, isVisualAt, type StepPlan, scheduleFactor } from "./plan.ts"
+import { expectedVisualSteps, isVisualAt, phaseIndexAt, type StepPlan, scheduleFactor } from "./plan.ts"
 import { groupBaseLrs, type Modality, type Phase, type ScheduleSpec, totalSteps } from "./spec.ts"
 
 /** One executed (or planned) step: the StepPlan fields, whoever produced them. */
@@ -116,14 +116,7 @@ const phaseAt = (v: SpecView, step: number, hint: number): number => {
     if (next < starts.length && step >= starts[next]! && step < ends[next]!) return next
   }
   if (!(step >= 0 && step < v.total) || !Number.isInteger(step)) return -1
-  let lo = 0
-  let hi = starts.length - 1
-  while (lo < hi) {
-    const mid = (lo + hi + 1) >> 1
-    if (starts[mid]! <= step) lo = mid
-    else hi = mid - 1
-  }
-  return lo
+  return phaseIndexAt(starts, step)
 }
 
 const fmt = (x: unknown): string => (typeof x === "number" ? String(Number(x.toPrecision(12))) : String(x))

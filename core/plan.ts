@@ -75,6 +75,18 @@ export interface Planner {
 
 export class StepOutOfRange extends RangeError {}
 
+/** Index of the last phase starting at or before `step`, by binary search over phase starts. */
+export const phaseIndexAt = (starts: ReadonlyArray<number>, step: number): number => {
+  let lo = 0
+  let hi = starts.length - 1
+  while (lo < hi) {
+    const mid = (lo + hi + 1) >> 1
+    if (starts[mid]! <= step) lo = mid
+    else hi = mid - 1
+  }
+  return lo
+}
+
 export const makePlanner = (spec: ScheduleSpec): Planner => {
   const starts: number[] = []
   let acc = 0
@@ -86,16 +98,7 @@ export const makePlanner = (spec: ScheduleSpec): Planner => {
   const base = groupBaseLrs(spec)
   const groups = Object.keys(base)
 
-  const phaseIndexOf = (step: number): number => {
-    let lo = 0
-    let hi = starts.length - 1
-    while (lo < hi) {
-      const mid = (lo + hi + 1) >> 1
-      if (starts[mid]! <= step) lo = mid
-      else hi = mid - 1
-    }
-    return lo
-  }
+  const phaseIndexOf = (step: number): number => phaseIndexAt(starts, step)
 
   const at = (step: number): StepPlan => {
     if (!Number.isInteger(step) || step < 0 || step >= total)
