@@ -15,7 +15,13 @@ const versionOf = (pkg: string): string => {
 
 let cached: Record<string, string> | undefined
 
-export const toolVersion = (): string => (require("./package.json") as { version: string }).version
+export const toolVersion = (): string => {
+  try {
+    return (require("./package.json") as { version: string }).version
+  } catch {
+    return "unknown"
+  }
+}
 
 export const runtimeVersions = (
   adapterInfo: Readonly<Record<string, string>> = {},

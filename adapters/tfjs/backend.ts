@@ -10,6 +10,7 @@
  * - tensorflow: `@tensorflow/tfjs-node-gpu`, else `@tensorflow/tfjs-node`, when installed (they
  *   are optional dependencies whose install needs libtensorflow; usually absent).
  */
+import { spawnSync } from "node:child_process"
 import * as os from "node:os"
 // Named imports, not bare ones: the cpu package marks its Node build side-effect free, so a
 // bundler (esbuild, in ../shared/gpu/pack.sh) would drop `import "@tensorflow/tfjs-backend-cpu"`
@@ -17,6 +18,7 @@ import * as os from "node:os"
 import { version_cpu } from "@tensorflow/tfjs-backend-cpu"
 import { version_wasm } from "@tensorflow/tfjs-backend-wasm"
 import * as tf from "@tensorflow/tfjs-core"
+import { packageRoot } from "../../core/package-root.ts"
 import { registerGradients } from "./gradients.ts"
 
 export const BACKEND_NAMES = ["cpu", "wasm", "webgpu", "tensorflow"] as const
@@ -76,9 +78,38 @@ const describeAdapter = (a: GpuAdapterLike): string => {
   return parts.length > 0 ? `WebGPU (Dawn): ${parts.join(" ")}` : "WebGPU (Dawn): unnamed adapter"
 }
 
+/**
+ * Asks Dawn for an adapter in a child process first. Where there is no GPU, Dawn prints its
+ * driver search (a native "Warning: ... at operator() (...)" trace) on stderr, which must not reach
+ * the user; the child's stderr is dropped, and this process loads Dawn only when a GPU is there.
+ */
+const gpuInChildProcess = (): { device: string } | { reason: string } | undefined => {
+  const script = `import("webgpu").then(async (m) => { Object.assign(globalThis, m.globals); const a = await m.create([]).requestAdapter(); process.stdout.write(JSON.stringify(a ? { ok: true } : { ok: false })); process.exit(0) }, (e) => { process.stdout.write(JSON.stringify({ ok: false, error: String(e) })); process.exit(0) })`
+  const r = spawnSync(process.execPath, ["--input-type=module", "-e", script], {
+    cwd: packageRoot,
+    encoding: "utf8",
+    timeout: 20_000,
+    stdio: ["ignore", "pipe", "ignore"],
+  })
+  try {
+    const out = JSON.parse(r.stdout) as { ok: boolean; error?: string }
+    if (out.ok) return undefined
+    return {
+      reason: out.error
+        ? `the webgpu package (Dawn) did not load: ${out.error}`
+        : "no GPU adapter: Dawn found no usable GPU driver (Vulkan/Metal/D3D12) here",
+    }
+  } catch {
+    // The child could not run (no node binary to re-run, a timeout): probe in-process instead.
+    return undefined
+  }
+}
+
 /** Installs Dawn's navigator.gpu, finds an adapter, then registers tfjs's webgpu backend. Once. */
 const probeWebgpu = (): Promise<{ device: string } | { reason: string }> => {
   webgpuProbe ??= (async () => {
+    const none = gpuInChildProcess()
+    if (none) return none
     let gpu: GpuLike
     try {
       const mod = (await import("webgpu")) as unknown as {
@@ -135,7 +166,8 @@ const probeTensorflow = (): Promise<{ device: string } | { reason: string }> => 
           return { device: `${pkg} (libtensorflow${pkg.endsWith("gpu") ? ", CUDA" : ", CPU"})` }
         tried.push(`${pkg} loaded but registered no "tensorflow" backend`)
       } catch (e) {
-        tried.push(`${pkg}: ${errorText(e).split("\n")[0]}`)
+        const why = errorText(e).split("\n")[0] ?? ""
+        tried.push(`${pkg}: ${/Cannot find (package|module)/.test(why) ? "not installed" : why}`)
       }
     }
     return {
