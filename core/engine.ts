@@ -180,6 +180,7 @@ const driveRun = (ctx: DriveContext, opts: EngineOptions) =>
 
     if (ctx.pendingEval && ctx.from > 0) yield* evaluate(ctx.from - 1)
 
+    const sync = session.stepSync !== undefined
     const loop = Effect.gen(function* () {
       for (let s = ctx.from; s < stopAt; s++) {
         const plan = planner.at(s)
@@ -211,7 +212,12 @@ const driveRun = (ctx: DriveContext, opts: EngineOptions) =>
           emit(ev)
           lastCkpt = s
         }
-        if (buffer.length >= flushEvery || ((s & 63) === 0 && Date.now() - lastFlush >= flushMs)) yield* flush
+        // Sim steps take microseconds: look at the clock every 64; real steps take ms: every step.
+        if (
+          buffer.length >= flushEvery ||
+          ((sync ? (s & 63) === 0 : true) && Date.now() - lastFlush >= flushMs)
+        )
+          yield* flush
       }
       if (stopAt < limit) {
         yield* flush
