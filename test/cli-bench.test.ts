@@ -200,7 +200,7 @@ describe("interleave bench: bad input is one line naming the file and field, exi
       ],
       [
         ["bench", sweep, "--compare", bad("bl.json", { schemaVersion: 1, name: "x", configs: [] })],
-        `${join(dir, "bl.json")}: machine: is missing`,
+        `${join(dir, "bl.json")}: machine: is required`,
       ],
       [["bench", "--sim-of", bad("res.json", "[1,")], `${join(dir, "res.json")}: invalid JSON`],
       [["bench"], "bench: give a sweep file (or --sim-of RESULTS)"],

@@ -285,8 +285,6 @@ export const makeSqliteEventStore = (file: string): Effect.Effect<EventStoreShap
       // NORMAL is durable in WAL mode against a crash of the process; a power cut may lose the
       // last commits but never corrupts the file.
       yield* sql.unsafe("PRAGMA synchronous = NORMAL")
-      // Replays read whole streams: memory-mapped pages skip a copy per page read.
-      yield* sql.unsafe("PRAGMA mmap_size = 268435456")
     }).pipe(Effect.catchTag("SqlError", (e) => Effect.fail(storeError(`cannot open ${file}`)(e))))
     yield* lock.withPermits(1)(
       Effect.zipRight(setup, found < SCHEMA_VERSION ? migrate(sql, file) : Effect.void),
