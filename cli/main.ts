@@ -22,6 +22,13 @@ const cli = Command.run(root, { name: "interleave", version: toolVersion() })
 
 const program = Effect.suspend(() => cli(process.argv)).pipe(Effect.provide(NodeContext.layer))
 
+// `interleave export RUN | head`: a closed pipe ends the output quietly, not with a trace.
+for (const stream of [process.stdout, process.stderr])
+  stream.on("error", (e: NodeJS.ErrnoException) => {
+    if (e.code === "EPIPE") process.exit(process.exitCode ?? 0)
+    throw e
+  })
+
 const fiber = Effect.runFork(program)
 // Ctrl-C interrupts the fiber, so a run flushes what it has done before the process ends.
 process.once("SIGINT", () => Effect.runFork(Fiber.interrupt(fiber)))

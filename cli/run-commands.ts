@@ -21,7 +21,16 @@ import { forkSpecWithRatio, parseRatio } from "../core/fork.ts"
 import { makeChecker } from "../core/invariants.ts"
 import { parseLogLine, sniffFormat } from "../core/log-format.ts"
 import { makeLogChecker } from "../core/log-invariants.ts"
-import { eventStep, evolveRunState, initialRunState, type RunState } from "../core/projections.ts"
+import {
+  type Curves,
+  eventStep,
+  evolveCurves,
+  makeCurves,
+  makeRunStateFold,
+  type RunState,
+  type Series,
+} from "../core/projections.ts"
+import { sparkline } from "../core/report/sparkline.ts"
 import type { ScheduleSpec } from "../core/spec.ts"
 import { EventStore } from "../core/store/event-store.ts"
 import { DEFAULT_STORE_PATH, SqliteEventStoreLive } from "../core/store/sqlite.ts"
@@ -183,6 +192,25 @@ const printState = (s: RunState) => {
       `eval at step ${e.step}: ${e.metric} visual ${fmtNum(e.values.visual)} text ${fmtNum(e.values.text)}${e.chance === undefined ? "" : ` (chance ${fmtNum(e.chance)})`}`,
     )
   }
+}
+
+/** Points kept per curve by `show` (the fold thins them evenly, so memory stays bounded). */
+const SHOW_POINTS = 400
+
+const printCurves = (c: Curves) => {
+  const line = (label: string, x: Series, fmt: (v: number) => string) => {
+    if (x.points.length === 0) return
+    const values = x.points.map((p) => p.value)
+    println(
+      `${label.padEnd(13)} ${sparkline(values, 48).padEnd(48)}  ${fmt(values[0]!)} -> ${fmt(values.at(-1)!)}`,
+    )
+  }
+  println()
+  line("loss visual", c.loss.visual, fmtNum)
+  line("loss text", c.loss.text, fmtNum)
+  line("lr (1st group)", c.lr, fmtNum)
+  line("memory visual", c.memory.visual, fmtBytes)
+  line("memory text", c.memory.text, fmtBytes)
 }
 
 const withProgress = (label: string, total: number, opts: EngineOptions): [EngineOptions, () => void] => {
@@ -368,24 +396,52 @@ const showCommand = Command.make(
   { run: runArg, at: intOpt("at", "state as of this step"), store: storeOption, json: jsonOption },
   ({ run, at, store, json }) =>
     Effect.gen(function* () {
-      const log = yield* summarizeLog(run)
       const limit = Option.getOrUndefined(at)
-      if (limit !== undefined && (limit < 0 || limit > log.state.lastStep))
-        return yield* badInput(`--at: step ${limit} is outside the recorded steps (0..${log.state.lastStep})`)
+      if (limit !== undefined && limit < 0) return yield* badInput(`--at: must be a step >= 0, got ${limit}`)
+      // One pass: the state, the evaluations and the curves up to --at.
       const evals: EvalCompleted[] = []
-      const state = yield* readRunEvents(run).pipe(
+      const fold = makeRunStateFold()
+      const curves = makeCurves(SHOW_POINTS)
+      let started: RunStarted | undefined
+      let events = 0
+      yield* readRunEvents(run).pipe(
         Stream.takeWhile((e) => {
           if (limit === undefined) return true
           const s = eventStep(e)
           return s === undefined ? false : s <= limit
         }),
-        Stream.runFold(initialRunState, (s, e) => {
-          if (e._tag === "EvalCompleted") evals.push(e)
-          return evolveRunState(s, e)
-        }),
+        Stream.runForEachChunk((chunk) =>
+          Effect.sync(() => {
+            for (const e of chunk) {
+              events++
+              if (e._tag === "RunStarted") started ??= e
+              else if (e._tag === "EvalCompleted") evals.push(e)
+              fold.push(e)
+              evolveCurves(curves, e)
+            }
+          }),
+        ),
       )
-      if (json) return printJson({ ...state, evaluations: evals, specHash: state.specHash })
-      const st = log.started!
+      if (events === 0) return yield* summarizeLog(run) // names the missing run
+      const state = fold.state()
+      if (limit !== undefined && state.lastStep < limit) {
+        const last = (yield* summarizeLog(run)).state.lastStep
+        return yield* badInput(`--at: step ${limit} is outside the recorded steps (0..${last})`)
+      }
+      const log = { started }
+      const points = (x: Series) => x.points.map((p) => [p.step, p.value])
+      if (json)
+        return printJson({
+          ...state,
+          evaluations: evals,
+          curves: {
+            loss: { visual: points(curves.loss.visual), text: points(curves.loss.text) },
+            lr: points(curves.lr),
+            memoryBytes: { visual: points(curves.memory.visual), text: points(curves.memory.text) },
+          },
+        })
+      const st = log.started
+      if (!st) return yield* badInput(`run "${run}" has no RunStarted event`)
       println(`run ${run}${limit === undefined ? "" : ` at step ${limit}`}: ${state.status}`)
       println(
         `source ${st.source}; adapter ${st.adapter.kind} ${JSON.stringify(st.adapter.options)}; seed ${st.seed}; planned steps ${st.steps}`,
@@ -397,6 +453,7 @@ const showCommand = Command.make(
       if (info) println(`adapter info: ${info}`)
       println(`phase ${state.phase ?? "-"}; last step ${state.lastStep}`)
       printState(state)
+      printCurves(curves)
       if (evals.length > 0) {
         println("\nevaluations")
         println(

@@ -108,15 +108,18 @@ describe("run, verify --log, replay, show, export/import", () => {
     expect(out.violations.length).toBeGreaterThan(0)
   })
 
-  it("show --at gives the state at a step", async () => {
+  it("show --at gives the state at a step, with its curves", async () => {
     const r = await cli(["show", "t900", "--at", "98", "--json"])
     expect(r.code).toBe(0)
-    expect(JSON.parse(r.stdout)).toMatchObject({
-      lastStep: 98,
-      stepsCompleted: 99,
-      visualSteps: 8,
-      textSteps: 91,
-    })
+    const out = JSON.parse(r.stdout)
+    expect(out).toMatchObject({ lastStep: 98, stepsCompleted: 99, visualSteps: 8, textSteps: 91 })
+    expect(out.curves.loss.visual.map((p: number[]) => p[0])).toEqual([90, 91, 92, 93, 94, 95, 96, 97])
+    expect(out.curves.loss.text).toHaveLength(91)
+    const text = await cli(["show", "t900"])
+    expect(text.stdout).toMatch(/loss visual\s+\S+\s+[\d.]+ -> [\d.]+/)
+    const beyond = await cli(["show", "t900", "--at", "900"])
+    expect(beyond.code).toBe(2)
+    expect(beyond.stderr).toMatch(/--at: step 900 is outside the recorded steps \(0\.\.899\)/)
   })
 
   it("fork --ratio and diff", async () => {
