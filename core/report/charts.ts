@@ -102,7 +102,13 @@ export const memoryChart = (results: SweepResults): ChartSpec => ({
       height: 110,
       encoding: {
         x: { field: "step", type: "quantitative", title: "Step" },
-        y: { field: "mib", type: "quantitative", title: "Memory (MiB)", scale: { zero: false } },
+        y: {
+          field: "mib",
+          type: "quantitative",
+          title: "Memory (MiB)",
+          scale: { zero: false },
+          axis: { format: ".4~r" },
+        },
       },
       layer: [
         { mark: { type: "line", color: "#bbbbbb", strokeWidth: 1 } },
