@@ -11,15 +11,45 @@ import { firstIssue } from "./schema-issue.ts"
 
 const pathAndReason = (i: { path: string; reason: string }) => ({ path: i.path, reason: i.reason })
 
+/** A literal choice whose error lists every choice (a union otherwise names only its first). */
+export const oneOf = <const L extends ReadonlyArray<string>>(...values: L) =>
+  Schema.Literal(...values).annotations({
+    message: (issue) => ({
+      message: `must be one of ${values.map((v) => JSON.stringify(v)).join(", ")}, got ${JSON.stringify(issue.actual)}`,
+      override: true,
+    }),
+  })
+
+const shown = (u: unknown): string => (typeof u === "number" ? String(u) : (JSON.stringify(u) ?? String(u)))
+
+/**
+ * A finite number (Schema.Finite's check) whose type errors say what was wanted and what came:
+ * `must be a finite number > 0, got "fast"`, `... got Infinity` (JSON's 1e999).
+ */
+const number = (what: string) => {
+  const message = (issue: { actual: unknown }) => `must be ${what}, got ${shown(issue.actual)}`
+  return Schema.Number.annotations({ message }).pipe(Schema.finite({ message }))
+}
+const int = (what: string) => {
+  const message = (issue: { actual: unknown }) => `must be ${what}, got ${shown(issue.actual)}`
+  return Schema.Number.annotations({ message }).pipe(Schema.int({ message }))
+}
+
 export const Modality = Schema.Literal("visual", "text")
 export type Modality = typeof Modality.Type
 export const MODALITIES: ReadonlyArray<Modality> = ["visual", "text"]
 
-const NonNegInt = Schema.Int.pipe(Schema.nonNegative({ message: () => "must be an integer >= 0" }))
-const PosInt = Schema.Int.pipe(Schema.positive({ message: () => "must be an integer >= 1" }))
-const NonNegFinite = Schema.Finite.pipe(Schema.nonNegative({ message: () => "must be a finite number >= 0" }))
-const PosFinite = Schema.Finite.pipe(Schema.positive({ message: () => "must be a finite number > 0" }))
-const UnitInterval = Schema.Finite.pipe(
+const NonNegInt = int("an integer >= 0").pipe(
+  Schema.nonNegative({ message: () => "must be an integer >= 0" }),
+)
+const PosInt = int("an integer >= 1").pipe(Schema.positive({ message: () => "must be an integer >= 1" }))
+const NonNegFinite = number("a finite number >= 0").pipe(
+  Schema.nonNegative({ message: () => "must be a finite number >= 0" }),
+)
+const PosFinite = number("a finite number > 0").pipe(
+  Schema.positive({ message: () => "must be a finite number > 0" }),
+)
+const UnitInterval = number("a finite number between 0 and 1").pipe(
   Schema.between(0, 1, { message: () => "must be a finite number between 0 and 1" }),
 )
 
@@ -28,7 +58,7 @@ export const Ratio = Schema.Struct({ visual: NonNegInt, text: NonNegInt }).pipe(
 )
 export type Ratio = typeof Ratio.Type
 
-export const CycleOrder = Schema.Literal("visual-first", "text-first")
+export const CycleOrder = oneOf("visual-first", "text-first")
 export type CycleOrder = typeof CycleOrder.Type
 
 export const Phase = Schema.Struct({
@@ -64,7 +94,7 @@ export const ParamGroup = Schema.Struct({
 export type ParamGroup = typeof ParamGroup.Type
 
 export const Optimizer = Schema.Struct({
-  kind: Schema.Literal("adamw", "adam", "sgd"),
+  kind: oneOf("adamw", "adam", "sgd"),
   lr: PosFinite,
   weightDecay: Schema.optionalWith(NonNegFinite, { default: () => 0 }),
   beta1: Schema.optionalWith(UnitInterval, { default: () => 0.9 }),
@@ -76,7 +106,7 @@ export const Optimizer = Schema.Struct({
 export type Optimizer = typeof Optimizer.Type
 
 export const Warmup = Schema.Struct({
-  kind: Schema.Literal("linear", "constant"),
+  kind: oneOf("linear", "constant"),
   /** Warm-up covers global steps [0, steps); the lr reaches its base value at step `steps - 1`. */
   steps: PosInt,
   /** Factor on the base lr at step 0 (linear) or for the whole warm-up but its last step (constant). */

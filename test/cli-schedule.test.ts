@@ -123,7 +123,7 @@ const cases: ReadonlyArray<{ name: string; json: unknown; message: RegExp }> = [
   {
     name: "non-finite lr",
     json: JSON.stringify(withValue(["optimizer", "lr"], 12345)).replace("12345", "1e999"),
-    message: /optimizer\.lr: .*finite/i,
+    message: /optimizer\.lr: must be a finite number > 0, got Infinity/,
   },
   {
     name: "negative lr",
@@ -140,9 +140,22 @@ const cases: ReadonlyArray<{ name: string; json: unknown; message: RegExp }> = [
     json: withValue(["lr"], { decay: { kind: "multistep", milestones: [10, 500], gamma: 0.1 } }),
     message: /lr\.decay\.milestones\[1\]: step 500 is out of range/,
   },
-  { name: "unknown optimizer", json: withValue(["optimizer", "kind"], "lamb"), message: /optimizer\.kind:/ },
+  {
+    name: "unknown optimizer",
+    json: withValue(["optimizer", "kind"], "lamb"),
+    message: /optimizer\.kind: must be one of "adamw", "adam", "sgd", got "lamb"/,
+  },
+  {
+    name: "a string where a number belongs",
+    json: withValue(["optimizer", "lr"], "fast"),
+    message: /optimizer\.lr: must be a finite number > 0, got "fast"/,
+  },
   { name: "missing batch", json: withValue(["batch"], undefined), message: /batch: is required/ },
-  { name: "bad order", json: withValue(["phases", 1, "order"], "random"), message: /phases\[1\]\.order:/ },
+  {
+    name: "bad order",
+    json: withValue(["phases", 1, "order"], "random"),
+    message: /phases\[1\]\.order: must be one of "visual-first", "text-first", got "random"/,
+  },
 ]
 
 describe("bad scenario files: one clear error, exit 2, no stack trace", () => {
