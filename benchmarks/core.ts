@@ -15,11 +15,12 @@ import { cpus, tmpdir, totalmem } from "node:os"
 import { join } from "node:path"
 import { setFlagsFromString } from "node:v8"
 import { runInNewContext } from "node:vm"
-import { Chunk, Effect, Either, Layer, Stream } from "effect"
+import { Chunk, Effect, Either, Exit, Layer, Scope, Stream } from "effect"
 import { Bench } from "tinybench"
 import { loadHardware, loadModel } from "../adapters/sim/profiles.ts"
 import { makeSimContext, SimAdapterLive, simOutcome } from "../adapters/sim/sim.ts"
 import { readRunEvents, startRun } from "../core/engine.ts"
+import { stepCompleted, toEnvelope } from "../core/events.ts"
 import { makeChecker } from "../core/invariants.ts"
 import { makePlanner } from "../core/plan.ts"
 import { makeRunStateFold } from "../core/projections.ts"
@@ -197,7 +198,37 @@ const micro = async () => {
       i = (i + 1) % planner.total
       simOutcome(simContext, planner.at(i))
     })
+  // Store appends of one engine-sized batch of real step events (the engine appends 2048 at a time).
+  const batch = Array.from({ length: 256 }, (_, k) => {
+    const plan = planner.at(k)
+    const o = simOutcome(simContext, plan)
+    return toEnvelope(
+      stepCompleted(
+        plan,
+        "losses" in o ? o : { losses: {}, durationMs: 0, samples: 0, memory: { logicalBytes: 0 } },
+      ),
+    )
+  })
+  const dir = mkdtempSync(join(tmpdir(), "interleave-micro-"))
+  const stores = await Effect.runPromise(
+    Effect.gen(function* () {
+      const scope = yield* Scope.make()
+      const sqlite = yield* Scope.extend(makeSqliteEventStore(join(dir, "micro.db")), scope)
+      const memory = yield* makeMemoryEventStore()
+      return { scope, sqlite, memory }
+    }),
+  )
+  const versions = { sqlite: 0, memory: 0 }
+  bench
+    .add("memory store append (256 step events)", async () => {
+      versions.memory = await Effect.runPromise(stores.memory.append("m", batch, versions.memory))
+    })
+    .add("sqlite store append (256 step events)", async () => {
+      versions.sqlite = await Effect.runPromise(stores.sqlite.append("s", batch, versions.sqlite))
+    })
   await bench.run()
+  await Effect.runPromise(Scope.close(stores.scope, Exit.void))
+  rmSync(dir, { recursive: true, force: true })
   return bench.tasks.map((t) => {
     const r = t.result as
       | { latency?: { mean: number; p99: number; rme: number }; throughput?: { mean: number } }
