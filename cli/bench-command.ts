@@ -23,6 +23,7 @@ import { readRunEvents, startRun } from "../core/engine.ts"
 import type { MemorySampleSchema } from "../core/events.ts"
 import { makePlanner } from "../core/plan.ts"
 import { formatBytes, formatMs, formatNumber, formatPercent } from "../core/report/format.ts"
+import { escapeHtml } from "../core/report/html.ts"
 import {
   buildConfigResult,
   type ConfigResult,
@@ -45,7 +46,7 @@ import {
 import { TrainingAdapter } from "../core/training-adapter.ts"
 import { badInput, failedCheck } from "./failure.ts"
 import { makeProgress, printJson, println, table } from "./output.ts"
-import { storeOption, withStore } from "./run-commands.ts"
+import { runStamp, storeOption, withStore } from "./run-commands.ts"
 import { loadScenario, readTextFile } from "./scenario.ts"
 import { jsonOption } from "./schedule-commands.ts"
 
@@ -72,16 +73,6 @@ export const memoryMeasure = (samples: ReadonlyArray<MemorySample>): MemoryMeasu
     : samples.length > 0 && samples.every((m) => m.deviceBytes !== undefined)
       ? "deviceBytes"
       : "logicalBytes"
-
-/** `20250101-120000-3fa2`: UTC time, plus a random suffix so that two benches in one second differ. */
-const stampNow = (): string => {
-  const d = new Date()
-  const p = (n: number) => String(n).padStart(2, "0")
-  const rand = Math.floor(Math.random() * 0x10000)
-    .toString(16)
-    .padStart(4, "0")
-  return `${d.getUTCFullYear()}${p(d.getUTCMonth() + 1)}${p(d.getUTCDate())}-${p(d.getUTCHours())}${p(d.getUTCMinutes())}${p(d.getUTCSeconds())}-${rand}`
-}
 
 const writeText = (file: string, text: string) =>
   Effect.try({
@@ -323,9 +314,6 @@ const benchNotes = (
   return notes
 }
 
-const escapeHtml = (s: string): string =>
-  s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;").replace(/"/g, "&quot;")
-
 const appendNotes = (dir: string, notes: ReadonlyArray<string>) =>
   Effect.gen(function* () {
     const md = join(dir, "report.md")
@@ -401,7 +389,7 @@ const runSweep = (a: BenchArgs) =>
     if (Either.isLeft(expanded)) return yield* badInput(expanded.left.message)
     const configs = expanded.right
     const outDir = Option.getOrElse(a.out, () => join("out", `bench-${sweep.name}`))
-    const stamp = stampNow()
+    const stamp = runStamp()
     const createdAt = new Date().toISOString()
     const results: ConfigResult[] = []
     const measures = new Map<string, MemoryMeasure>()

@@ -9,13 +9,13 @@ import { toolVersion } from "../core/versions.ts"
 import { extraCommands } from "./extra-commands.ts"
 import { exitCodeOf, messageOf } from "./failure.ts"
 import { runCommands } from "./run-commands.ts"
-import { scheduleCommands } from "./schedule-commands.ts"
+import { planCommand } from "./schedule-commands.ts"
 
 const root = Command.make("interleave").pipe(
   Command.withDescription(
     "Verify, benchmark and replay interleaved multimodal training schedules (visual-prompt / text-prompt steps).",
   ),
-  Command.withSubcommands([scheduleCommands.planCommand, ...runCommands, ...extraCommands]),
+  Command.withSubcommands([planCommand, ...runCommands, ...extraCommands]),
 )
 
 const cli = Command.run(root, { name: "interleave", version: toolVersion() })

@@ -2,7 +2,7 @@
 import { createReadStream, existsSync } from "node:fs"
 import { createInterface } from "node:readline"
 import { Args, Command, Options } from "@effect/cli"
-import { Chunk, Effect, Either, Layer, Option, Stream } from "effect"
+import { Effect, Either, Option, Stream } from "effect"
 import { adapterLayer } from "../adapters/registry.ts"
 import { compareEvents } from "../core/compare.ts"
 import {
@@ -31,7 +31,7 @@ import {
   type Series,
 } from "../core/projections.ts"
 import { sparkline } from "../core/report/sparkline.ts"
-import type { ScheduleSpec } from "../core/spec.ts"
+import { type ScheduleSpec, totalSteps } from "../core/spec.ts"
 import { EventStore } from "../core/store/event-store.ts"
 import { DEFAULT_STORE_PATH, SqliteEventStoreLive } from "../core/store/sqlite.ts"
 import { badInput, failedCheck } from "./failure.ts"
@@ -54,14 +54,17 @@ export const withStore = <A, E, R>(file: string, eff: Effect.Effect<A, E, R>) =>
     Exclude<R, EventStore>
   >
 
-const newRunId = (name: string): string => {
+/** `20250101-120000-3fa2`: UTC time, plus a random suffix so that two runs in one second differ. */
+export const runStamp = (): string => {
   const d = new Date()
   const p = (n: number) => String(n).padStart(2, "0")
-  const stamp = `${d.getUTCFullYear()}${p(d.getUTCMonth() + 1)}${p(d.getUTCDate())}-${p(d.getUTCHours())}${p(d.getUTCMinutes())}${p(d.getUTCSeconds())}`
-  return `${name}-${stamp}-${Math.floor(Math.random() * 0xffff)
+  const rand = Math.floor(Math.random() * 0x10000)
     .toString(16)
-    .padStart(4, "0")}`
+    .padStart(4, "0")
+  return `${d.getUTCFullYear()}${p(d.getUTCMonth() + 1)}${p(d.getUTCDate())}-${p(d.getUTCHours())}${p(d.getUTCMinutes())}${p(d.getUTCSeconds())}-${rand}`
 }
+
+const newRunId = (name: string): string => `${name}-${runStamp()}`
 
 const adapterOptions = Options.choice("adapter", ["sim", "tfjs"]).pipe(
   Options.withDefault("sim" as const),
@@ -224,12 +227,8 @@ const runCommand = Command.make("run", runOptions, (o) =>
     yield* positive("checkpoint-every", o.checkpointEvery)
     const spec = yield* loadScenario(o.scenario)
     const steps = Option.getOrUndefined(o.steps)
-    if (steps !== undefined && steps < 1) return yield* badInput(`--steps: must be >= 1, got ${steps}`)
     const runId = Option.getOrElse(o.runId, () => newRunId(spec.name))
-    const total = Math.min(
-      steps ?? Number.POSITIVE_INFINITY,
-      spec.phases.reduce((n, p) => n + p.steps, 0),
-    )
+    const total = Math.min(steps ?? Number.POSITIVE_INFINITY, totalSteps(spec))
     const [opts, done] = withProgress(
       runId,
       total,
@@ -681,5 +680,3 @@ export const runCommands = [
   diffCommand,
   verifyCommand,
 ] as const
-
-export { Chunk, Layer }

@@ -1,6 +1,6 @@
 /** `plan` and `verify`: look at a schedule and check it, with no run involved. */
 import { Args, Command, Options } from "@effect/cli"
-import { Effect, Option } from "effect"
+import { Effect } from "effect"
 import { makeChecker, type VerifyReport } from "../core/invariants.ts"
 import { makePlanner, type StepPlan } from "../core/plan.ts"
 import type { ScheduleSpec } from "../core/spec.ts"
@@ -11,7 +11,7 @@ import { loadScenario } from "./scenario.ts"
 export const jsonOption = Options.boolean("json").pipe(Options.withDescription("print machine-readable JSON"))
 const scenarioArg = Args.text({ name: "scenario" }).pipe(Args.withDescription("scenario JSON file"))
 
-const planCommand = Command.make(
+export const planCommand = Command.make(
   "plan",
   {
     scenario: scenarioArg,
@@ -142,6 +142,3 @@ export const verifyScenario = (scenario: string, json: boolean) =>
     const spec = yield* loadScenario(scenario)
     yield* reportVerify(`${spec.name} (${scenario})`, verifySpec(spec), json)
   })
-
-export const scheduleCommands = { planCommand }
-export { Option }

@@ -9,7 +9,7 @@
 import { mkdirSync } from "node:fs"
 import { join } from "node:path"
 import { Chunk, Data, Effect, Either, Option, Stream } from "effect"
-import { compareEvents, type Difference } from "./compare.ts"
+import { compareEvents, type Difference, stepOf } from "./compare.ts"
 import {
   type Checkpointed,
   decodeEvent,
@@ -24,7 +24,7 @@ import {
 } from "./events.ts"
 import { makePlanner, type Planner, type StepPlan } from "./plan.ts"
 import { evolveRunState, initialRunState, makeRunStateFold, type RunState } from "./projections.ts"
-import { decodeSpec, encodeSpec, type ScheduleSpec, type SpecError } from "./spec.ts"
+import { decodeSpec, encodeSpec, type ScheduleSpec, type SpecError, totalSteps } from "./spec.ts"
 import {
   type EventEnvelope,
   EventStore,
@@ -246,7 +246,7 @@ export const newRunStarted = (
   opts: EngineOptions,
 ): RunStarted => {
   const encoded = encodeSpec(input.spec)
-  const total = makePlanner(input.spec).total
+  const total = totalSteps(input.spec)
   return {
     _tag: "RunStarted",
     runId: input.runId,
@@ -489,7 +489,6 @@ export const forkRun = (
         case "RunStarted":
         case "RunCompleted":
         case "RunAborted":
-          return false
         case "StepFailed":
           return false
         default:
@@ -510,14 +509,6 @@ export const forkRun = (
 
 const describePlan = (p: StepPlan) =>
   `${p.phase}#${p.phaseStep} ${p.modality} micro ${p.micro}${p.update ? " update" : ""}`
-
-/** Finds the first recorded StepCompleted, for tests and `show`. */
-export const firstStep = (runId: string) =>
-  readRunEvents(runId).pipe(
-    Stream.filter((e) => e._tag === "StepCompleted"),
-    Stream.runHead,
-    Effect.map(Option.getOrUndefined),
-  )
 
 export interface ReplayResult {
   readonly runId: string
@@ -563,7 +554,7 @@ export const replayRun = (runId: string, opts: { readonly checkpointDir?: string
             for (const [i, env] of events.entries()) {
               const mine = env.data as RunEvent
               const stored = rec[i]
-              const step = "step" in mine && typeof mine.step === "number" ? mine.step : undefined
+              const step = stepOf(mine)
               if (!stored)
                 return yield* stop(
                   diverge(expected + i, step, { path: "log", a: "(end of log)", b: mine._tag }),

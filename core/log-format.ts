@@ -7,7 +7,7 @@
  * `metadata.interleave`, so our own logs round-trip losslessly.
  */
 import { Data, Either } from "effect"
-import { decodeEvent, type RunEvent, toEnvelope } from "./events.ts"
+import { decodeEvent, type RunEvent } from "./events.ts"
 import type { EventEnvelope, StoredEvent } from "./store/event-store.ts"
 
 export type LogFormat = "jsonl" | "mllog"
@@ -151,5 +151,3 @@ export const parseLogLine = (
     return fromRecord(meta.interleave, file, line)
   })
 }
-
-export const envelopeOf = toEnvelope

@@ -66,13 +66,13 @@ export const initialRunState: RunState = {
   abortReason: undefined,
 }
 
-type Mutable<T> = {
-  -readonly [K in keyof T]: T[K] extends object ? (T[K] extends Function ? T[K] : Mutable<T[K]>) : T[K]
+/** RunState with its fields, and the two counters objects it mutates, writable. */
+type Draft = { -readonly [K in keyof RunState]: RunState[K] } & {
+  updates: { visual: number; text: number }
+  lastLoss: { visual: number | undefined; text: number | undefined }
 }
-type Draft = Mutable<RunState>
 
-const cloneState = (s: RunState): Draft =>
-  ({ ...s, updates: { ...s.updates }, lastLoss: { ...s.lastLoss } }) as Draft
+const cloneState = (s: RunState): Draft => ({ ...s, updates: { ...s.updates }, lastLoss: { ...s.lastLoss } })
 
 /**
  * The one definition of how an event changes the run state, applied to a private draft. The
