@@ -3,7 +3,11 @@
  * TensorFlow.js (and its wasm/webgpu bindings).
  */
 import { Effect, Layer } from "effect"
-import { AdapterUnavailable, TrainingAdapter, type TrainingAdapterShape } from "../core/training-adapter.ts"
+import {
+  AdapterUnavailable,
+  TrainingAdapter,
+  type TrainingAdapterShape,
+} from "../core/run/training-adapter.ts"
 
 export const ADAPTER_KINDS = ["sim", "tfjs"] as const
 export type AdapterKind = (typeof ADAPTER_KINDS)[number]

@@ -15,7 +15,7 @@
 import { Cause, Effect, Either, Option } from "effect"
 import { listBackends } from "../adapters/tfjs/backend.ts"
 import { type RunSummary, runSchedule } from "../adapters/tfjs/schedule-run.ts"
-import { decodeSpec, type ScheduleSpec } from "../core/spec.ts"
+import { decodeSpec, type ScheduleSpec } from "../core/schedule/spec.ts"
 
 const arg = (name: string, dflt: string): string => {
   const i = process.argv.indexOf(`--${name}`)

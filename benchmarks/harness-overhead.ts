@@ -10,13 +10,13 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { Effect, Either, Layer } from "effect"
 import { TfjsAdapter } from "../adapters/tfjs/adapter.ts"
-import { startRun } from "../core/engine.ts"
-import { makePlanner } from "../core/plan.ts"
-import { decodeSpec, type ScheduleSpec } from "../core/spec.ts"
-import { median } from "../core/stats.ts"
+import { median } from "../core/bench/stats.ts"
+import { startRun } from "../core/run/engine.ts"
+import { TrainingAdapter } from "../core/run/training-adapter.ts"
+import { makePlanner } from "../core/schedule/plan.ts"
+import { decodeSpec, type ScheduleSpec } from "../core/schedule/spec.ts"
 import { EventStore } from "../core/store/event-store.ts"
 import { makeSqliteEventStore } from "../core/store/sqlite.ts"
-import { TrainingAdapter } from "../core/training-adapter.ts"
 
 export interface HarnessRatioResult {
   readonly ratio: string

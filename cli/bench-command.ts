@@ -18,12 +18,10 @@ import {
   formatDelta,
   METRIC_NAMES,
   regressionSummary,
-} from "../core/baseline.ts"
-import { readRunEvents, startRun } from "../core/engine.ts"
-import type { MemorySampleSchema } from "../core/events.ts"
-import { makePlanner } from "../core/plan.ts"
-import { formatBytes, formatMs, formatNumber, formatPercent } from "../core/report/format.ts"
-import { escapeHtml } from "../core/report/html.ts"
+} from "../core/bench/baseline.ts"
+import { escapeHtml } from "../core/bench/report/html.ts"
+import { sparklines } from "../core/bench/report/sparkline.ts"
+import { writeReport } from "../core/bench/report/write.ts"
 import {
   buildConfigResult,
   type ConfigResult,
@@ -32,9 +30,7 @@ import {
   parseSweepResults,
   type StepRecord,
   type SweepResults,
-} from "../core/report/results.ts"
-import { sparklines } from "../core/report/sparkline.ts"
-import { writeReport } from "../core/report/write.ts"
+} from "../core/bench/results.ts"
 import {
   type BenchConfig,
   benchSpec,
@@ -42,8 +38,12 @@ import {
   parseSweep,
   type SweepFile,
   targetId,
-} from "../core/sweep.ts"
-import { TrainingAdapter } from "../core/training-adapter.ts"
+} from "../core/bench/sweep.ts"
+import { formatBytes, formatMs, formatNumber, formatPercent } from "../core/common/format.ts"
+import type { MemorySampleSchema } from "../core/log/events.ts"
+import { readRunEvents, startRun } from "../core/run/engine.ts"
+import { TrainingAdapter } from "../core/run/training-adapter.ts"
+import { makePlanner } from "../core/schedule/plan.ts"
 import { badInput, failedCheck } from "./failure.ts"
 import { makeProgress, printJson, println, table } from "./output.ts"
 import { runStamp, storeOption, withStore } from "./run-commands.ts"

@@ -5,7 +5,7 @@
 import { Command } from "@effect/cli"
 import { NodeContext } from "@effect/platform-node"
 import { Cause, Effect, Exit, Fiber, Option } from "effect"
-import { toolVersion } from "../core/versions.ts"
+import { toolVersion } from "../core/common/versions.ts"
 import { extraCommands } from "./extra-commands.ts"
 import { exitCodeOf, messageOf } from "./failure.ts"
 import { runCommands } from "./run-commands.ts"

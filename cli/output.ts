@@ -1,5 +1,5 @@
 /** Terminal output: tables, numbers, JSON, and the progress line. */
-import type { Progress } from "../core/engine.ts"
+import type { Progress } from "../core/run/engine.ts"
 
 export const printJson = (value: unknown): void => {
   process.stdout.write(`${JSON.stringify(value, null, 2)}\n`)

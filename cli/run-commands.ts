@@ -4,7 +4,20 @@ import { createInterface } from "node:readline"
 import { Args, Command, Options } from "@effect/cli"
 import { Effect, Either, Option, Stream } from "effect"
 import { adapterLayer } from "../adapters/registry.ts"
-import { compareEvents } from "../core/compare.ts"
+import { sparkline } from "../core/bench/report/sparkline.ts"
+import { compareEvents } from "../core/log/compare.ts"
+import type { EvalCompleted, RunEvent, RunStarted, StepCompleted } from "../core/log/events.ts"
+import { parseLogLine, sniffFormat } from "../core/log/formats.ts"
+import { makeLogChecker } from "../core/log/log-invariants.ts"
+import {
+  type Curves,
+  eventStep,
+  evolveCurves,
+  makeCurves,
+  makeRunStateFold,
+  type RunState,
+  type Series,
+} from "../core/log/projections.ts"
 import {
   type EngineOptions,
   forkRun,
@@ -15,23 +28,10 @@ import {
   specOfRun,
   startRun,
   summarizeLog,
-} from "../core/engine.ts"
-import type { EvalCompleted, RunEvent, RunStarted, StepCompleted } from "../core/events.ts"
-import { forkSpecWithRatio, parseRatio } from "../core/fork.ts"
-import { makeChecker } from "../core/invariants.ts"
-import { parseLogLine, sniffFormat } from "../core/log-format.ts"
-import { makeLogChecker } from "../core/log-invariants.ts"
-import {
-  type Curves,
-  eventStep,
-  evolveCurves,
-  makeCurves,
-  makeRunStateFold,
-  type RunState,
-  type Series,
-} from "../core/projections.ts"
-import { sparkline } from "../core/report/sparkline.ts"
-import { type ScheduleSpec, totalSteps } from "../core/spec.ts"
+} from "../core/run/engine.ts"
+import { makeChecker } from "../core/schedule/invariants.ts"
+import { forkSpecWithRatio, parseRatio } from "../core/schedule/ratio-fork.ts"
+import { type ScheduleSpec, totalSteps } from "../core/schedule/spec.ts"
 import { EventStore } from "../core/store/event-store.ts"
 import { DEFAULT_STORE_PATH, SqliteEventStoreLive } from "../core/store/sqlite.ts"
 import { badInput, failedCheck } from "./failure.ts"

@@ -1,7 +1,7 @@
 /** Reads a scenario file into a ScheduleSpec; every failure names the file. */
 import { readFileSync, statSync } from "node:fs"
 import { Effect, Either } from "effect"
-import { parseSpec, type ScheduleSpec } from "../core/spec.ts"
+import { parseSpec, type ScheduleSpec } from "../core/schedule/spec.ts"
 import { badInput, type CliFailure } from "./failure.ts"
 
 export const readTextFile = (file: string, what = "file"): Effect.Effect<string, CliFailure> =>

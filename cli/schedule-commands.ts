@@ -1,9 +1,9 @@
 /** `plan` and `verify`: look at a schedule and check it, with no run involved. */
 import { Args, Command, Options } from "@effect/cli"
 import { Effect } from "effect"
-import { makeChecker, type VerifyReport } from "../core/invariants.ts"
-import { makePlanner, type StepPlan } from "../core/plan.ts"
-import type { ScheduleSpec } from "../core/spec.ts"
+import { makeChecker, type VerifyReport } from "../core/schedule/invariants.ts"
+import { makePlanner, type StepPlan } from "../core/schedule/plan.ts"
+import type { ScheduleSpec } from "../core/schedule/spec.ts"
 import { badInput, failedCheck } from "./failure.ts"
 import { fmtNum, printJson, println, table } from "./output.ts"
 import { loadScenario } from "./scenario.ts"

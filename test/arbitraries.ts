@@ -9,7 +9,7 @@
  */
 import { Either } from "effect"
 import fc from "fast-check"
-import { decodeSpec, type ScheduleSpec, type ScheduleSpecEncoded, totalSteps } from "../core/spec.ts"
+import { decodeSpec, type ScheduleSpec, type ScheduleSpecEncoded, totalSteps } from "../core/schedule/spec.ts"
 
 export interface SpecSize {
   /** Most phases (1..4). */

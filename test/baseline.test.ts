@@ -7,13 +7,13 @@ import {
   formatDelta,
   METRICS,
   regressionSummary,
-} from "../core/baseline.ts"
+} from "../core/bench/baseline.ts"
 import {
   buildConfigResult,
   type ConfigResult,
   type StepRecord,
   type SweepResults,
-} from "../core/report/results.ts"
+} from "../core/bench/results.ts"
 
 const machine = { cpu: "CPU A", cores: 2, memBytes: 8e9, node: "v20.20.2", platform: "linux-x64" }
 

@@ -6,7 +6,7 @@ import { existsSync, readFileSync } from "node:fs"
 import { join } from "node:path"
 import { Either } from "effect"
 import { beforeAll, describe, expect, it } from "vitest"
-import { parseSweepResults, type SweepResults } from "../core/report/results.ts"
+import { parseSweepResults, type SweepResults } from "../core/bench/results.ts"
 import { baseScenario, runCli, tempDir, writeJson } from "./cli-helpers.ts"
 
 const dir = tempDir("interleave-bench-")

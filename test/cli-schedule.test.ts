@@ -1,6 +1,6 @@
 /** `plan` and `verify` through the real binary, including every bad-input case of a scenario file. */
 import { describe, expect, it } from "vitest"
-import { expectedVisualSteps } from "../core/plan.ts"
+import { expectedVisualSteps } from "../core/schedule/plan.ts"
 import { baseScenario, runCli, scenario, tempDir, writeJson } from "./cli-helpers.ts"
 
 const dir = tempDir()

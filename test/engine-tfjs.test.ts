@@ -9,8 +9,8 @@ import { join } from "node:path"
 import { Effect, Either, Layer, Stream } from "effect"
 import { describe, expect, it } from "vitest"
 import { TfjsAdapterLive } from "../adapters/tfjs/adapter.ts"
-import { readRunEvents, resumeRun, startRun } from "../core/engine.ts"
-import { decodeSpec, type ScheduleSpec } from "../core/spec.ts"
+import { readRunEvents, resumeRun, startRun } from "../core/run/engine.ts"
+import { decodeSpec, type ScheduleSpec } from "../core/schedule/spec.ts"
 import { EventStore } from "../core/store/event-store.ts"
 import { makeMemoryEventStore } from "../core/store/memory.ts"
 
@@ -33,7 +33,7 @@ const dir = mkdtempSync(join(tmpdir(), "interleave-tfjs-engine-"))
 const engineOpts = { checkpointEvery: 10, evalEvery: 20, checkpointDir: dir }
 
 const world = <A, E>(
-  f: Effect.Effect<A, E, EventStore | import("../core/training-adapter.ts").TrainingAdapter>,
+  f: Effect.Effect<A, E, EventStore | import("../core/run/training-adapter.ts").TrainingAdapter>,
 ) =>
   Effect.runPromise(
     Effect.gen(function* () {

@@ -5,13 +5,13 @@
 import { Effect, Either, Layer, Stream } from "effect"
 import { describe, expect, it } from "vitest"
 import { SimAdapterLive } from "../adapters/sim/sim.ts"
-import { forkRun, readRunEvents, replayRun, resumeRun, startRun } from "../core/engine.ts"
-import { type RunEvent, toEnvelope } from "../core/events.ts"
-import { forkSpecWithRatio } from "../core/fork.ts"
-import { checkSchedule } from "../core/invariants.ts"
-import { makePlanner } from "../core/plan.ts"
-import { evolveRunState, foldRunState, initialRunState } from "../core/projections.ts"
-import { decodeSpec, type ScheduleSpec } from "../core/spec.ts"
+import { type RunEvent, toEnvelope } from "../core/log/events.ts"
+import { evolveRunState, foldRunState, initialRunState } from "../core/log/projections.ts"
+import { forkRun, readRunEvents, replayRun, resumeRun, startRun } from "../core/run/engine.ts"
+import { checkSchedule } from "../core/schedule/invariants.ts"
+import { makePlanner } from "../core/schedule/plan.ts"
+import { forkSpecWithRatio } from "../core/schedule/ratio-fork.ts"
+import { decodeSpec, type ScheduleSpec } from "../core/schedule/spec.ts"
 import { EventStore } from "../core/store/event-store.ts"
 import { makeMemoryEventStore } from "../core/store/memory.ts"
 
@@ -35,7 +35,7 @@ const spec: ScheduleSpec = Either.getOrThrow(
 
 /** A fresh memory store + the sim adapter, shared by the effects of one test. */
 const withWorld = <A, E>(
-  f: Effect.Effect<A, E, EventStore | import("../core/training-adapter.ts").TrainingAdapter>,
+  f: Effect.Effect<A, E, EventStore | import("../core/run/training-adapter.ts").TrainingAdapter>,
 ) =>
   Effect.runPromise(
     Effect.gen(function* () {

@@ -16,9 +16,9 @@ import {
   rules,
   type StepRecord,
   type VerifyReport,
-} from "../core/invariants.ts"
-import { planRange, planStep } from "../core/plan.ts"
-import { decodeSpec, type ScheduleSpec, type ScheduleSpecEncoded, totalSteps } from "../core/spec.ts"
+} from "../core/schedule/invariants.ts"
+import { planRange, planStep } from "../core/schedule/plan.ts"
+import { decodeSpec, type ScheduleSpec, type ScheduleSpecEncoded, totalSteps } from "../core/schedule/spec.ts"
 import { arbSpec, describeSpec } from "./arbitraries.ts"
 
 // ---------------------------------------------------------------------------------------------

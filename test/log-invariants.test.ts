@@ -8,7 +8,7 @@ import {
   type LogRuleName,
   logRules,
   makeLogChecker,
-} from "../core/log-invariants.ts"
+} from "../core/log/log-invariants.ts"
 
 /** `["RunStarted", ["StepCompleted", 0], "RunCompleted"]` -> items at positions 0, 1, 2. */
 const log = (...events: ReadonlyArray<string | readonly [string, number]>): LogItem[] =>

@@ -6,9 +6,9 @@
  */
 import fc from "fast-check"
 import { describe, expect, it } from "vitest"
-import { checkSchedule } from "../core/invariants.ts"
-import { makePlanner, planRange, planStep, scheduleFactor } from "../core/plan.ts"
-import { groupBaseLrs, type Phase, type ScheduleSpec, totalSteps } from "../core/spec.ts"
+import { checkSchedule } from "../core/schedule/invariants.ts"
+import { makePlanner, planRange, planStep, scheduleFactor } from "../core/schedule/plan.ts"
+import { groupBaseLrs, type Phase, type ScheduleSpec, totalSteps } from "../core/schedule/spec.ts"
 import { arbBigSpec, arbSpec } from "./arbitraries.ts"
 
 const frac = fc.double({ min: 0, max: 1, maxExcluded: true, noNaN: true })

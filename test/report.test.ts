@@ -6,10 +6,11 @@ import { NodeContext } from "@effect/platform-node"
 import { Effect, Either } from "effect"
 import { chromium } from "playwright-core"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import { chartSpecs, renderChartSvg } from "../core/report/charts.ts"
-import { formatBytes, formatNumber, formatPercent } from "../core/report/format.ts"
-import { renderHtml } from "../core/report/html.ts"
-import { renderMarkdown } from "../core/report/markdown.ts"
+import { chartSpecs, renderChartSvg } from "../core/bench/report/charts.ts"
+import { renderHtml } from "../core/bench/report/html.ts"
+import { renderMarkdown } from "../core/bench/report/markdown.ts"
+import { sparkline, sparklines } from "../core/bench/report/sparkline.ts"
+import { writeReport } from "../core/bench/report/write.ts"
 import {
   buildConfigResult,
   decodeSweepResults,
@@ -18,9 +19,8 @@ import {
   parseSweepResults,
   type StepRecord,
   type SweepResults,
-} from "../core/report/results.ts"
-import { sparkline, sparklines } from "../core/report/sparkline.ts"
-import { writeReport } from "../core/report/write.ts"
+} from "../core/bench/results.ts"
+import { formatBytes, formatNumber, formatPercent } from "../core/common/format.ts"
 
 const FIXTURE = join(import.meta.dirname, "fixtures", "sweep-results.json")
 const fixture: SweepResults = Either.getOrThrow(parseSweepResults(readFileSync(FIXTURE, "utf8"), FIXTURE))

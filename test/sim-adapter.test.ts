@@ -12,15 +12,15 @@ import {
 } from "../adapters/sim/progress.ts"
 import { makeSimContext, SimAdapter, SimAdapterLive, simOutcome } from "../adapters/sim/sim.ts"
 import { hash3, noiseAt } from "../adapters/sim/synthetic-loss.ts"
-import { makePlanner, type StepPlan } from "../core/plan.ts"
-import { decodeSpec, type ScheduleSpec } from "../core/spec.ts"
 import {
   AdapterUnavailable,
   StepFailure,
   type StepOutcome,
   TrainingAdapter,
   type TrainingSession,
-} from "../core/training-adapter.ts"
+} from "../core/run/training-adapter.ts"
+import { makePlanner, type StepPlan } from "../core/schedule/plan.ts"
+import { decodeSpec, type ScheduleSpec } from "../core/schedule/spec.ts"
 
 const spec = (over: Record<string, unknown> = {}): ScheduleSpec =>
   Either.getOrThrow(

@@ -14,9 +14,9 @@ import {
 import { loadHardware, loadModel } from "../adapters/sim/profiles.ts"
 import { makeSimContext, simOutcome } from "../adapters/sim/sim.ts"
 import { noiseAt } from "../adapters/sim/synthetic-loss.ts"
-import { makePlanner } from "../core/plan.ts"
-import { decodeSpec, type ScheduleSpec } from "../core/spec.ts"
-import { StepFailure } from "../core/training-adapter.ts"
+import { StepFailure } from "../core/run/training-adapter.ts"
+import { makePlanner } from "../core/schedule/plan.ts"
+import { decodeSpec, type ScheduleSpec } from "../core/schedule/spec.ts"
 
 // Known parameters: time_m = a_m + b_m * batch + s_m * f_m ; memory_m = c + d_m * batch
 const truth = {

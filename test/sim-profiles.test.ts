@@ -11,7 +11,7 @@ import {
   loadModel,
   profileHash,
 } from "../adapters/sim/profiles.ts"
-import { AdapterUnavailable } from "../core/training-adapter.ts"
+import { AdapterUnavailable } from "../core/run/training-adapter.ts"
 
 const tmp = mkdtempSync(join(tmpdir(), "sim-profiles-"))
 const writeJson = (name: string, value: unknown): string => {

@@ -11,7 +11,7 @@ import {
   quantile,
   type Statistics,
   studentTCritical95,
-} from "../core/stats.ts"
+} from "../core/bench/stats.ts"
 
 /** Feeds exact samples through tinybench's own API: each iteration reports its duration. */
 const tinybenchStatistics = async (samples: ReadonlyArray<number>) => {

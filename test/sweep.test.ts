@@ -5,8 +5,6 @@ import { Either } from "effect"
 import { describe, expect, it } from "vitest"
 import { BACKEND_NAMES } from "../adapters/tfjs/backend.ts"
 import { PRESET_NAMES } from "../adapters/tfjs/presets.ts"
-import { makePlanner } from "../core/plan.ts"
-import { decodeSpec, parseSpec, type ScheduleSpec } from "../core/spec.ts"
 import {
   DEFAULT_RATIOS,
   decodeSweep,
@@ -17,7 +15,9 @@ import {
   type SweepFile,
   TFJS_BACKENDS,
   TFJS_PRESETS,
-} from "../core/sweep.ts"
+} from "../core/bench/sweep.ts"
+import { makePlanner } from "../core/schedule/plan.ts"
+import { decodeSpec, parseSpec, type ScheduleSpec } from "../core/schedule/spec.ts"
 
 const ROOT = resolve(import.meta.dirname, "..")
 const SWEEPS = join(ROOT, "scenarios", "sweeps")

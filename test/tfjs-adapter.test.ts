@@ -10,14 +10,14 @@ import { Effect, Either } from "effect"
 import { afterAll, describe, expect, it } from "vitest"
 import { TfjsAdapter, TfjsAdapterLive } from "../adapters/tfjs/adapter.ts"
 import { listBackends, useBackend } from "../adapters/tfjs/backend.ts"
-import { makePlanner } from "../core/plan.ts"
-import { decodeSpec, type ScheduleSpec } from "../core/spec.ts"
 import {
   AdapterUnavailable,
   StepFailure,
   TrainingAdapter,
   type TrainingSession,
-} from "../core/training-adapter.ts"
+} from "../core/run/training-adapter.ts"
+import { makePlanner } from "../core/schedule/plan.ts"
+import { decodeSpec, type ScheduleSpec } from "../core/schedule/spec.ts"
 
 const dir = mkdtempSync(join(tmpdir(), "interleave-tfjs-"))
 afterAll(() => rmSync(dir, { recursive: true, force: true }))

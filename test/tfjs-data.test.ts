@@ -18,9 +18,9 @@ import {
 import { assignGroups } from "../adapters/tfjs/param-groups.ts"
 import { PRESETS } from "../adapters/tfjs/presets.ts"
 import { NonFiniteLoss, textStepsBefore } from "../adapters/tfjs/trainer.ts"
-import { makePlanner } from "../core/plan.ts"
-import { decodeSpec, type ScheduleSpec } from "../core/spec.ts"
-import { AdapterUnavailable } from "../core/training-adapter.ts"
+import { AdapterUnavailable } from "../core/run/training-adapter.ts"
+import { makePlanner } from "../core/schedule/plan.ts"
+import { decodeSpec, type ScheduleSpec } from "../core/schedule/spec.ts"
 
 const geo = PRESETS.tiny
 

@@ -19,8 +19,8 @@
  * warning. Measurements are assumed taken without gradient accumulation (an update every step).
  */
 import { Data, Either, Schema } from "effect"
-import { firstIssue, issueText } from "../../core/schema-issue.ts"
-import { MODALITIES, type Modality } from "../../core/spec.ts"
+import { firstIssue, issueText } from "../../core/common/schema-issue.ts"
+import { MODALITIES, type Modality } from "../../core/schedule/spec.ts"
 import type { HardwareProfile, LossCurve, ModelProfile } from "./profiles.ts"
 
 /**

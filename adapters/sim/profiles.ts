@@ -10,9 +10,9 @@ import { createHash } from "node:crypto"
 import { existsSync, readdirSync, readFileSync } from "node:fs"
 import { join, resolve } from "node:path"
 import { Effect, Either, type ParseResult, Schema } from "effect"
-import { packageRoot } from "../../core/package-root.ts"
-import { firstIssue, issueText } from "../../core/schema-issue.ts"
-import { AdapterUnavailable } from "../../core/training-adapter.ts"
+import { packageRoot } from "../../core/common/package-root.ts"
+import { firstIssue, issueText } from "../../core/common/schema-issue.ts"
+import { AdapterUnavailable } from "../../core/run/training-adapter.ts"
 
 const NonEmpty = Schema.String.pipe(Schema.minLength(1, { message: () => "must be a non-empty string" }))
 const PosFinite = Schema.Finite.pipe(Schema.positive({ message: () => "must be a finite number > 0" }))

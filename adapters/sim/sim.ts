@@ -10,8 +10,6 @@
  * gap (initial - final) closed after the most recent `step` call of this session (0 before any).
  */
 import { Effect, Layer } from "effect"
-import type { StepPlan } from "../../core/plan.ts"
-import type { ScheduleSpec } from "../../core/spec.ts"
 import {
   AdapterUnavailable,
   type EvalResult,
@@ -21,7 +19,9 @@ import {
   TrainingAdapter,
   type TrainingAdapterShape,
   type TrainingSession,
-} from "../../core/training-adapter.ts"
+} from "../../core/run/training-adapter.ts"
+import type { StepPlan } from "../../core/schedule/plan.ts"
+import type { ScheduleSpec } from "../../core/schedule/spec.ts"
 import { type ModalityCosts, modalityCosts, stepDurationMs } from "./cost-model.ts"
 import {
   type HardwareProfile,

@@ -24,7 +24,7 @@ import {
   TrainingAdapter,
   type TrainingAdapterShape,
   type TrainingSession,
-} from "../../core/training-adapter.ts"
+} from "../../core/run/training-adapter.ts"
 import { BACKEND_NAMES, BackendUnavailableError, useBackend } from "./backend.ts"
 import { describeAssignment } from "./param-groups.ts"
 import { isPresetName, PRESET_NAMES, PRESETS } from "./presets.ts"

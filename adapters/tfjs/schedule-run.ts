@@ -4,9 +4,9 @@
  * learning measurement (`benchmarks/gpu-webgpu.ts`); the engine proper records events instead.
  */
 import { Effect } from "effect"
-import { makePlanner } from "../../core/plan.ts"
-import type { Modality, ScheduleSpec } from "../../core/spec.ts"
-import type { AdapterDescription, EvalResult, StepOutcome } from "../../core/training-adapter.ts"
+import type { AdapterDescription, EvalResult, StepOutcome } from "../../core/run/training-adapter.ts"
+import { makePlanner } from "../../core/schedule/plan.ts"
+import type { Modality, ScheduleSpec } from "../../core/schedule/spec.ts"
 import { TfjsAdapter } from "./adapter.ts"
 
 export interface TimingStats {

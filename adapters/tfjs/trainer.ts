@@ -4,8 +4,8 @@
  */
 import { readFile, writeFile } from "node:fs/promises"
 import * as tf from "@tensorflow/tfjs-core"
-import { expectedVisualSteps, type StepPlan } from "../../core/plan.ts"
-import type { Modality, ScheduleSpec } from "../../core/spec.ts"
+import { expectedVisualSteps, type StepPlan } from "../../core/schedule/plan.ts"
+import type { Modality, ScheduleSpec } from "../../core/schedule/spec.ts"
 import {
   ALL_CLASSES,
   boxBiasFor,

@@ -6,8 +6,8 @@
  * tensor, backend and GPU device it holds is released when the run ends, however it ends.
  */
 import { Context, Data, type Effect, type Scope } from "effect"
-import type { StepPlan } from "./plan.ts"
-import type { Modality, ScheduleSpec } from "./spec.ts"
+import type { StepPlan } from "../schedule/plan.ts"
+import type { Modality, ScheduleSpec } from "../schedule/spec.ts"
 
 /** Memory after a step. Absent fields are ones the backend cannot report. */
 export interface MemorySample {

@@ -2,9 +2,10 @@
  * The sweep report as ONE self-contained HTML file: inline CSS, the tables, and the charts as inline
  * SVG rendered at build time. No script, no external URL; a CSP forbids fetching anything anyway.
  */
+
+import { formatBytes } from "../../common/format.ts"
+import type { SweepResults } from "../results.ts"
 import { chartSpecs, renderChartSvg } from "./charts.ts"
-import { formatBytes } from "./format.ts"
-import type { SweepResults } from "./results.ts"
 import { DEFINITIONS, latencyTable, memoryTable, type Table, throughputTable } from "./tables.ts"
 
 export const escapeHtml = (s: string): string =>

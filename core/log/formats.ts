@@ -7,8 +7,8 @@
  * `metadata.interleave`, so our own logs round-trip losslessly.
  */
 import { Data, Either } from "effect"
+import type { EventEnvelope, StoredEvent } from "../store/event-store.ts"
 import { decodeEvent, type RunEvent } from "./events.ts"
-import type { EventEnvelope, StoredEvent } from "./store/event-store.ts"
 
 export type LogFormat = "jsonl" | "mllog"
 

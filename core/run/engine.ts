@@ -9,7 +9,8 @@
 import { mkdirSync } from "node:fs"
 import { join } from "node:path"
 import { Chunk, Data, Effect, Either, Option, Stream } from "effect"
-import { compareEvents, type Difference, stepOf } from "./compare.ts"
+import { runtimeVersions } from "../common/versions.ts"
+import { compareEvents, type Difference, stepOf } from "../log/compare.ts"
 import {
   type Checkpointed,
   decodeEvent,
@@ -21,17 +22,17 @@ import {
   type RunStarted,
   stepCompleted,
   toEnvelope,
-} from "./events.ts"
-import { makePlanner, type Planner, type StepPlan } from "./plan.ts"
-import { evolveRunState, initialRunState, makeRunStateFold, type RunState } from "./projections.ts"
-import { decodeSpec, encodeSpec, type ScheduleSpec, type SpecError, totalSteps } from "./spec.ts"
+} from "../log/events.ts"
+import { evolveRunState, initialRunState, makeRunStateFold, type RunState } from "../log/projections.ts"
+import { makePlanner, type Planner, type StepPlan } from "../schedule/plan.ts"
+import { decodeSpec, encodeSpec, type ScheduleSpec, type SpecError, totalSteps } from "../schedule/spec.ts"
 import {
   type EventEnvelope,
   EventStore,
   type EventStoreShape,
   StoreError,
   type VersionConflict,
-} from "./store/event-store.ts"
+} from "../store/event-store.ts"
 import {
   type AdapterUnavailable,
   StepFailure,
@@ -39,7 +40,6 @@ import {
   TrainingAdapter,
   type TrainingSession,
 } from "./training-adapter.ts"
-import { runtimeVersions } from "./versions.ts"
 
 export interface Progress {
   readonly runId: string

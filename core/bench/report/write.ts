@@ -1,9 +1,9 @@
 /** Writes report.md and report.html for a sweep into a directory (created if missing). */
 import { FileSystem, Path } from "@effect/platform"
 import { Data, Effect } from "effect"
+import type { SweepResults } from "../results.ts"
 import { renderHtml } from "./html.ts"
 import { renderMarkdown } from "./markdown.ts"
-import type { SweepResults } from "./results.ts"
 
 export class ReportError extends Data.TaggedError("ReportError")<{
   readonly path: string

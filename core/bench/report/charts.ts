@@ -5,8 +5,8 @@
  */
 import { parse, View } from "vega"
 import { compile, type TopLevelSpec } from "vega-lite"
-import { formatRatio } from "./format.ts"
-import type { ConfigResult, SweepResults } from "./results.ts"
+import { formatRatio } from "../../common/format.ts"
+import type { ConfigResult, SweepResults } from "../results.ts"
 import { adapterLabel } from "./tables.ts"
 
 export interface ChartSpec {

@@ -1,6 +1,6 @@
 /** Terminal summary: one line per configuration with a Unicode sparkline of memory over steps. */
-import { formatBytes, formatMs, formatNumber, formatPercent, MISSING } from "./format.ts"
-import type { SweepResults } from "./results.ts"
+import { formatBytes, formatMs, formatNumber, formatPercent, MISSING } from "../../common/format.ts"
+import type { SweepResults } from "../results.ts"
 
 const BARS = "▁▂▃▄▅▆▇█"
 

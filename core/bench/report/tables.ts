@@ -11,8 +11,8 @@ import {
   formatPercent,
   formatRatio,
   MISSING,
-} from "./format.ts"
-import type { ConfigResult, Statistics, SweepResults } from "./results.ts"
+} from "../../common/format.ts"
+import type { ConfigResult, Statistics, SweepResults } from "../results.ts"
 
 export interface Column {
   readonly header: string

@@ -4,7 +4,7 @@
  *
  * Everything is a pure function of its input. Inputs are never mutated (we sort copies).
  */
-import type { Modality } from "./spec.ts"
+import type { Modality } from "../schedule/spec.ts"
 
 // ---------------------------------------------------------------------------------------------
 // Small helpers

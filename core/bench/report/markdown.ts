@@ -1,6 +1,6 @@
 /** The sweep report as GitHub-flavoured markdown: header, the three tables, definitions. */
-import { formatBytes } from "./format.ts"
-import type { SweepResults } from "./results.ts"
+import { formatBytes } from "../../common/format.ts"
+import type { SweepResults } from "../results.ts"
 import { DEFINITIONS, reportTables, type Table } from "./tables.ts"
 
 /** A cell may hold a `|` (labels are user text); escape it so the row keeps its columns. */

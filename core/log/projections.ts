@@ -2,8 +2,9 @@
  * Projections: pure folds (`initial`, `evolve`) over run events. Replaying a log through the same
  * fold gives the same state as the live run: the event-sourcing contract.
  */
+
+import type { Modality } from "../schedule/spec.ts"
 import type { Checkpointed, EvalCompleted, RunEvent, StepFailed } from "./events.ts"
-import type { Modality } from "./spec.ts"
 
 export type RunStatus = "empty" | "running" | "completed" | "aborted"
 

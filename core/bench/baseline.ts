@@ -12,7 +12,7 @@
  * moves beyond the threshold but within the two runs' combined 95% margin of error is noise,
  * not a regression.
  */
-import type { ConfigResult, SweepResults } from "./report/results.ts"
+import type { ConfigResult, SweepResults } from "./results.ts"
 
 export type Direction = "higher-is-better" | "lower-is-better"
 

@@ -8,10 +8,10 @@
  */
 import { createHash } from "node:crypto"
 import { Data, Either, type ParseResult, Schema } from "effect"
-import type { StepPlan } from "./plan.ts"
-import { firstIssue } from "./schema-issue.ts"
-import { Modality } from "./spec.ts"
-import type { EventEnvelope } from "./store/event-store.ts"
+import { firstIssue } from "../common/schema-issue.ts"
+import type { StepPlan } from "../schedule/plan.ts"
+import { Modality } from "../schedule/spec.ts"
+import type { EventEnvelope } from "../store/event-store.ts"
 
 const Finite = Schema.Finite
 const Int = Schema.Int

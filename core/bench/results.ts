@@ -10,15 +10,15 @@
  */
 import * as os from "node:os"
 import { Data, Either, Schema } from "effect"
-import { parseJsonText } from "../json-error.ts"
-import { firstIssue } from "../schema-issue.ts"
-import { Modality } from "../spec.ts"
+import { parseJsonText } from "../common/json-text.ts"
+import { firstIssue } from "../common/schema-issue.ts"
+import { Modality } from "../schedule/spec.ts"
 import {
   latencyStatistics,
   type MemoryFluctuation as MemoryFluctuationShape,
   memoryFluctuation,
   type Statistics as StatisticsShape,
-} from "../stats.ts"
+} from "./stats.ts"
 
 export const RESULTS_SCHEMA_VERSION = 1
 

@@ -6,8 +6,8 @@
  * errors, so a typo never passes silently.
  */
 import { Data, Either, Schema } from "effect"
-import { parseJsonText } from "./json-error.ts"
-import { firstIssue } from "./schema-issue.ts"
+import { parseJsonText } from "../common/json-text.ts"
+import { firstIssue } from "../common/schema-issue.ts"
 
 const pathAndReason = (i: { path: string; reason: string }) => ({ path: i.path, reason: i.reason })
 
