@@ -13,9 +13,8 @@
  * 450 steps "90 text-only then joint 8:1" and 450 visual-only steps, with periodic evaluation.
  */
 import { Cause, Effect, Either, Option } from "effect"
-import { listBackends } from "../adapters/tfjs/backend.ts"
-import { type RunSummary, runSchedule } from "../adapters/tfjs/schedule-run.ts"
-import { decodeSpec, type ScheduleSpec } from "../core/schedule/spec.ts"
+import { listBackends, type RunSummary, runSchedule } from "../adapters/tfjs/index.ts"
+import { decodeSpec, type ScheduleSpec } from "../core/schedule/index.ts"
 
 const arg = (name: string, dflt: string): string => {
   const i = process.argv.indexOf(`--${name}`)

@@ -10,8 +10,7 @@ import * as os from "node:os"
 import * as path from "node:path"
 import { pathToFileURL } from "node:url"
 import { Effect, Stream } from "effect"
-import type { EventEnvelope } from "../core/store/event-store.ts"
-import { makeSqliteEventStore } from "../core/store/sqlite.ts"
+import { type EventEnvelope, makeSqliteEventStore } from "../core/store/index.ts"
 
 export interface StoreBenchResult {
   readonly appendEventsPerSec: number

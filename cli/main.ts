@@ -1,26 +1,12 @@
 /**
- * interleave's command line. Every command lives in one of the `*-commands.ts` modules; this file
- * wires them and turns failures into one line on stderr plus an exit code (see failure.ts).
+ * The process: runs the CLI under NodeRuntime.runMain, which turns SIGINT and SIGTERM into an
+ * interruption of the command (a run flushes what it has done and records the interruption),
+ * and ends with the command's exit code (130 / 143 after a signal).
  */
-import { Command } from "@effect/cli"
-import { NodeContext } from "@effect/platform-node"
-import { Cause, Effect, Exit, Fiber, Option } from "effect"
-import { toolVersion } from "../core/common/versions.ts"
-import { extraCommands } from "./extra-commands.ts"
-import { exitCodeOf, messageOf } from "./failure.ts"
-import { runCommands } from "./run-commands.ts"
-import { planCommand } from "./schedule-commands.ts"
-
-const root = Command.make("interleave").pipe(
-  Command.withDescription(
-    "Verify, benchmark and replay interleaved multimodal training schedules (visual-prompt / text-prompt steps).",
-  ),
-  Command.withSubcommands([planCommand, ...runCommands, ...extraCommands]),
-)
-
-const cli = Command.run(root, { name: "interleave", version: toolVersion() })
-
-const program = Effect.suspend(() => cli(process.argv)).pipe(Effect.provide(NodeContext.layer))
+import { NodeContext, NodeRuntime } from "@effect/platform-node"
+import { Cause, Effect, Exit } from "effect"
+import { runCli } from "./app.ts"
+import { EXIT } from "./failure.ts"
 
 // `interleave export RUN | head`: a closed pipe ends the output quietly, not with a trace.
 for (const stream of [process.stdout, process.stderr])
@@ -29,30 +15,29 @@ for (const stream of [process.stdout, process.stderr])
     throw e
   })
 
-const fiber = Effect.runFork(program)
-// Ctrl-C interrupts the fiber, so a run flushes what it has done before the process ends.
-process.once("SIGINT", () => Effect.runFork(Fiber.interrupt(fiber)))
-process.once("SIGTERM", () => Effect.runFork(Fiber.interrupt(fiber)))
-const exit = await Effect.runPromise(Fiber.await(fiber))
-if (Exit.isFailure(exit)) {
-  const failure = Cause.failureOption(exit.cause)
-  if (Option.isSome(failure)) {
-    const e = failure.value as { _tag?: string }
-    // @effect/cli has already printed its own help text for bad arguments.
-    if (e._tag === "ValidationError" || e._tag === undefined) process.exitCode = 2
-    else {
-      const msg = messageOf(e)
-      if (msg) process.stderr.write(`interleave: ${msg}\n`)
-      process.exitCode = exitCodeOf(e as { _tag: string })
+// runMain interrupts on either signal; which one came decides the exit code.
+let signal: "SIGINT" | "SIGTERM" | undefined
+process.once("SIGINT", () => {
+  signal ??= "SIGINT"
+})
+process.once("SIGTERM", () => {
+  signal ??= "SIGTERM"
+})
+
+NodeRuntime.runMain(runCli(process.argv.slice(2)).pipe(Effect.provide(NodeContext.layer)), {
+  disableErrorReporting: true,
+  teardown: (exit, onExit) => {
+    if (Exit.isSuccess(exit)) {
+      onExit(exit.value as number)
+      return
     }
-  } else if (Cause.isInterruptedOnly(exit.cause)) {
-    process.stderr.write("interleave: interrupted; a run can be continued with `interleave resume RUN`\n")
-    process.exitCode = 130
-  } else {
-    // A defect: a bug, not bad input. One line, and the details only on request.
-    const squashed = Cause.squash(exit.cause)
-    process.stderr.write(`interleave: internal error: ${messageOf(squashed)}\n`)
-    if (process.env.INTERLEAVE_DEBUG) process.stderr.write(`${Cause.pretty(exit.cause)}\n`)
-    process.exitCode = 70
-  }
-}
+    if (Cause.isInterruptedOnly(exit.cause)) {
+      const code = signal === "SIGTERM" ? EXIT.sigterm : EXIT.sigint
+      process.exitCode = code
+      onExit(code)
+      return
+    }
+    process.stderr.write(`interleave: internal error: ${Cause.pretty(exit.cause).split("\n")[0]}\n`)
+    onExit(EXIT.internal)
+  },
+})

@@ -11,14 +11,14 @@ import {
 import {
   buildConfigResult,
   type ConfigResult,
-  type StepRecord,
+  type MeasuredStep,
   type SweepResults,
 } from "../core/bench/results.ts"
 
 const machine = { cpu: "CPU A", cores: 2, memBytes: 8e9, node: "v20.20.2", platform: "linux-x64" }
 
 /** An 8:1 run of 18 steps: visual 10 ms / 900 B, text 5 ms / 400 B (peak 900, swing 500). */
-const records: StepRecord[] = Array.from({ length: 18 }, (_, step) => {
+const records: MeasuredStep[] = Array.from({ length: 18 }, (_, step) => {
   const visual = step % 9 < 8
   return {
     step,
@@ -32,7 +32,7 @@ const records: StepRecord[] = Array.from({ length: 18 }, (_, step) => {
   }
 })
 
-const config = (id: string, recs: ReadonlyArray<StepRecord> = records): ConfigResult =>
+const config = (id: string, recs: ReadonlyArray<MeasuredStep> = records): ConfigResult =>
   buildConfigResult(
     {
       id,

@@ -16,8 +16,8 @@ import {
   decodeSweepResults,
   downsampleSeries,
   encodeSweepResults,
+  type MeasuredStep,
   parseSweepResults,
-  type StepRecord,
   type SweepResults,
 } from "../core/bench/results.ts"
 import { formatBytes, formatNumber, formatPercent } from "../core/common/format.ts"
@@ -28,7 +28,7 @@ const CHART_IDS = ["throughput", "latency", "memory", "loss"] as const
 
 const MiB = 1024 * 1024
 /** An 8:1 run: visual steps 900 MiB + small growth, text steps 400 MiB. */
-const records = (n: number, failAt?: number): StepRecord[] =>
+const records = (n: number, failAt?: number): MeasuredStep[] =>
   Array.from({ length: n }, (_, step) => {
     const visual = step % 9 < 8
     return {

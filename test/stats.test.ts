@@ -1,17 +1,16 @@
 import fc from "fast-check"
 import { Bench } from "tinybench"
 import { describe, expect, it } from "vitest"
+import { type MemoryPoint, memoryFluctuation } from "../core/bench/memory-fluctuation.ts"
 import {
   latencyStatistics,
-  type MemorySample,
   mape,
   mean,
   median,
-  memoryFluctuation,
   quantile,
   type Statistics,
   studentTCritical95,
-} from "../core/bench/stats.ts"
+} from "../core/common/statistics.ts"
 
 /** Feeds exact samples through tinybench's own API: each iteration reports its duration. */
 const tinybenchStatistics = async (samples: ReadonlyArray<number>) => {
@@ -192,7 +191,7 @@ describe("latencyStatistics", () => {
 })
 
 describe("memoryFluctuation", () => {
-  const series = (modalities: string, bytes: ReadonlyArray<number>): MemorySample[] =>
+  const series = (modalities: string, bytes: ReadonlyArray<number>): MemoryPoint[] =>
     [...modalities].map((c, step) => ({ step, modality: c === "V" ? "visual" : "text", bytes: bytes[step]! }))
 
   it("computes peak, trough, range, median ratio and per-cycle swing on a 2:1 run", () => {
@@ -228,7 +227,7 @@ describe("memoryFluctuation", () => {
 
   it("groups by (phase, cycle) when the samples carry them", () => {
     // Text-first cycles: (T10 V50) and (T20 V70) -> swings 40 and 50.
-    const labelled: MemorySample[] = [
+    const labelled: MemoryPoint[] = [
       { step: 0, modality: "text", bytes: 10, phase: "joint", cycle: 0 },
       { step: 1, modality: "visual", bytes: 50, phase: "joint", cycle: 0 },
       { step: 2, modality: "text", bytes: 20, phase: "joint", cycle: 1 },

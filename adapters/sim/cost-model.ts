@@ -15,7 +15,7 @@
  *   step     = resident + activationBytesPerSample_m * B   (rises on visual steps, falls on text steps)
  * A step whose working set exceeds memoryBytes fails out-of-memory.
  */
-import type { Modality } from "../../core/schedule/spec.ts"
+import type { Modality } from "../../core/schedule/index.ts"
 import type { HardwareProfile, ModelProfile } from "./profiles.ts"
 
 export interface ModalityCosts {

@@ -19,8 +19,9 @@
  * warning. Measurements are assumed taken without gradient accumulation (an update every step).
  */
 import { Data, Either, Schema } from "effect"
-import { firstIssue, issueText } from "../../core/common/schema-issue.ts"
-import { MODALITIES, type Modality } from "../../core/schedule/spec.ts"
+import type { SweepResults } from "../../core/bench/index.ts"
+import { firstIssue, issueText } from "../../core/common/index.ts"
+import { MODALITIES, type Modality } from "../../core/schedule/index.ts"
 import type { HardwareProfile, LossCurve, ModelProfile } from "./profiles.ts"
 
 /**
@@ -546,3 +547,19 @@ export const crossValidate = (
     warnings,
   })
 }
+
+/** The fit's input from a results file: configurations that completed and sampled memory. */
+export const measuredFromResults = (results: SweepResults): MeasuredConfig[] =>
+  results.configs.flatMap((c) =>
+    c.aborted || !c.memory
+      ? []
+      : [
+          {
+            id: c.id,
+            batch: c.batch,
+            ratio: c.ratio,
+            meanStepMs: { visual: c.latency.visual?.mean, text: c.latency.text?.mean },
+            memory: { peakBytes: c.memory.peak, troughBytes: c.memory.trough },
+          },
+        ],
+  )

@@ -10,9 +10,8 @@ import { createHash } from "node:crypto"
 import { existsSync, readdirSync, readFileSync } from "node:fs"
 import { join, resolve } from "node:path"
 import { Effect, Either, type ParseResult, Schema } from "effect"
-import { packageRoot } from "../../core/common/package-root.ts"
-import { firstIssue, issueText } from "../../core/common/schema-issue.ts"
-import { AdapterUnavailable } from "../../core/run/training-adapter.ts"
+import { firstIssue, issueText, looksLikePath, packageRoot } from "../../core/common/index.ts"
+import { AdapterUnavailable } from "../../core/run/index.ts"
 
 const NonEmpty = Schema.String.pipe(Schema.minLength(1, { message: () => "must be a non-empty string" }))
 const PosFinite = Schema.Finite.pipe(Schema.positive({ message: () => "must be a finite number > 0" }))
@@ -158,9 +157,6 @@ export const bundledProfiles = (kind: ProfileKind): ReadonlyArray<string> => {
     return []
   }
 }
-
-export const looksLikePath = (s: string): boolean =>
-  s.includes("/") || s.includes("\\") || s.endsWith(".json")
 
 /** A bare name -> the bundled file; a path -> itself, resolved against the cwd. */
 export const resolveProfile = (

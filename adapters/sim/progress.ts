@@ -8,8 +8,7 @@
  * accumulation run (an update every A micro-steps and at the block's end); with a zero side
  * the whole phase is one block.
  */
-import { isVisualAt } from "../../core/schedule/plan.ts"
-import type { Modality, Phase, ScheduleSpec } from "../../core/schedule/spec.ts"
+import { isVisualAt, type Modality, type Phase, type ScheduleSpec } from "../../core/schedule/index.ts"
 
 export interface PhaseProgress {
   readonly name: string

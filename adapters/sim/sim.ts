@@ -10,26 +10,20 @@
  * gap (initial - final) closed after the most recent `step` call of this session (0 before any).
  */
 import { Effect, Layer } from "effect"
+import { looksLikePath } from "../../core/common/index.ts"
+import type { MemorySample } from "../../core/log/index.ts"
 import {
   AdapterUnavailable,
   type EvalResult,
-  type MemorySample,
   StepFailure,
   type StepOutcome,
   TrainingAdapter,
   type TrainingAdapterShape,
   type TrainingSession,
-} from "../../core/run/training-adapter.ts"
-import type { StepPlan } from "../../core/schedule/plan.ts"
-import type { ScheduleSpec } from "../../core/schedule/spec.ts"
+} from "../../core/run/index.ts"
+import type { ScheduleSpec, StepPlan } from "../../core/schedule/index.ts"
 import { type ModalityCosts, modalityCosts, stepDurationMs } from "./cost-model.ts"
-import {
-  type HardwareProfile,
-  loadHardwareProfile,
-  loadModelProfile,
-  looksLikePath,
-  type ModelProfile,
-} from "./profiles.ts"
+import { type HardwareProfile, loadHardwareProfile, loadModelProfile, type ModelProfile } from "./profiles.ts"
 import {
   followsSwitch,
   makeProgressIndex,

@@ -4,9 +4,8 @@
  * same plans, precomputed so that the planner's cost is not counted.
  */
 import { Effect, Either } from "effect"
-import { StepFailure, type StepOutcome } from "../../core/run/training-adapter.ts"
-import { makePlanner } from "../../core/schedule/plan.ts"
-import { decodeSpec } from "../../core/schedule/spec.ts"
+import { StepFailure, type StepOutcome } from "../../core/run/index.ts"
+import { decodeSpec, makePlanner } from "../../core/schedule/index.ts"
 import { SimAdapter } from "./sim.ts"
 
 const steps = Number(process.argv[2] ?? 1_000_000)

@@ -14,17 +14,17 @@
  */
 import * as tf from "@tensorflow/tfjs-core"
 import { Effect, Layer } from "effect"
+import type { MemorySample } from "../../core/log/index.ts"
 import {
   type AdapterDescription,
   AdapterUnavailable,
-  type MemorySample,
   type OpenOptions,
   StepFailure,
   type StepFailureKind,
   TrainingAdapter,
   type TrainingAdapterShape,
   type TrainingSession,
-} from "../../core/run/training-adapter.ts"
+} from "../../core/run/index.ts"
 import { BACKEND_NAMES, BackendUnavailableError, useBackend } from "./backend.ts"
 import { describeAssignment } from "./param-groups.ts"
 import { isPresetName, PRESET_NAMES, PRESETS } from "./presets.ts"

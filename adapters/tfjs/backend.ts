@@ -18,7 +18,7 @@ import * as os from "node:os"
 import { version_cpu } from "@tensorflow/tfjs-backend-cpu"
 import { version_wasm } from "@tensorflow/tfjs-backend-wasm"
 import * as tf from "@tensorflow/tfjs-core"
-import { packageRoot } from "../../core/common/package-root.ts"
+import { packageRoot } from "../../core/common/index.ts"
 import { registerGradients } from "./gradients.ts"
 
 export const BACKEND_NAMES = ["cpu", "wasm", "webgpu", "tensorflow"] as const

@@ -10,7 +10,7 @@
  * one object each, all of distinct classes. Same colour or same shape distractors are common, so
  * a prompt must match both words (text) or both appearance cues (visual) to find its object.
  */
-import type { Modality } from "../../core/schedule/spec.ts"
+import type { Modality } from "../../core/schedule/index.ts"
 
 export const COLOURS = ["red", "green", "blue", "yellow"] as const
 export const SHAPES = ["circle", "square", "triangle", "cross"] as const

@@ -17,7 +17,7 @@
  * is made inside tf.tidy; replaced state tensors are disposed.
  */
 import * as tf from "@tensorflow/tfjs-core"
-import type { Optimizer as OptimizerSpec } from "../../core/schedule/spec.ts"
+import type { Optimizer as OptimizerSpec } from "../../core/schedule/index.ts"
 import type { Param } from "./model.ts"
 
 export interface SlotConfig {

@@ -4,9 +4,8 @@
  * learning measurement (`benchmarks/gpu-webgpu.ts`); the engine proper records events instead.
  */
 import { Effect } from "effect"
-import type { AdapterDescription, EvalResult, StepOutcome } from "../../core/run/training-adapter.ts"
-import { makePlanner } from "../../core/schedule/plan.ts"
-import type { Modality, ScheduleSpec } from "../../core/schedule/spec.ts"
+import type { AdapterDescription, EvalResult, StepOutcome } from "../../core/run/index.ts"
+import { type Modality, makePlanner, type ScheduleSpec } from "../../core/schedule/index.ts"
 import { TfjsAdapter } from "./adapter.ts"
 
 export interface TimingStats {

@@ -4,8 +4,12 @@
  */
 import { readFile, writeFile } from "node:fs/promises"
 import * as tf from "@tensorflow/tfjs-core"
-import { expectedVisualSteps, type StepPlan } from "../../core/schedule/plan.ts"
-import type { Modality, ScheduleSpec } from "../../core/schedule/spec.ts"
+import {
+  expectedVisualSteps,
+  type Modality,
+  type ScheduleSpec,
+  type StepPlan,
+} from "../../core/schedule/index.ts"
 import {
   ALL_CLASSES,
   boxBiasFor,

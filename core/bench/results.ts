@@ -10,80 +10,14 @@
  */
 import * as os from "node:os"
 import { Data, Either, Schema } from "effect"
-import { parseJsonText } from "../common/json-text.ts"
-import { firstIssue } from "../common/schema-issue.ts"
-import { Modality } from "../schedule/spec.ts"
-import {
-  latencyStatistics,
-  type MemoryFluctuation as MemoryFluctuationShape,
-  memoryFluctuation,
-  type Statistics as StatisticsShape,
-} from "./stats.ts"
+import { firstIssue, latencyStatistics, NumberJson, parseJsonText, Statistics } from "../common/index.ts"
+import { Modality } from "../schedule/index.ts"
+import { MemoryFluctuation, memoryFluctuation } from "./memory-fluctuation.ts"
 
 export const RESULTS_SCHEMA_VERSION = 1
 
-/** A number that may be non-finite: finite numbers as JSON numbers, the others as strings. */
-export const NumberJson = Schema.transform(
-  Schema.Union(Schema.Finite, Schema.Literal("Infinity", "-Infinity", "NaN")),
-  Schema.Number,
-  {
-    strict: true,
-    decode: (v) => (typeof v === "number" ? v : Number(v)),
-    encode: (n) => (Number.isFinite(n) ? n : (String(n) as "Infinity" | "-Infinity" | "NaN")),
-  },
-)
-
 const NonNegInt = Schema.Int.pipe(Schema.nonNegative())
 const NonNegFinite = Schema.Finite.pipe(Schema.nonNegative())
-
-/** tinybench 6's `Statistics` (see core/stats.ts), in the unit of its samples: milliseconds here. */
-export const Statistics = Schema.Struct({
-  aad: Schema.Finite,
-  critical: Schema.Finite,
-  df: NonNegInt,
-  mad: Schema.Finite,
-  max: Schema.Finite,
-  mean: Schema.Finite,
-  min: Schema.Finite,
-  moe: Schema.Finite,
-  p50: Schema.Finite,
-  p75: Schema.Finite,
-  p99: Schema.Finite,
-  p995: Schema.Finite,
-  p999: Schema.Finite,
-  rme: NumberJson,
-  samples: Schema.optional(Schema.Array(Schema.Finite)),
-  samplesCount: NonNegInt,
-  sd: Schema.Finite,
-  sem: Schema.Finite,
-  variance: Schema.Finite,
-})
-export type Statistics = typeof Statistics.Type
-
-const ModalityMemory = Schema.Struct({
-  count: NonNegInt,
-  peak: Schema.Finite,
-  trough: Schema.Finite,
-  mean: Schema.Finite,
-})
-
-/** See `MemoryFluctuation` in core/stats.ts for the definition of every field. Bytes. */
-export const MemoryFluctuation = Schema.Struct({
-  count: NonNegInt,
-  peak: Schema.Finite,
-  trough: Schema.Finite,
-  range: Schema.Finite,
-  mean: Schema.Finite,
-  median: Schema.Finite,
-  cv: Schema.NullOr(Schema.Finite),
-  peakToMedian: Schema.NullOr(Schema.Finite),
-  swing: Schema.NullOr(Schema.Struct({ cycles: NonNegInt, mean: Schema.Finite, max: Schema.Finite })),
-  byModality: Schema.Struct({
-    visual: Schema.optional(ModalityMemory),
-    text: Schema.optional(ModalityMemory),
-  }),
-})
-export type MemoryFluctuation = typeof MemoryFluctuation.Type
 
 /**
  * Per-step series as parallel arrays (compact in JSON, direct to chart). All arrays have the same
@@ -223,7 +157,7 @@ export const currentMachine = (): Machine => {
 // ---------------------------------------------------------------------------------------------
 
 /** What the bench records for each measured step. */
-export interface StepRecord {
+export interface MeasuredStep {
   readonly step: number
   readonly modality: Modality
   readonly durationMs: number
@@ -243,19 +177,19 @@ export interface StepRecord {
  * step (so a text step in an 8:1 run is never dropped by a stride that happens to skip it).
  * Series at or under the limit are returned whole.
  */
-export const downsampleSeries = (records: ReadonlyArray<StepRecord>, maxPoints = 600): StepSeries => {
+export const downsampleSeries = (records: ReadonlyArray<MeasuredStep>, maxPoints = 600): StepSeries => {
   const ordered = [...records].sort((a, b) => a.step - b.step)
-  let kept: ReadonlyArray<StepRecord> = ordered
+  let kept: ReadonlyArray<MeasuredStep> = ordered
   if (ordered.length > maxPoints) {
     // Up to 4 points per bucket (2 per modality).
     const buckets = Math.max(1, Math.floor(maxPoints / 4))
     const size = Math.ceil(ordered.length / buckets)
-    const out: StepRecord[] = []
+    const out: MeasuredStep[] = []
     for (let start = 0; start < ordered.length; start += size) {
-      const picked = new Set<StepRecord>()
+      const picked = new Set<MeasuredStep>()
       for (const modality of ["visual", "text"] as const) {
-        let lo: StepRecord | undefined
-        let hi: StepRecord | undefined
+        let lo: MeasuredStep | undefined
+        let hi: MeasuredStep | undefined
         for (let i = start; i < Math.min(start + size, ordered.length); i++) {
           const r = ordered[i]!
           if (r.modality !== modality) continue
@@ -294,21 +228,21 @@ export interface ConfigMeta {
   readonly aborted?: string | undefined
 }
 
-/** Summarizes a run's step records into a `ConfigResult` (statistics from core/stats.ts). */
+/** Summarizes a run's step records into a `ConfigResult` (statistics from core/common/statistics.ts). */
 export const buildConfigResult = (
   meta: ConfigMeta,
-  records: ReadonlyArray<StepRecord>,
+  records: ReadonlyArray<MeasuredStep>,
   options: { readonly maxSeriesPoints?: number } = {},
 ): ConfigResult => {
   const ok = records.filter((r) => Number.isFinite(r.loss))
   const durationMs = meta.durationMs ?? records.reduce((s, r) => s + r.durationMs, 0)
   const seconds = durationMs / 1000
   const samples = records.reduce((s, r) => s + r.samples, 0)
-  const latencyOf = (m: Modality): StatisticsShape | undefined =>
+  const latencyOf = (m: Modality): Statistics | undefined =>
     latencyStatistics(ok.filter((r) => r.modality === m).map((r) => r.durationMs))
   const visual = latencyOf("visual")
   const text = latencyOf("text")
-  const memory: MemoryFluctuationShape | undefined = memoryFluctuation(
+  const memory: MemoryFluctuation | undefined = memoryFluctuation(
     records.map((r) => ({
       step: r.step,
       modality: r.modality,

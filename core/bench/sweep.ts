@@ -10,9 +10,8 @@
  * Decoding follows core/spec.ts: unknown keys are errors, and every error names the JSON path.
  */
 import { Data, Either, ParseResult, Schema } from "effect"
-import { parseJsonText } from "../common/json-text.ts"
-import { formatPath, firstIssue as genericIssue } from "../common/schema-issue.ts"
-import { CycleOrder, decodeSpec, encodeSpec, type Ratio, type ScheduleSpec } from "../schedule/spec.ts"
+import { formatPath, firstIssue as genericIssue, parseJsonText } from "../common/index.ts"
+import { CycleOrder, decodeSpec, encodeSpec, type Ratio, type ScheduleSpec } from "../schedule/index.ts"
 
 /** tfjs backends and presets a sweep may name (checked against the adapter's lists in a test). */
 export const TFJS_BACKENDS = ["cpu", "wasm", "webgpu", "tensorflow"] as const

@@ -62,6 +62,3 @@ export const compareEvents = (a: RunEvent, b: RunEvent, opts: CompareOptions): D
   }
   return diffValues(a, b, a._tag, opts)
 }
-
-export const stepOf = (e: RunEvent): number | undefined =>
-  "step" in e && typeof e.step === "number" ? e.step : undefined

@@ -6,12 +6,10 @@
  * events without an encode pass; decoding validates whatever comes back from a file or a store.
  * Each type carries a schema version; a log written by a newer version is refused, not guessed at.
  */
-import { createHash } from "node:crypto"
 import { Data, Either, type ParseResult, Schema } from "effect"
-import { firstIssue } from "../common/schema-issue.ts"
-import type { StepPlan } from "../schedule/plan.ts"
-import { Modality } from "../schedule/spec.ts"
-import type { EventEnvelope } from "../store/event-store.ts"
+import { firstIssue } from "../common/index.ts"
+import { Modality, type StepPlan } from "../schedule/index.ts"
+import type { EventEnvelope } from "../store/index.ts"
 
 const Finite = Schema.Finite
 const Int = Schema.Int
@@ -23,13 +21,20 @@ export const AdapterDescriptionSchema = Schema.Struct({
   info: Schema.Record({ key: Schema.String, value: Schema.String }),
 })
 
+/** Memory after a step. Absent fields are ones the backend cannot report. */
 export const MemorySampleSchema = Schema.Struct({
+  /** Bytes held by live tensors (tf.memory().numBytes) or the sim's resident model. */
   logicalBytes: Finite,
+  /** Backend bytes in use on the device (webgpu numBytesInGPU). */
   deviceBytes: Schema.optional(Finite),
+  /** Backend bytes allocated on the device, including its pool (webgpu numBytesAllocatedInGPU). */
   deviceAllocatedBytes: Schema.optional(Finite),
+  /** Peak bytes inside the step (tf.profile peakBytes); only on sampled steps. */
   peakBytes: Schema.optional(Finite),
+  /** Process resident set size. */
   rssBytes: Schema.optional(Finite),
 })
+export type MemorySample = typeof MemorySampleSchema.Type
 
 export const RunStarted = Schema.TaggedStruct("RunStarted", {
   runId: Schema.String,
@@ -146,8 +151,25 @@ export const EVENT_VERSIONS: Readonly<Record<RunEventType, number>> = {
   RunAborted: 1,
 }
 
-export const isTerminal = (e: RunEvent): e is RunCompleted | RunAborted =>
-  e._tag === "RunCompleted" || e._tag === "RunAborted"
+/** The step an event belongs to (the step it ran, failed, evaluated after or checkpointed), if any. */
+export const stepOf = (e: RunEvent): number | undefined => {
+  switch (e._tag) {
+    case "PhaseStarted":
+    case "StepCompleted":
+    case "StepFailed":
+    case "EvalCompleted":
+    case "Checkpointed":
+      return e.step
+    case "RunAborted":
+      return e.step
+    default:
+      return undefined
+  }
+}
+
+/** The step of a step event (StepCompleted / StepFailed), the only ones the log's step order rule reads. */
+export const stepEventStep = (e: RunEvent): number | undefined =>
+  e._tag === "StepCompleted" || e._tag === "StepFailed" ? e.step : undefined
 
 export const toEnvelope = (e: RunEvent): EventEnvelope => ({
   type: e._tag,
@@ -233,13 +255,4 @@ export const stepCompleted = (
   memory: outcome.memory,
 })
 
-/** JSON with sorted keys, so equal values hash equally. */
-export const canonicalJson = (value: unknown): string =>
-  JSON.stringify(value, (_k, v) =>
-    v && typeof v === "object" && !Array.isArray(v)
-      ? Object.fromEntries(Object.entries(v).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
-      : v,
-  )
-
-export const hashJson = (value: unknown): string =>
-  createHash("sha256").update(canonicalJson(value)).digest("hex").slice(0, 16)
+export { canonicalJson, hashJson } from "../common/hash.ts"

@@ -7,7 +7,7 @@
  * `metadata.interleave`, so our own logs round-trip losslessly.
  */
 import { Data, Either } from "effect"
-import type { EventEnvelope, StoredEvent } from "../store/event-store.ts"
+import type { EventEnvelope, StoredEvent } from "../store/index.ts"
 import { decodeEvent, type RunEvent } from "./events.ts"
 
 export type LogFormat = "jsonl" | "mllog"

@@ -3,7 +3,7 @@
  * fold gives the same state as the live run: the event-sourcing contract.
  */
 
-import type { Modality } from "../schedule/spec.ts"
+import type { Modality } from "../schedule/index.ts"
 import type { Checkpointed, EvalCompleted, RunEvent, StepFailed } from "./events.ts"
 
 export type RunStatus = "empty" | "running" | "completed" | "aborted"
@@ -153,24 +153,6 @@ export interface RunStateFold {
 export const makeRunStateFold = (from: RunState = initialRunState): RunStateFold => {
   const d = cloneState(from)
   return { push: (e) => apply(d, e), state: () => cloneState(d) }
-}
-
-/** The step an event belongs to, for `show --at STEP` (RunStarted and PhaseStarted count as their step). */
-export const eventStep = (e: RunEvent): number | undefined => {
-  switch (e._tag) {
-    case "RunStarted":
-      return -1
-    case "PhaseStarted":
-    case "StepCompleted":
-    case "StepFailed":
-    case "EvalCompleted":
-    case "Checkpointed":
-      return e.step
-    case "RunAborted":
-      return e.step
-    case "RunCompleted":
-      return undefined
-  }
 }
 
 /** A series that keeps at most `max` points by doubling its stride when full: bounded memory, even spacing. */

@@ -5,23 +5,9 @@
  * `tfjs` trains a real model. An adapter opens a session for one run inside a Scope, so every
  * tensor, backend and GPU device it holds is released when the run ends, however it ends.
  */
-import { Context, Data, type Effect, type Scope } from "effect"
-import type { StepPlan } from "../schedule/plan.ts"
-import type { Modality, ScheduleSpec } from "../schedule/spec.ts"
-
-/** Memory after a step. Absent fields are ones the backend cannot report. */
-export interface MemorySample {
-  /** Bytes held by live tensors (tf.memory().numBytes) or the sim's resident model. */
-  readonly logicalBytes: number
-  /** Backend bytes in use on the device (webgpu numBytesInGPU). */
-  readonly deviceBytes?: number | undefined
-  /** Backend bytes allocated on the device, including its pool (webgpu numBytesAllocatedInGPU). */
-  readonly deviceAllocatedBytes?: number | undefined
-  /** Peak bytes inside the step (tf.profile peakBytes); only on sampled steps. */
-  readonly peakBytes?: number | undefined
-  /** Process resident set size. */
-  readonly rssBytes?: number | undefined
-}
+import { Context, Data, type Effect, type Layer, type Scope } from "effect"
+import type { MemorySample } from "../log/index.ts"
+import type { Modality, ScheduleSpec, StepPlan } from "../schedule/index.ts"
 
 export interface StepOutcome {
   /** Loss per component (e.g. cls, box, align) plus `total`. */
@@ -96,4 +82,13 @@ export interface TrainingAdapterShape {
 export class TrainingAdapter extends Context.Tag("interleave/TrainingAdapter")<
   TrainingAdapter,
   TrainingAdapterShape
+>() {}
+
+/**
+ * Adapters by kind, for work that opens several (a sweep over sim and tfjs targets). Provided by
+ * the CLI from adapters/, so core never imports a concrete adapter.
+ */
+export class AdapterRegistry extends Context.Tag("interleave/AdapterRegistry")<
+  AdapterRegistry,
+  { readonly layer: (kind: string) => Layer.Layer<TrainingAdapter, AdapterUnavailable> }
 >() {}

@@ -6,52 +6,23 @@
  * errors, so a typo never passes silently.
  */
 import { Data, Either, Schema } from "effect"
-import { parseJsonText } from "../common/json-text.ts"
-import { firstIssue } from "../common/schema-issue.ts"
+import {
+  firstIssue,
+  NonEmptyString,
+  NonNegFinite,
+  NonNegInt,
+  oneOf,
+  PosFinite,
+  PosInt,
+  parseJsonText,
+  UnitInterval,
+} from "../common/index.ts"
 
 const pathAndReason = (i: { path: string; reason: string }) => ({ path: i.path, reason: i.reason })
-
-/** A literal choice whose error lists every choice (a union otherwise names only its first). */
-export const oneOf = <const L extends ReadonlyArray<string>>(...values: L) =>
-  Schema.Literal(...values).annotations({
-    message: (issue) => ({
-      message: `must be one of ${values.map((v) => JSON.stringify(v)).join(", ")}, got ${JSON.stringify(issue.actual)}`,
-      override: true,
-    }),
-  })
-
-const shown = (u: unknown): string => (typeof u === "number" ? String(u) : (JSON.stringify(u) ?? String(u)))
-
-/**
- * A finite number (Schema.Finite's check) whose type errors say what was wanted and what came:
- * `must be a finite number > 0, got "fast"`, `... got Infinity` (JSON's 1e999).
- */
-const number = (what: string) => {
-  const message = (issue: { actual: unknown }) => `must be ${what}, got ${shown(issue.actual)}`
-  return Schema.Number.annotations({ message }).pipe(Schema.finite({ message }))
-}
-const int = (what: string) => {
-  const message = (issue: { actual: unknown }) => `must be ${what}, got ${shown(issue.actual)}`
-  return Schema.Number.annotations({ message }).pipe(Schema.int({ message }))
-}
 
 export const Modality = Schema.Literal("visual", "text")
 export type Modality = typeof Modality.Type
 export const MODALITIES: ReadonlyArray<Modality> = ["visual", "text"]
-
-const NonNegInt = int("an integer >= 0").pipe(
-  Schema.nonNegative({ message: () => "must be an integer >= 0" }),
-)
-const PosInt = int("an integer >= 1").pipe(Schema.positive({ message: () => "must be an integer >= 1" }))
-const NonNegFinite = number("a finite number >= 0").pipe(
-  Schema.nonNegative({ message: () => "must be a finite number >= 0" }),
-)
-const PosFinite = number("a finite number > 0").pipe(
-  Schema.positive({ message: () => "must be a finite number > 0" }),
-)
-const UnitInterval = number("a finite number between 0 and 1").pipe(
-  Schema.between(0, 1, { message: () => "must be a finite number between 0 and 1" }),
-)
 
 export const Ratio = Schema.Struct({ visual: NonNegInt, text: NonNegInt }).pipe(
   Schema.filter((r) => r.visual + r.text > 0 || "visual and text cannot both be 0"),
@@ -62,7 +33,7 @@ export const CycleOrder = oneOf("visual-first", "text-first")
 export type CycleOrder = typeof CycleOrder.Type
 
 export const Phase = Schema.Struct({
-  name: Schema.String.pipe(Schema.minLength(1, { message: () => "must be a non-empty string" })),
+  name: NonEmptyString,
   steps: PosInt,
   ratio: Ratio,
   order: Schema.optionalWith(CycleOrder, { default: () => "visual-first" as const }),
@@ -79,7 +50,7 @@ export const ModalityBatch = Schema.Struct({
 export type ModalityBatch = typeof ModalityBatch.Type
 
 export const ParamGroup = Schema.Struct({
-  name: Schema.String.pipe(Schema.minLength(1, { message: () => "must be a non-empty string" })),
+  name: NonEmptyString,
   /** Absolute base lr for this group; overrides `optimizer.lr`. */
   lr: Schema.optional(NonNegFinite),
   /** Multiplier on `optimizer.lr` (PET-DINO's 0.01 on backbone, language model, neck). */
@@ -143,7 +114,7 @@ export const LrSchedule = Schema.Struct({
 export type LrSchedule = typeof LrSchedule.Type
 
 export const ScheduleSpec = Schema.Struct({
-  name: Schema.String.pipe(Schema.minLength(1, { message: () => "must be a non-empty string" })),
+  name: NonEmptyString,
   description: Schema.optionalWith(Schema.String, { default: () => "" }),
   seed: Schema.optionalWith(NonNegInt, { default: () => 0 }),
   phases: Schema.Array(Phase).pipe(Schema.minItems(1, { message: () => "needs at least one phase" })),

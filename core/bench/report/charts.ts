@@ -3,9 +3,8 @@
  * in Node by vega's headless renderer (`view.toSVG()`; no canvas needed), so the HTML report needs
  * no script to show them.
  */
-import { parse, View } from "vega"
-import { compile, type TopLevelSpec } from "vega-lite"
-import { formatRatio } from "../../common/format.ts"
+import type { TopLevelSpec } from "vega-lite"
+import { formatRatio } from "../../common/index.ts"
 import type { ConfigResult, SweepResults } from "../results.ts"
 import { adapterLabel } from "./tables.ts"
 
@@ -208,6 +207,8 @@ export const chartSpecs = (results: SweepResults): ReadonlyArray<ChartSpec> => [
  * them, and the report must hold no http(s) URL at all.
  */
 export const renderChartSvg = async (spec: TopLevelSpec): Promise<string> => {
+  // Loaded on first use: vega and vega-lite take longer to load than most commands take to run.
+  const [{ parse, View }, { compile }] = await Promise.all([import("vega"), import("vega-lite")])
   const view = new View(parse(compile(spec).spec), { renderer: "none" })
   try {
     const svg = await view.toSVG()

@@ -3,7 +3,7 @@
  * SVG rendered at build time. No script, no external URL; a CSP forbids fetching anything anyway.
  */
 
-import { formatBytes } from "../../common/format.ts"
+import { formatBytes } from "../../common/index.ts"
 import type { SweepResults } from "../results.ts"
 import { chartSpecs, renderChartSvg } from "./charts.ts"
 import { DEFINITIONS, latencyTable, memoryTable, type Table, throughputTable } from "./tables.ts"
@@ -39,7 +39,10 @@ dl dt { font-weight: 600; } dl dd { margin: 0 0 0.5rem 1rem; color: #444; }
 `
 
 /** Renders the report; async because vega renders asynchronously. */
-export const renderHtml = async (results: SweepResults): Promise<string> => {
+export const renderHtml = async (
+  results: SweepResults,
+  notes: ReadonlyArray<string> = [],
+): Promise<string> => {
   const charts = new Map<string, string>()
   if (results.configs.length > 0)
     for (const c of chartSpecs(results)) {
@@ -68,6 +71,10 @@ export const renderHtml = async (results: SweepResults): Promise<string> => {
   const definitions = DEFINITIONS.map(([t, d]) => `<dt>${escapeHtml(t)}</dt><dd>${escapeHtml(d)}</dd>`).join(
     "\n",
   )
+  const notesSection =
+    notes.length === 0
+      ? ""
+      : `<h2>How this bench measured</h2>\n<ul data-notes="bench">\n${notes.map((n) => `<li>${escapeHtml(n.replace(/`/g, ""))}</li>`).join("\n")}\n</ul>\n`
   return `<!doctype html>
 <html lang="en">
 <head>
@@ -81,7 +88,7 @@ export const renderHtml = async (results: SweepResults): Promise<string> => {
 <h1>Sweep: ${escapeHtml(results.name)}</h1>
 <p class="meta">Created ${escapeHtml(results.createdAt)} · ${escapeHtml(machine)} · ${results.configs.length} configurations</p>
 ${body}
-<h2>Definitions</h2>
+${notesSection}<h2>Definitions</h2>
 <dl>
 ${definitions}
 </dl>

@@ -1,5 +1,5 @@
 /** The sweep report as GitHub-flavoured markdown: header, the three tables, definitions. */
-import { formatBytes } from "../../common/format.ts"
+import { formatBytes } from "../../common/index.ts"
 import type { SweepResults } from "../results.ts"
 import { DEFINITIONS, reportTables, type Table } from "./tables.ts"
 
@@ -13,7 +13,7 @@ export const markdownTable = (table: Table): string => {
   return [header, rule, ...rows].join("\n")
 }
 
-export const renderMarkdown = (results: SweepResults): string => {
+export const renderMarkdown = (results: SweepResults, notes: ReadonlyArray<string> = []): string => {
   const m = results.machine
   const lines: string[] = [
     `# Sweep: ${results.name}`,
@@ -25,6 +25,11 @@ export const renderMarkdown = (results: SweepResults): string => {
   ]
   if (results.configs.length === 0) lines.push("No configurations were run.", "")
   else for (const t of reportTables(results)) lines.push(`## ${t.title}`, "", markdownTable(t), "")
+  if (notes.length > 0) {
+    lines.push("## How this bench measured", "")
+    for (const n of notes) lines.push(`- ${n}`)
+    lines.push("")
+  }
   lines.push("## Definitions", "")
   for (const [term, meaning] of DEFINITIONS) lines.push(`- **${term}**: ${meaning}`)
   lines.push("")

@@ -1,5 +1,5 @@
 /** Terminal summary: one line per configuration with a Unicode sparkline of memory over steps. */
-import { formatBytes, formatMs, formatNumber, formatPercent, MISSING } from "../../common/format.ts"
+import { formatBytes, formatMs, formatNumber, formatPercent, MISSING } from "../../common/index.ts"
 import type { SweepResults } from "../results.ts"
 
 const BARS = "▁▂▃▄▅▆▇█"

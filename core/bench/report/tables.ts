@@ -3,6 +3,7 @@
  * always show the same rows and the same formatted numbers.
  */
 
+import type { Statistics } from "../../common/index.ts"
 import {
   formatBytes,
   formatFactor,
@@ -11,8 +12,8 @@ import {
   formatPercent,
   formatRatio,
   MISSING,
-} from "../../common/format.ts"
-import type { ConfigResult, Statistics, SweepResults } from "../results.ts"
+} from "../../common/index.ts"
+import type { ConfigResult, SweepResults } from "../results.ts"
 
 export interface Column {
   readonly header: string

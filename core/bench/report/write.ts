@@ -19,6 +19,7 @@ export interface WrittenReport {
 export const writeReport = (
   dir: string,
   results: SweepResults,
+  notes: ReadonlyArray<string> = [],
 ): Effect.Effect<WrittenReport, ReportError, FileSystem.FileSystem | Path.Path> =>
   Effect.gen(function* () {
     const fs = yield* FileSystem.FileSystem
@@ -26,14 +27,16 @@ export const writeReport = (
     const markdownPath = path.join(dir, "report.md")
     const htmlPath = path.join(dir, "report.html")
     const html = yield* Effect.tryPromise({
-      try: () => renderHtml(results),
+      try: () => renderHtml(results, notes),
       catch: (cause) =>
         new ReportError({ path: htmlPath, message: `could not render charts: ${String(cause)}`, cause }),
     })
     const io = (p: string) => (cause: unknown) =>
       new ReportError({ path: p, message: `could not write ${p}: ${String(cause)}`, cause })
     yield* fs.makeDirectory(dir, { recursive: true }).pipe(Effect.mapError(io(dir)))
-    yield* fs.writeFileString(markdownPath, renderMarkdown(results)).pipe(Effect.mapError(io(markdownPath)))
+    yield* fs
+      .writeFileString(markdownPath, renderMarkdown(results, notes))
+      .pipe(Effect.mapError(io(markdownPath)))
     yield* fs.writeFileString(htmlPath, html).pipe(Effect.mapError(io(htmlPath)))
     return { markdownPath, htmlPath }
   })

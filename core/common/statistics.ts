@@ -1,10 +1,10 @@
 /**
- * Statistics used across the project, defined once here: latency statistics that read the same as
- * tinybench 6's `Statistics`, memory fluctuation of an interleaved run, and a few small helpers.
+ * Statistics defined once for the whole project: latency statistics that read the same as
+ * tinybench 6's `Statistics` (the type is derived from its Schema below), and small helpers.
  *
  * Everything is a pure function of its input. Inputs are never mutated (we sort copies).
  */
-import type { Modality } from "../schedule/spec.ts"
+import { Schema } from "effect"
 
 // ---------------------------------------------------------------------------------------------
 // Small helpers
@@ -180,46 +180,44 @@ export const studentTCritical95 = (df: number): number => {
   return (lo + hi) / 2
 }
 
+/** A number that may be non-finite: finite numbers as JSON numbers, the others as strings. */
+export const NumberJson = Schema.transform(
+  Schema.Union(Schema.Finite, Schema.Literal("Infinity", "-Infinity", "NaN")),
+  Schema.Number,
+  {
+    strict: true,
+    decode: (v) => (typeof v === "number" ? v : Number(v)),
+    encode: (n) => (Number.isFinite(n) ? n : (String(n) as "Infinity" | "-Infinity" | "NaN")),
+  },
+)
+
+/** tinybench 6's `Statistics` (definitions below), in the unit of its samples: milliseconds here. */
+export const Statistics = Schema.Struct({
+  aad: Schema.Finite,
+  critical: Schema.Finite,
+  df: Schema.NonNegativeInt,
+  mad: Schema.Finite,
+  max: Schema.Finite,
+  mean: Schema.Finite,
+  min: Schema.Finite,
+  moe: Schema.Finite,
+  p50: Schema.Finite,
+  p75: Schema.Finite,
+  p99: Schema.Finite,
+  p995: Schema.Finite,
+  p999: Schema.Finite,
+  rme: NumberJson,
+  samples: Schema.optional(Schema.Array(Schema.Finite)),
+  samplesCount: Schema.NonNegativeInt,
+  sd: Schema.Finite,
+  sem: Schema.Finite,
+  variance: Schema.Finite,
+})
+export type Statistics = typeof Statistics.Type
+
 // ---------------------------------------------------------------------------------------------
 // Latency statistics (tinybench 6 shape and definitions)
 // ---------------------------------------------------------------------------------------------
-
-/**
- * The shape of tinybench 6's `Statistics`, with the same definitions, so a number in our reports
- * reads the same as tinybench's. Units are those of the samples (milliseconds for latency).
- */
-export interface Statistics {
-  /** Mean absolute deviation from the mean: (1/n) Σ |x - mean|. */
-  readonly aad: number
-  /** Two-sided 95% critical value of Student's t for `df` (df 0 falls back to 1). */
-  readonly critical: number
-  /** Degrees of freedom: n - 1. */
-  readonly df: number
-  /** Median absolute deviation from the median, NOT scaled by 1.4826. */
-  readonly mad: number
-  readonly max: number
-  readonly mean: number
-  readonly min: number
-  /** Margin of error: half-width of the 95% confidence interval of the mean, sem * critical. */
-  readonly moe: number
-  /** Quantiles by linear interpolation (type 7, see `quantileSorted`). */
-  readonly p50: number
-  readonly p75: number
-  readonly p99: number
-  readonly p995: number
-  readonly p999: number
-  /** Relative margin of error in percent: 100 * moe / |mean|; Infinity when the mean is 0. */
-  readonly rme: number
-  /** The samples sorted ascending, only when asked for (`retainSamples`). */
-  readonly samples?: ReadonlyArray<number> | undefined
-  readonly samplesCount: number
-  /** Sample standard deviation: sqrt(variance). */
-  readonly sd: number
-  /** Standard error of the mean: sd / sqrt(n). */
-  readonly sem: number
-  /** Sample variance, Bessel-corrected: Σ (x - mean)² / (n - 1); 0 for a single sample. */
-  readonly variance: number
-}
 
 /**
  * tinybench-compatible statistics of latency samples (any unit; we use ms). Undefined for no
@@ -272,147 +270,5 @@ export const latencyStatistics = (
     sd,
     sem,
     variance,
-  }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Memory fluctuation
-// ---------------------------------------------------------------------------------------------
-
-/** One memory sample, taken after a step. */
-export interface MemorySample {
-  readonly step: number
-  readonly modality: Modality
-  readonly bytes: number
-  /** Phase name and cycle index from the plan; when both are given, cycles are (phase, cycle) pairs. */
-  readonly phase?: string | undefined
-  readonly cycle?: number | undefined
-}
-
-export interface ModalityMemory {
-  readonly count: number
-  readonly peak: number
-  readonly trough: number
-  readonly mean: number
-}
-
-export interface CycleSwing {
-  /** Cycles that had both a visual and a text step (the others are skipped). */
-  readonly cycles: number
-  readonly mean: number
-  readonly max: number
-}
-
-/**
- * Memory fluctuation of a run. With x_1..x_n the bytes of the n samples:
- * - `peak` = max x, `trough` = min x, `range` = peak - trough, `mean` = (1/n) Σ x, `median` = type-7 median.
- * - `cv`: coefficient of variation with the POPULATION standard deviation, sqrt((1/n) Σ (x - mean)²) / mean
- *   (the series is the whole run, not a sample of one); null when the mean is 0.
- * - `peakToMedian` = peak / median; null when the median is 0.
- * - `swing`: per-cycle swing. A cycle is each (phase, cycle) pair when every sample carries both;
- *   otherwise, in step order, a maximal block of visual steps together with the block of text steps
- *   that follows it (text steps before the first visual block form a text-only cycle).
- *   Swing of a cycle = max bytes over its visual steps - min bytes over its text steps (may be negative
- *   when text steps are the heavier ones). Cycles lacking either modality are skipped. `swing` holds
- *   the number of cycles used, the mean and the max swing over them; null when no cycle qualifies.
- * - `byModality`: peak, trough and mean over each modality's samples (absent when it has none).
- */
-export interface MemoryFluctuation {
-  readonly count: number
-  readonly peak: number
-  readonly trough: number
-  readonly range: number
-  readonly mean: number
-  readonly median: number
-  readonly cv: number | null
-  readonly peakToMedian: number | null
-  readonly swing: CycleSwing | null
-  readonly byModality: { readonly visual?: ModalityMemory; readonly text?: ModalityMemory }
-}
-
-/** [min, max] by a loop: spreading a long series into Math.max overflows the stack. */
-const extent = (values: ReadonlyArray<number>): [number, number] => {
-  let lo = Number.POSITIVE_INFINITY
-  let hi = Number.NEGATIVE_INFINITY
-  for (const v of values) {
-    if (v < lo) lo = v
-    if (v > hi) hi = v
-  }
-  return [lo, hi]
-}
-
-const modalityMemory = (bytes: ReadonlyArray<number>): ModalityMemory | undefined => {
-  if (bytes.length === 0) return undefined
-  const [trough, peak] = extent(bytes)
-  return { count: bytes.length, peak, trough, mean: mean(bytes) }
-}
-
-/** Groups samples (already in step order) into cycles, as `MemoryFluctuation.swing` defines. */
-const cyclesOf = (ordered: ReadonlyArray<MemorySample>): ReadonlyArray<ReadonlyArray<MemorySample>> => {
-  const labelled = ordered.every((s) => s.phase !== undefined && s.cycle !== undefined)
-  if (labelled) {
-    const groups = new Map<string, MemorySample[]>()
-    for (const s of ordered) {
-      const key = JSON.stringify([s.phase, s.cycle])
-      const g = groups.get(key)
-      if (g) g.push(s)
-      else groups.set(key, [s])
-    }
-    return [...groups.values()]
-  }
-  const cycles: MemorySample[][] = []
-  let current: MemorySample[] = []
-  let prev: Modality | undefined
-  for (const s of ordered) {
-    // A visual step after a text step opens a new cycle.
-    if (s.modality === "visual" && prev === "text") {
-      cycles.push(current)
-      current = []
-    }
-    current.push(s)
-    prev = s.modality
-  }
-  if (current.length > 0) cycles.push(current)
-  return cycles
-}
-
-/** Memory fluctuation of a per-step series (see `MemoryFluctuation`); undefined for an empty series. */
-export const memoryFluctuation = (series: ReadonlyArray<MemorySample>): MemoryFluctuation | undefined => {
-  const n = series.length
-  if (n === 0) return undefined
-  const ordered = [...series].sort((a, b) => a.step - b.step)
-  const bytes = ordered.map((s) => s.bytes)
-  const [trough, peak] = extent(bytes)
-  const m = mean(bytes)
-  let ss = 0
-  for (const b of bytes) ss += (b - m) ** 2
-  const populationSd = Math.sqrt(ss / n)
-  const med = median(bytes)
-
-  const swings: number[] = []
-  for (const cycle of cyclesOf(ordered)) {
-    let visualPeak = Number.NEGATIVE_INFINITY
-    let textTrough = Number.POSITIVE_INFINITY
-    for (const s of cycle) {
-      if (s.modality === "visual") visualPeak = Math.max(visualPeak, s.bytes)
-      else textTrough = Math.min(textTrough, s.bytes)
-    }
-    if (visualPeak !== Number.NEGATIVE_INFINITY && textTrough !== Number.POSITIVE_INFINITY)
-      swings.push(visualPeak - textTrough)
-  }
-
-  const visual = modalityMemory(ordered.filter((s) => s.modality === "visual").map((s) => s.bytes))
-  const text = modalityMemory(ordered.filter((s) => s.modality === "text").map((s) => s.bytes))
-  return {
-    count: n,
-    peak,
-    trough,
-    range: peak - trough,
-    mean: m,
-    median: med,
-    cv: m === 0 ? null : populationSd / m,
-    peakToMedian: med === 0 ? null : peak / med,
-    swing: swings.length === 0 ? null : { cycles: swings.length, mean: mean(swings), max: extent(swings)[1] },
-    byModality: { ...(visual ? { visual } : {}), ...(text ? { text } : {}) },
   }
 }

@@ -4,10 +4,11 @@
  */
 import { Effect, Layer } from "effect"
 import {
+  AdapterRegistry,
   AdapterUnavailable,
   TrainingAdapter,
   type TrainingAdapterShape,
-} from "../core/run/training-adapter.ts"
+} from "../core/run/index.ts"
 
 export const ADAPTER_KINDS = ["sim", "tfjs"] as const
 export type AdapterKind = (typeof ADAPTER_KINDS)[number]
@@ -33,3 +34,8 @@ export const loadAdapter = (kind: string): Effect.Effect<TrainingAdapterShape, A
 
 export const adapterLayer = (kind: string): Layer.Layer<TrainingAdapter, AdapterUnavailable> =>
   Layer.effect(TrainingAdapter, loadAdapter(kind))
+
+/** Every adapter by kind, for commands that open several (sweeps). */
+export const AdapterRegistryLive: Layer.Layer<AdapterRegistry> = Layer.succeed(AdapterRegistry, {
+  layer: adapterLayer,
+})

@@ -1,0 +1,30 @@
+/** `interleave export`: a run's event log as JSONL or MLPerf MLLOG lines. */
+import { Effect, Option } from "effect"
+import { exportLog, streamWriter } from "../../core/run/index.ts"
+import { defineCommand } from "../command.ts"
+import { flag, flagWithDefault } from "../flags.ts"
+import { runArg, storeFlag } from "../options.ts"
+import { note } from "../output.ts"
+import { withStore } from "../store.ts"
+
+export const LOG_FORMATS = ["jsonl", "mllog"] as const
+
+export const exportCommand = defineCommand({
+  name: "export",
+  summary: "Write a run's event log as JSONL or MLPerf MLLOG lines.",
+  args: { run: runArg },
+  flags: {
+    format: flagWithDefault.choice("format", LOG_FORMATS, "Log format.", "jsonl"),
+    out: flag.text("out", "Output file.", { value: "FILE", default: "stdout" }),
+    store: storeFlag,
+  },
+  examples: ["interleave export RUN --format mllog --out run.mllog"],
+  run: (o) =>
+    Effect.gen(function* () {
+      const out = Option.getOrUndefined(o.out)
+      const w = yield* streamWriter(out)
+      yield* exportLog(o.run, o.format, w.write)
+      yield* w.close
+      if (out !== undefined) yield* note(`exported ${o.run} to ${out} (${o.format})`)
+    }).pipe((eff) => withStore(o.store, eff)),
+})

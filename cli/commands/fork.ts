@@ -1,0 +1,65 @@
+/** `interleave fork`: a new run sharing a run's history up to a step, under a new ratio or spec. */
+import { Clock, Effect, Either, Option } from "effect"
+import { adapterLayer } from "../../adapters/index.ts"
+import { runStamp } from "../../core/bench/index.ts"
+import { forkRun, specOfRun, summarizeLog } from "../../core/run/index.ts"
+import { forkSpecWithRatio, loadScenario, parseRatio, type ScheduleSpec } from "../../core/schedule/index.ts"
+import { defineCommand } from "../command.ts"
+import { badInput } from "../failure.ts"
+import { flag } from "../flags.ts"
+import { jsonFlag, runArg, runIdFlag, storeFlag } from "../options.ts"
+import { makeProgress } from "../progress.ts"
+import { reportRun } from "../run-report.ts"
+import { checkpointDirOf, withStore } from "../store.ts"
+
+export const forkCommand = defineCommand({
+  name: "fork",
+  summary:
+    "Start a new run that shares a run's history up to --at, then continues under a new ratio or spec.",
+  args: { run: runArg },
+  flags: {
+    at: flag.integer("at", "First step the fork runs itself (required).", { value: "STEP" }),
+    ratio: flag.text("ratio", "V:T ratio for every phase from --at on.", { value: "V:T" }),
+    spec: flag.text(
+      "spec",
+      "A scenario file for the fork (it must plan steps before --at as the parent did).",
+      {
+        value: "FILE",
+      },
+    ),
+    runId: runIdFlag,
+    store: storeFlag,
+    json: jsonFlag,
+  },
+  examples: ["interleave fork RUN --at 450 --ratio 4:1"],
+  run: (o) =>
+    Effect.gen(function* () {
+      if (Option.isNone(o.at)) return yield* badInput("fork: --at STEP is required")
+      const at = o.at.value
+      const parent = (yield* summarizeLog(o.run)).started!
+      const parentSpec = yield* specOfRun(parent)
+      if (Option.isSome(o.ratio) && Option.isSome(o.spec))
+        return yield* badInput("fork: give --ratio or --spec, not both")
+      let spec: ScheduleSpec = parentSpec
+      let source = `fork of ${o.run} at ${at}`
+      if (Option.isSome(o.ratio)) {
+        const r = parseRatio(o.ratio.value)
+        if (Either.isLeft(r)) return yield* badInput(`--ratio: ${r.left}`)
+        const f = forkSpecWithRatio(parentSpec, at, r.right)
+        if (Either.isLeft(f)) return yield* badInput(`--at: ${f.left}`)
+        spec = f.right
+        source += ` with ratio ${o.ratio.value}`
+      } else if (Option.isSome(o.spec)) {
+        spec = yield* loadScenario(o.spec.value)
+        source += ` with ${o.spec.value}`
+      }
+      const now = yield* Clock.currentTimeMillis
+      const runId = Option.getOrElse(o.runId, () => `${spec.name}-fork-${runStamp(now)}`)
+      const progress = makeProgress({ label: runId, total: parent.steps })
+      const summary = yield* forkRun(
+        { parentId: o.run, atStep: at, runId, spec, source },
+        { checkpointDir: checkpointDirOf(o.store), onProgress: progress.update },
+      ).pipe(Effect.provide(adapterLayer(parent.adapter.kind)), Effect.ensuring(Effect.sync(progress.done)))
+      yield* reportRun(summary, o.json)
+    }).pipe((eff) => withStore(o.store, eff)),
+})

@@ -1,0 +1,31 @@
+/** Every command, in the order `interleave --help` lists them. */
+import type { CliCommand } from "../command.ts"
+import { backendsCommand } from "./backends.ts"
+import { benchCommand } from "./bench.ts"
+import { diffCommand } from "./diff.ts"
+import { exportCommand } from "./export.ts"
+import { forkCommand } from "./fork.ts"
+import { importCommand } from "./import.ts"
+import { planCommand } from "./plan.ts"
+import { replayCommand } from "./replay.ts"
+import { resumeCommand } from "./resume.ts"
+import { runCommand } from "./run.ts"
+import { runsCommand } from "./runs.ts"
+import { showCommand } from "./show.ts"
+import { verifyCommand } from "./verify.ts"
+
+export const commands: ReadonlyArray<CliCommand> = [
+  planCommand,
+  verifyCommand,
+  runCommand,
+  runsCommand,
+  showCommand,
+  resumeCommand,
+  forkCommand,
+  replayCommand,
+  diffCommand,
+  exportCommand,
+  importCommand,
+  benchCommand,
+  backendsCommand,
+]

@@ -1,0 +1,40 @@
+/** `interleave replay`: re-executes a recorded run and compares it with its log, event by event. */
+import { Effect, Either } from "effect"
+import { adapterLayer } from "../../adapters/index.ts"
+import { replayRun, summarizeLog } from "../../core/run/index.ts"
+import { defineCommand } from "../command.ts"
+import { failedCheck } from "../failure.ts"
+import { jsonFlag, runArg, storeFlag } from "../options.ts"
+import { json, line } from "../output.ts"
+import { withStore } from "../store.ts"
+
+export const replayCommand = defineCommand({
+  name: "replay",
+  summary: "Re-execute a recorded run from its spec and seed and compare it, event by event, with its log.",
+  args: { run: runArg },
+  flags: { store: storeFlag, json: jsonFlag },
+  examples: ["interleave replay RUN"],
+  run: (o) =>
+    Effect.gen(function* () {
+      const started = (yield* summarizeLog(o.run)).started!
+      const result = yield* replayRun(o.run, { checkpointDir: `${o.store}.replay-checkpoints` }).pipe(
+        Effect.provide(adapterLayer(started.adapter.kind)),
+        Effect.either,
+      )
+      if (Either.isLeft(result)) {
+        const e = result.left
+        if (e._tag !== "Divergence") return yield* Effect.fail(e)
+        if (o.json)
+          yield* json({
+            ok: false,
+            runId: o.run,
+            divergence: { position: e.position, step: e.step, ...e.difference },
+          })
+        return yield* failedCheck(o.json ? "" : e.message)
+      }
+      if (o.json) return yield* json({ ok: true, ...result.right })
+      yield* line(
+        `run ${o.run}: replay matches the log (${result.right.eventsCompared} events, ${result.right.steps} steps re-executed on ${started.adapter.kind})`,
+      )
+    }).pipe((eff) => withStore(o.store, eff)),
+})

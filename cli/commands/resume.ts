@@ -1,0 +1,27 @@
+/** `interleave resume`: continues an interrupted or killed run. */
+import { Effect } from "effect"
+import { adapterLayer } from "../../adapters/index.ts"
+import { resumeRun, summarizeLog } from "../../core/run/index.ts"
+import { defineCommand } from "../command.ts"
+import { jsonFlag, runArg, storeFlag } from "../options.ts"
+import { makeProgress } from "../progress.ts"
+import { reportRun } from "../run-report.ts"
+import { checkpointDirOf, withStore } from "../store.ts"
+
+export const resumeCommand = defineCommand({
+  name: "resume",
+  summary: "Continue an interrupted or killed run from the step after the last one recorded.",
+  args: { run: runArg },
+  flags: { store: storeFlag, json: jsonFlag },
+  examples: ["interleave resume trex2-joint-8to1-20261201-120000-3fa2"],
+  run: (o) =>
+    Effect.gen(function* () {
+      const started = (yield* summarizeLog(o.run)).started!
+      const progress = makeProgress({ label: o.run, total: started.steps })
+      const summary = yield* resumeRun(o.run, {
+        checkpointDir: checkpointDirOf(o.store),
+        onProgress: progress.update,
+      }).pipe(Effect.provide(adapterLayer(started.adapter.kind)), Effect.ensuring(Effect.sync(progress.done)))
+      yield* reportRun(summary, o.json)
+    }).pipe((eff) => withStore(o.store, eff)),
+})

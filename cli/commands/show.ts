@@ -1,0 +1,114 @@
+/** `interleave show`: a run's state (at a step), curves, evaluations and failures. */
+import { Effect, Option, Stream } from "effect"
+import { formatNumber } from "../../core/common/index.ts"
+import {
+  type EvalCompleted,
+  evolveCurves,
+  makeCurves,
+  makeRunStateFold,
+  type RunStarted,
+  type Series,
+  stepOf,
+} from "../../core/log/index.ts"
+import { readRunEvents, summarizeLog } from "../../core/run/index.ts"
+import { defineCommand } from "../command.ts"
+import { badInput } from "../failure.ts"
+import { flag } from "../flags.ts"
+import { jsonFlag, runArg, storeFlag } from "../options.ts"
+import { json, line, table } from "../output.ts"
+import { printCurves, printState } from "../run-report.ts"
+import { withStore } from "../store.ts"
+
+/** Points kept per curve by `show` (the fold thins them evenly, so memory stays bounded). */
+const SHOW_POINTS = 400
+
+export const showCommand = defineCommand({
+  name: "show",
+  summary: "Show a run's state (at a step with --at), evaluations and failures.",
+  args: { run: runArg },
+  flags: {
+    at: flag.integer("at", "The state as of this step.", { value: "STEP", default: "the end of the log" }),
+    store: storeFlag,
+    json: jsonFlag,
+  },
+  examples: ["interleave show RUN --at 449"],
+  run: (o) =>
+    Effect.gen(function* () {
+      const limit = Option.getOrUndefined(o.at)
+      if (limit !== undefined && limit < 0) return yield* badInput(`--at: must be a step >= 0, got ${limit}`)
+      // One pass: the state, the evaluations and the curves up to --at.
+      const evals: EvalCompleted[] = []
+      const fold = makeRunStateFold()
+      const curves = makeCurves(SHOW_POINTS)
+      let started: RunStarted | undefined
+      let events = 0
+      yield* readRunEvents(o.run).pipe(
+        Stream.takeWhile((e) => {
+          if (limit === undefined) return true
+          const s = e._tag === "RunStarted" ? -1 : stepOf(e)
+          return s === undefined ? false : s <= limit
+        }),
+        Stream.runForEachChunk((chunk) =>
+          Effect.sync(() => {
+            for (const e of chunk) {
+              events++
+              if (e._tag === "RunStarted") started ??= e
+              else if (e._tag === "EvalCompleted") evals.push(e)
+              fold.push(e)
+              evolveCurves(curves, e)
+            }
+          }),
+        ),
+      )
+      if (events === 0) return yield* summarizeLog(o.run) // names the missing run
+      const state = fold.state()
+      if (limit !== undefined && state.lastStep < limit) {
+        const last = (yield* summarizeLog(o.run)).state.lastStep
+        return yield* badInput(`--at: step ${limit} is outside the recorded steps (0..${last})`)
+      }
+      const points = (x: Series) => x.points.map((p) => [p.step, p.value])
+      if (o.json)
+        return yield* json({
+          ...state,
+          evaluations: evals,
+          curves: {
+            loss: { visual: points(curves.loss.visual), text: points(curves.loss.text) },
+            lr: points(curves.lr),
+            memoryBytes: { visual: points(curves.memory.visual), text: points(curves.memory.text) },
+          },
+        })
+      const st = started
+      if (!st) return yield* badInput(`run "${o.run}" has no RunStarted event`)
+      yield* line(`run ${o.run}${limit === undefined ? "" : ` at step ${limit}`}: ${state.status}`)
+      yield* line(
+        `source ${st.source}; adapter ${st.adapter.kind} ${JSON.stringify(st.adapter.options)}; seed ${st.seed}; planned steps ${st.steps}`,
+      )
+      if (st.forkOf) yield* line(`fork of ${st.forkOf.runId} at step ${st.forkOf.atStep}`)
+      const info = Object.entries(st.adapter.info)
+        .map(([k, v]) => `${k}=${v}`)
+        .join(" ")
+      if (info) yield* line(`adapter info: ${info}`)
+      yield* line(`phase ${state.phase ?? "-"}; last step ${state.lastStep}`)
+      yield* printState(state)
+      yield* printCurves(curves)
+      if (evals.length > 0) {
+        yield* line("\nevaluations")
+        yield* line(
+          table(
+            ["step", "metric", "visual", "text", "chance"],
+            evals.map((e) => [
+              e.step,
+              e.metric,
+              formatNumber(e.values.visual),
+              formatNumber(e.values.text),
+              formatNumber(e.chance),
+            ]),
+          ),
+        )
+      }
+      if (state.lastFailure)
+        yield* line(
+          `\nfailed: step ${state.lastFailure.step} ${state.lastFailure.kind}: ${state.lastFailure.message}`,
+        )
+    }).pipe((eff) => withStore(o.store, eff)),
+})

@@ -1,0 +1,93 @@
+/** `interleave verify`: a schedule (scenario file) or a recorded run (--log) against every invariant. */
+import { existsSync } from "node:fs"
+import { Effect, Option, Stream } from "effect"
+import { fileEvents } from "../../core/log/index.ts"
+import { readRunEvents, summarizeLog, verifyLog } from "../../core/run/index.ts"
+import { loadScenario, type VerifyReport, verifySpec } from "../../core/schedule/index.ts"
+import { defineCommand } from "../command.ts"
+import { badInput, failedCheck } from "../failure.ts"
+import { arg, flag } from "../flags.ts"
+import { jsonFlag, storeFlag } from "../options.ts"
+import { json, line, table } from "../output.ts"
+import { withStore } from "../store.ts"
+
+type AnyViolation = { rule: string; message: string } & ({ step: number } | { position: number })
+
+export const reportVerify = (
+  label: string,
+  report: Omit<VerifyReport, "violations"> & { violations: ReadonlyArray<AnyViolation> },
+  asJson: boolean,
+) =>
+  Effect.gen(function* () {
+    if (asJson) yield* json(report)
+    else {
+      yield* line(label)
+      yield* line(
+        table(
+          ["steps", "visual", "text", "updates V", "updates T", "cycles"],
+          [
+            [
+              report.steps,
+              report.visualSteps,
+              report.textSteps,
+              report.updates.visual,
+              report.updates.text,
+              report.cycles,
+            ],
+          ],
+        ),
+      )
+      if (report.ok) yield* line("PASS: every invariant holds")
+      else {
+        yield* line(`FAIL: ${report.violations.length} violation(s)`)
+        for (const v of report.violations)
+          yield* line(`  [${v.rule}] ${"step" in v ? `step ${v.step}` : `event ${v.position}`}: ${v.message}`)
+      }
+    }
+    if (!report.ok) return yield* failedCheck(asJson ? "" : "verification failed")
+  })
+
+export const verifyCommand = defineCommand({
+  name: "verify",
+  summary:
+    "Check a schedule (scenario file) or a recorded run (--log) against every invariant; exit 1 on a violation.",
+  args: { scenario: arg.optional("scenario", "a scenario JSON file") },
+  flags: {
+    log: flag.text("log", "A recorded run to check: a run id in the store, or a .jsonl / .mllog file.", {
+      value: "RUN|FILE",
+    }),
+    spec: flag.text("spec", "With --log: check against this scenario instead of the recorded spec.", {
+      value: "FILE",
+    }),
+    store: storeFlag,
+    json: jsonFlag,
+  },
+  examples: [
+    "interleave verify scenarios/trex2-joint-8to1.json",
+    "interleave verify --log RUN --spec scenarios/trex2-joint-8to1.json",
+  ],
+  run: (o) =>
+    Effect.gen(function* () {
+      if (Option.isNone(o.log)) {
+        if (Option.isNone(o.scenario))
+          return yield* badInput("verify: give a scenario file, or --log RUN|FILE")
+        const spec = yield* loadScenario(o.scenario.value)
+        return yield* reportVerify(`${spec.name} (${o.scenario.value})`, verifySpec(spec), o.json)
+      }
+      const target = o.log.value
+      const override = Option.isSome(o.spec) ? yield* loadScenario(o.spec.value) : undefined
+      const isFile = existsSync(target)
+      const report = isFile
+        ? yield* verifyLog(target, () => Stream.map(fileEvents(target), (l) => l.event), override)
+        : yield* withStore(
+            o.store,
+            Effect.zipRight(
+              summarizeLog(target),
+              verifyLog(target, () => readRunEvents(target), override),
+            ),
+          )
+      const label = `${report.runId} (${report.source})${report.ending === "completed" ? "" : ` [${report.ending}: checked the ${report.steps} recorded steps]`}`
+      const { runId: _r, source: _s, ending: _e, ...rest } = report
+      yield* reportVerify(label, rest, o.json)
+    }),
+})

@@ -1,0 +1,21 @@
+/** Flags and arguments several commands share, defined once. */
+import { DEFAULT_STORE_PATH } from "../core/store/index.ts"
+import { arg, flag, flagWithDefault } from "./flags.ts"
+
+export const storeFlag = flagWithDefault.text(
+  "store",
+  "Event store: a SQLite file. INTERLEAVE_STORE sets it too; the flag wins.",
+  process.env.INTERLEAVE_STORE ?? DEFAULT_STORE_PATH,
+  { value: "FILE", default: `${DEFAULT_STORE_PATH} (or INTERLEAVE_STORE)` },
+)
+
+export const jsonFlag = flag.boolean("json", "Print machine-readable JSON on stdout instead of tables.")
+
+export const runArg = arg.required("run", "a run id in the store (see `interleave runs`)")
+export const scenarioArg = arg.required("scenario", "a scenario JSON file (see scenarios/)")
+
+export const runIdFlag = flag.text(
+  "run-id",
+  "Id for the new run: letters, digits, '.', '_', '-', at most 128 characters.",
+  { value: "ID", default: "NAME-DATE-RANDOM" },
+)

@@ -1,0 +1,95 @@
+/**
+ * Progress of long work on stderr. On a TTY: one line redrawn in place (bar, steps/s, elapsed,
+ * ETA, phase, last losses), at most ten times a second. Elsewhere (CI logs, pipes): a line per
+ * finished unit (a phase of a run, a configuration of a sweep), plus one every 30 s of silence.
+ * INTERLEAVE_PROGRESS=1 forces the plain lines; INTERLEAVE_PROGRESS=0 silences everything.
+ */
+import { formatDuration, formatNumber, formatRate } from "../core/common/index.ts"
+import type { Progress } from "../core/run/index.ts"
+import { colourAllowed } from "./output.ts"
+
+export interface ProgressReporter {
+  readonly update: (p: Progress) => void
+  /** A finished unit: redrawn above the bar on a TTY, a line of its own elsewhere. */
+  readonly unit: (text: string) => void
+  readonly done: () => void
+}
+
+const silent: ProgressReporter = { update: () => {}, unit: () => {}, done: () => {} }
+
+export interface ProgressOptions {
+  readonly label: string
+  /** Steps of the whole job (the run's planned length). */
+  readonly total: number
+}
+
+const mode = (): "tty" | "lines" | "off" => {
+  const forced = process.env.INTERLEAVE_PROGRESS
+  if (forced === "0") return "off"
+  if (forced === "1") return "lines"
+  return colourAllowed(process.stderr) ? "tty" : "lines"
+}
+
+export const makeProgress = (o: ProgressOptions): ProgressReporter => {
+  const m = mode()
+  if (m === "off") return silent
+  const tty = m === "tty"
+  const write = (s: string) => process.stderr.write(s)
+  let lastDraw = 0
+  let lastLine = Date.now()
+  let drawn = false
+  let phase: string | undefined
+  let last: Progress | undefined
+
+  const status = (p: Progress): string => {
+    const s = p.state
+    const doneSteps = s.lastStep + 1
+    const frac = o.total > 0 ? Math.min(1, doneSteps / o.total) : 1
+    const rate = p.elapsedMs > 0 ? (p.stepsThisSession * 1000) / p.elapsedMs : 0
+    const left = o.total - doneSteps
+    const eta = rate > 0 ? formatDuration((left / rate) * 1000) : "?"
+    const loss = (x: number | undefined) => (x === undefined ? "-" : formatNumber(x))
+    const width = 20
+    const fill = Math.round(frac * width)
+    const bar = tty ? ` [${"#".repeat(fill)}${".".repeat(width - fill)}]` : ""
+    return (
+      `${o.label}${bar} ${(frac * 100).toFixed(1)}% step ${doneSteps}/${o.total} · ${formatRate(rate)} steps/s · ` +
+      `elapsed ${formatDuration(p.elapsedMs)} · ETA ${eta} · phase ${s.phase ?? "-"} · loss V ${loss(s.lastLoss.visual)} T ${loss(s.lastLoss.text)}`
+    )
+  }
+  const clear = () => {
+    if (drawn) write("\r\x1b[2K")
+    drawn = false
+  }
+  const unit = (text: string) => {
+    if (tty) {
+      clear()
+      write(`${text}\n`)
+      if (last) {
+        write(status(last).slice(0, (process.stderr.columns ?? 120) - 1))
+        drawn = true
+      }
+    } else write(`${text}\n`)
+    lastLine = Date.now()
+  }
+  const update = (p: Progress) => {
+    last = p
+    const now = Date.now()
+    if (phase !== undefined && p.state.phase !== phase)
+      unit(
+        `${o.label}: phase ${phase} done; in phase ${p.state.phase} at step ${p.state.lastStep + 1}/${o.total}`,
+      )
+    phase = p.state.phase
+    if (tty) {
+      if (now - lastDraw < 100) return
+      lastDraw = now
+      clear()
+      write(status(p).slice(0, (process.stderr.columns ?? 120) - 1))
+      drawn = true
+    } else if (now - lastLine >= 30_000) {
+      write(`${status(p)}\n`)
+      lastLine = now
+    }
+  }
+  return { update, unit, done: clear }
+}

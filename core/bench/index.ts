@@ -1,0 +1,10 @@
+/** core/bench: sweeps, their recorded runs summarised into results, baselines and reports. */
+export * from "./baseline.ts"
+export * from "./collect.ts"
+export * from "./memory-fluctuation.ts"
+export * from "./micro.ts"
+export * from "./report/sparkline.ts"
+export * from "./report/write.ts"
+export * from "./results.ts"
+export * from "./sweep.ts"
+export * from "./sweep-run.ts"

@@ -1,0 +1,221 @@
+/**
+ * Running a sweep: every configuration as a recorded run (so `show`, `diff` and `replay` work on
+ * it), its measured steps summarised into SweepResults, tinybench single steps per target and
+ * batch size, and results.json + micro.json + report.md + report.html written with the notes on
+ * how it measured. Printing is the caller's: it gets a callback per configuration.
+ */
+import { dirname, join, resolve } from "node:path"
+import { Clock, Effect, Either } from "effect"
+import { InputError, looksLikePath, readTextFile, writeJsonFile } from "../common/index.ts"
+import { AdapterRegistry, type Progress, type RunSummary, startRun } from "../run/index.ts"
+import { loadScenario } from "../schedule/index.ts"
+import { collectRun, MEASURE_TEXT, type MemoryMeasure } from "./collect.ts"
+import { type MicroBench, type MicroTask, microBench } from "./micro.ts"
+import { writeReport } from "./report/write.ts"
+import {
+  buildConfigResult,
+  type ConfigResult,
+  currentMachine,
+  encodeSweepResults,
+  type SweepResults,
+} from "./results.ts"
+import { type BenchConfig, expandSweep, parseSweep, type SweepFile, targetId } from "./sweep.ts"
+
+export interface LoadedSweep {
+  readonly file: string
+  readonly sweep: SweepFile
+  readonly configs: ReadonlyArray<BenchConfig>
+}
+
+/** A sim profile given as a path is relative to the sweep file. */
+const resolveTargets = (sweep: SweepFile, sweepFile: string): SweepFile => {
+  const dir = dirname(resolve(sweepFile))
+  const fix = (p: string | undefined) => (p !== undefined && looksLikePath(p) ? resolve(dir, p) : p)
+  return {
+    ...sweep,
+    targets: sweep.targets.map((t) =>
+      t.adapter === "sim"
+        ? {
+            adapter: "sim" as const,
+            ...(t.hardware ? { hardware: fix(t.hardware)! } : {}),
+            ...(t.model ? { model: fix(t.model)! } : {}),
+          }
+        : t,
+    ),
+  }
+}
+
+/** Reads a sweep file and its base scenario and expands it into configurations. */
+export const loadSweep = (file: string) =>
+  Effect.gen(function* () {
+    const text = yield* readTextFile(file, "sweep file")
+    const decoded = parseSweep(text, file)
+    if (Either.isLeft(decoded)) return yield* new InputError({ message: decoded.left.message })
+    const raw = decoded.right
+    const base = yield* loadScenario(resolve(dirname(file), raw.base)).pipe(
+      Effect.mapError((e) => new InputError({ message: `${file}: base: ${e.message}` })),
+    )
+    // Profile paths become absolute; ids and labels use their base names, so they do not change.
+    const sweep = resolveTargets(raw, file)
+    const expanded = expandSweep(sweep, base, file)
+    if (Either.isLeft(expanded)) return yield* new InputError({ message: expanded.left.message })
+    return { file, sweep, configs: expanded.right } satisfies LoadedSweep
+  })
+
+export interface ConfigDone {
+  readonly index: number
+  readonly count: number
+  readonly config: BenchConfig
+  readonly summary: RunSummary
+  readonly result: ConfigResult
+}
+
+export interface SweepHooks {
+  /** A configuration starts: returns its progress callback (and a `done` to clear it). */
+  readonly onConfigStart?: (
+    index: number,
+    count: number,
+    config: BenchConfig,
+  ) => { readonly update: (p: Progress) => void; readonly done: () => void }
+  readonly onConfigDone?: (done: ConfigDone) => Effect.Effect<void>
+}
+
+export interface SweepOutput {
+  readonly results: SweepResults
+  readonly micro: ReadonlyArray<MicroBench>
+  readonly files: {
+    readonly results: string
+    readonly micro: string
+    readonly markdown: string
+    readonly html: string
+  }
+}
+
+const microText = (t: MicroTask): string =>
+  t.latency
+    ? `${t.name} mean ${(t.latency.mean as number).toFixed(3)} ms, p99 ${(t.latency.p99 as number).toFixed(3)} ms`
+    : `${t.name} failed (${t.error})`
+
+/** What the report says about how this bench measured. */
+const benchNotes = (
+  sweep: SweepFile,
+  measures: ReadonlyMap<string, MemoryMeasure>,
+  micro: ReadonlyArray<MicroBench>,
+): string[] => {
+  const byMeasure = new Map<MemoryMeasure, string[]>()
+  for (const [id, m] of measures) byMeasure.set(m, [...(byMeasure.get(m) ?? []), id])
+  const notes = [
+    `Each configuration ran ${sweep.warmupSteps} warm-up steps (left out of every statistic) and ${sweep.measuredSteps} measured steps as a recorded run (its id is in results.json: \`interleave show RUN\`). Time is the adapter's step time (tfjs: wall time of the step; sim: simulated time); throughput divides the measured steps by the sum of their step times.`,
+    ...[...byMeasure].map(
+      ([m, ids]) => `Memory series (\`${m}\`): ${MEASURE_TEXT[m]}; configurations: ${ids.join(", ")}.`,
+    ),
+  ]
+  if (micro.length > 0)
+    notes.push(
+      `tinybench single steps (micro.json; a session without profiling, duration from the adapter via overriddenDuration): ${micro
+        .map((b) => `${b.id}: ${b.tasks.map(microText).join(", ")}`)
+        .join("; ")}.`,
+    )
+  return notes
+}
+
+/** `20250101-120000-3fa2`: UTC time, plus a random suffix so that two runs in one second differ. */
+export const runStamp = (now: number): string => {
+  const d = new Date(now)
+  const p = (n: number) => String(n).padStart(2, "0")
+  const rand = Math.floor(Math.random() * 0x10000)
+    .toString(16)
+    .padStart(4, "0")
+  return `${d.getUTCFullYear()}${p(d.getUTCMonth() + 1)}${p(d.getUTCDate())}-${p(d.getUTCHours())}${p(d.getUTCMinutes())}${p(d.getUTCSeconds())}-${rand}`
+}
+
+export const runSweep = (
+  loaded: LoadedSweep,
+  options: { readonly outDir: string; readonly checkpointDir: string; readonly hooks?: SweepHooks },
+) =>
+  Effect.gen(function* () {
+    const { sweep, configs } = loaded
+    const registry = yield* AdapterRegistry
+    const now = yield* Clock.currentTimeMillis
+    const stamp = runStamp(now)
+    const createdAt = new Date(now).toISOString()
+    const results: ConfigResult[] = []
+    const measures = new Map<string, MemoryMeasure>()
+    const micro: MicroBench[] = []
+    const microDone = new Map<string, MicroBench>()
+    let gpu: string | undefined
+    for (const [i, config] of configs.entries()) {
+      const runId = `bench-${sweep.name}-${config.id}-${stamp}`
+      const progress = options.hooks?.onConfigStart?.(i, configs.length, config)
+      const adapter = registry.layer(config.target.adapter)
+      const summary = yield* startRun(
+        {
+          runId,
+          spec: config.spec,
+          source: `${loaded.file} (${config.id})`,
+          adapterOptions: config.adapterOptions,
+        },
+        {
+          evalEvery: sweep.evalEvery,
+          checkpointEvery: sweep.checkpointEvery,
+          checkpointDir: options.checkpointDir,
+          onProgress: progress?.update,
+        },
+      ).pipe(Effect.provide(adapter), Effect.ensuring(Effect.sync(() => progress?.done())))
+      const got = yield* collectRun(runId, config.warmupSteps)
+      measures.set(config.id, got.measure)
+      const hardware = config.target.adapter === "sim" ? got.info.hardware : got.info.device
+      if (config.target.adapter === "tfjs" && config.target.backend === "webgpu") gpu ??= got.info.device
+      const result = buildConfigResult(
+        {
+          id: config.id,
+          label: config.label,
+          ratio: config.ratio,
+          batch: config.batch,
+          adapter: config.target.adapter,
+          backend: config.target.adapter === "tfjs" ? config.target.backend : undefined,
+          preset: config.target.adapter === "tfjs" ? config.target.preset : undefined,
+          hardware,
+          runId,
+          aborted: summary.status === "aborted" ? (got.aborted ?? summary.state.abortReason) : undefined,
+        },
+        got.records,
+      )
+      results.push(result)
+      // One tinybench per target and batch size: a single step does not depend on the ratio.
+      const microId = `${targetId(config.target)}-b${config.batch.visual}x${config.batch.text}`
+      const seen = microDone.get(microId)
+      if (seen) (seen.configs as string[]).push(config.id)
+      else if (sweep.microIterations > 0 && summary.status === "completed") {
+        const tasks = yield* microBench(config, sweep.microIterations).pipe(Effect.provide(adapter))
+        const mb: MicroBench = { id: microId, configs: [config.id], tasks }
+        microDone.set(microId, mb)
+        micro.push(mb)
+      }
+      if (options.hooks?.onConfigDone)
+        yield* options.hooks.onConfigDone({ index: i, count: configs.length, config, summary, result })
+    }
+    const machine = currentMachine()
+    const sweepResults: SweepResults = {
+      schemaVersion: 1,
+      name: sweep.name,
+      machine: gpu ? { ...machine, gpu } : machine,
+      createdAt,
+      configs: results,
+    }
+    const resultsPath = join(options.outDir, "results.json")
+    const microPath = join(options.outDir, "micro.json")
+    yield* writeJsonFile(resultsPath, encodeSweepResults(sweepResults))
+    yield* writeJsonFile(microPath, {
+      name: sweep.name,
+      createdAt,
+      note: "tinybench 6 single-step tasks per target and batch size; latency in ms, tinybench's Statistics (samples omitted); each sample is the adapter's own step duration (overriddenDuration), on a session without profiling",
+      benches: micro,
+    })
+    const report = yield* writeReport(options.outDir, sweepResults, benchNotes(sweep, measures, micro))
+    return {
+      results: sweepResults,
+      micro,
+      files: { results: resultsPath, micro: microPath, markdown: report.markdownPath, html: report.htmlPath },
+    } satisfies SweepOutput
+  })

@@ -1,0 +1,21 @@
+/** The engine's own failures (the adapter's and the store's are defined at their seams). */
+import { Data } from "effect"
+import type { Difference } from "../log/compare.ts"
+
+/** A run cannot be started, resumed or forked as asked (bad input: exit 2). */
+export class RunError extends Data.TaggedError("RunError")<{ readonly message: string }> {}
+
+/** A replay that did not reproduce the log. */
+export class Divergence extends Data.TaggedError("Divergence")<{
+  readonly runId: string
+  readonly position: number
+  readonly step: number | undefined
+  readonly difference: Difference
+}> {
+  override get message(): string {
+    const d = this.difference
+    const at =
+      this.step === undefined ? `event ${this.position}` : `step ${this.step} (event ${this.position})`
+    return `run ${this.runId} diverges at ${at}: ${d.path}: recorded ${JSON.stringify(d.a)}, replayed ${JSON.stringify(d.b)}`
+  }
+}

@@ -1,0 +1,126 @@
+/**
+ * Replay: re-executes a recorded run (its spec, seed and adapter options) and compares every event
+ * it would write against the log, in bounded memory: the replay's appends go to a sink that reads
+ * the recorded events at the same positions. Fails with `Divergence` at the first difference.
+ */
+import { join } from "node:path"
+import { Clock, Effect, Either, Stream } from "effect"
+import { compareEvents, type Difference } from "../log/compare.ts"
+import { decodeEvent, type RunEvent, stepOf } from "../log/events.ts"
+import { evolveRunState, initialRunState } from "../log/projections.ts"
+import { makePlanner } from "../schedule/plan.ts"
+import { EventStore, type EventStoreShape, StoreError } from "../store/event-store.ts"
+import { driveRun, type RunOutcomeStatus } from "./drive.ts"
+import { Divergence } from "./errors.ts"
+import { specOfRun, summarizeLog } from "./read.ts"
+import { newRunStarted } from "./start.ts"
+import { TrainingAdapter } from "./training-adapter.ts"
+
+export interface ReplayResult {
+  readonly runId: string
+  readonly eventsCompared: number
+  readonly steps: number
+  readonly status: RunOutcomeStatus
+}
+
+export const replayRun = (runId: string, opts: { readonly checkpointDir?: string } = {}) =>
+  Effect.scoped(
+    Effect.gen(function* () {
+      const store = yield* EventStore
+      const log = yield* summarizeLog(runId)
+      const started = log.started!
+      const spec = yield* specOfRun(started)
+      const adapter = yield* TrainingAdapter
+      const session = yield* adapter.open({ spec, options: started.adapter.options })
+      const cmp = { measurements: session.stateless, tolerance: session.stateless ? 0 : 1e-6 }
+      const diverge = (position: number, step: number | undefined, difference: Difference) =>
+        new Divergence({ runId, position, step, difference })
+      // The RunStarted this replay would write, derived anew from the recorded inputs and the
+      // session just opened, so a changed spec encoding, adapter or engine setting shows here.
+      const fresh = newRunStarted(
+        {
+          runId,
+          spec,
+          source: started.source,
+          steps: started.steps,
+          adapterOptions: started.adapter.options,
+        },
+        session,
+        started.engine,
+        yield* Clock.currentTimeMillis,
+      )
+      const d0 = compareEvents(started, fresh, cmp)
+      if (d0) return yield* diverge(0, undefined, d0)
+      let compared = 0
+      // The sink can only fail with store errors; a divergence is parked here and raised after.
+      let found: Divergence | undefined
+      const stop = (d: Divergence) => {
+        found = d
+        return Effect.fail(new StoreError({ message: d.message }))
+      }
+      const sink: EventStoreShape = {
+        ...store,
+        version: () => Effect.succeed(0),
+        append: (_stream, events, expected) =>
+          Effect.gen(function* () {
+            const recorded = yield* Stream.runCollect(
+              store.read(runId, { from: expected, to: expected + events.length }),
+            )
+            const rec = Array.from(recorded)
+            for (const [i, env] of events.entries()) {
+              const mine = env.data as RunEvent
+              const stored = rec[i]
+              const step = stepOf(mine)
+              if (!stored)
+                return yield* stop(
+                  diverge(expected + i, step, { path: "log", a: "(end of log)", b: mine._tag }),
+                )
+              const theirs = decodeEvent(stored, `run ${runId}, event ${stored.position}`, {
+                validate: false,
+              })
+              if (Either.isLeft(theirs)) return yield* new StoreError({ message: theirs.left.message })
+              const d = compareEvents(theirs.right, mine, cmp)
+              if (d) return yield* stop(diverge(expected + i, step, d))
+              compared++
+            }
+            return expected + events.length
+          }),
+      }
+      const stopAfter = log.state.status === "running" ? log.state.lastStep + 1 : undefined
+      const result = yield* driveRun(
+        {
+          runId,
+          planner: makePlanner(spec),
+          limit: started.steps,
+          from: 0,
+          session,
+          version: 1,
+          state: evolveRunState(initialRunState, started),
+          lastCheckpointStep: -1,
+          pendingEval: false,
+          evalEvery: started.engine.evalEvery,
+          checkpointEvery: started.engine.checkpointEvery,
+        },
+        { stopAfter, checkpointDir: opts.checkpointDir ?? join(".interleave", "replay-checkpoints") },
+      ).pipe(
+        Effect.provideService(EventStore, sink),
+        Effect.catchTag(
+          "StoreError",
+          (e): Effect.Effect<never, StoreError | Divergence> => (found ? Effect.fail(found) : Effect.fail(e)),
+        ),
+      )
+      const replayedVersion = 1 + compared
+      if (replayedVersion < log.version)
+        return yield* diverge(replayedVersion, undefined, {
+          path: "log",
+          a: `${log.version - replayedVersion} more event(s)`,
+          b: "(end of replay)",
+        })
+      return {
+        runId,
+        eventsCompared: compared + 1,
+        steps: result.state.stepsCompleted,
+        status: result.status,
+      } satisfies ReplayResult
+    }),
+  )

@@ -1,0 +1,78 @@
+/**
+ * Verifying a recorded run: its events through the event-log rules and its steps through the
+ * schedule rules of its spec (or of another spec, to check a run against what was meant).
+ */
+import { Effect, Stream } from "effect"
+import { InputError } from "../common/index.ts"
+import {
+  type LogViolation,
+  makeLogChecker,
+  type RunEvent,
+  type RunStarted,
+  stepEventStep,
+} from "../log/index.ts"
+import { makeChecker, type ScheduleSpec, type VerifyReport, type Violation } from "../schedule/index.ts"
+import { specOfRun } from "./read.ts"
+
+export interface LogVerifyReport extends Omit<VerifyReport, "violations"> {
+  readonly violations: ReadonlyArray<Violation | LogViolation>
+  readonly runId: string
+  readonly source: string
+  /** How the log ends: completed, aborted, or incomplete (no terminal event). */
+  readonly ending: "completed" | "aborted" | "incomplete"
+}
+
+/**
+ * `events` is called for each pass over the log. A run that did not complete followed its schedule
+ * if its prefix did, so that prefix is checked in a second pass with the recorded length.
+ */
+export const verifyLog = <E, R>(
+  where: string,
+  events: () => Stream.Stream<RunEvent, E, R>,
+  override: ScheduleSpec | undefined,
+) =>
+  Effect.gen(function* () {
+    let checker: ReturnType<typeof makeChecker> | undefined
+    let started: RunStarted | undefined
+    let spec: ScheduleSpec | undefined
+    let position = 0
+    let terminal: string | undefined
+    const logChecker = makeLogChecker()
+    yield* events().pipe(
+      Stream.runForEach((e) =>
+        Effect.gen(function* () {
+          logChecker.push({ position: position++, type: e._tag, step: stepEventStep(e) })
+          if (e._tag === "RunStarted" && !started) {
+            started = e
+            spec = override ?? (yield* specOfRun(e))
+            checker = makeChecker(spec, { limit: e.steps })
+          } else if (e._tag === "StepCompleted") {
+            if (!checker)
+              return yield* new InputError({ message: `${where}: step ${e.step} comes before RunStarted` })
+            checker.push(e)
+          } else if (e._tag === "RunCompleted" || e._tag === "RunAborted") terminal = e._tag
+        }),
+      ),
+    )
+    if (!checker || !started || !spec)
+      return yield* new InputError({ message: `${where}: no RunStarted event: not a recorded run` })
+    let report = checker.finish()
+    if (terminal !== "RunCompleted") {
+      const partial = makeChecker(spec, { limit: report.steps })
+      yield* events().pipe(
+        Stream.runForEach((e) => Effect.sync(() => e._tag === "StepCompleted" && partial.push(e))),
+      )
+      report = partial.finish()
+    }
+    const logReport = logChecker.finish()
+    const s = started as RunStarted
+    return {
+      ...report,
+      ok: report.ok && logReport.ok,
+      violations: [...logReport.violations, ...report.violations],
+      runId: s.runId,
+      source: s.source,
+      ending:
+        terminal === "RunCompleted" ? "completed" : terminal === "RunAborted" ? "aborted" : "incomplete",
+    } satisfies LogVerifyReport
+  })

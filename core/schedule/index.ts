@@ -1,0 +1,7 @@
+/** core/schedule: the spec, the planner and the schedule invariants. */
+export * from "./invariants.ts"
+export * from "./load.ts"
+export * from "./plan.ts"
+export * from "./ratio-fork.ts"
+export * from "./spec.ts"
+export * from "./verify.ts"
