@@ -572,7 +572,7 @@ class _Server:
         if handler is None:
             self.fail(rid, "trainer-error", f"invalid request: unknown type {json.dumps(kind)}")
             return True
-        if kind != "hello" and not self.greeted:
+        if kind not in ("hello", "close") and not self.greeted:
             self.fail(rid, "trainer-error", f"invalid request: {kind} before hello")
             return True
         try:
@@ -970,6 +970,16 @@ class Recorder:
         vals = {str(k): _as_float(v) for k, v in losses.items()}
         if "total" not in vals:
             raise ValueError('losses need a "total"')
+        mem: Dict[str, float] = {}
+        for k, v in (memory or {}).items():
+            if k not in MEMORY_KEYS:
+                raise ValueError(f"memory key {k!r} is not one of {', '.join(MEMORY_KEYS)}")
+            if v is not None:
+                f = _finite(f"memory.{k}", v)
+                mem[k] = int(f) if f.is_integer() and abs(f) < 2**53 else f
+        duration = _finite("duration_ms", duration_ms)
+        if samples is None:
+            samples = int(self.spec["batch"][modality]["size"])
         if co["phase"] != self._phase:
             self._write("PhaseStarted", {"phase": co["phase"], "index": co["phaseIndex"], "step": iter})
             self._phase = co["phase"]
@@ -987,14 +997,6 @@ class Recorder:
             self._write("StepFailed", data)
             self._micro = 0 if update else self._micro + 1
             return data
-        mem: Dict[str, float] = {}
-        for k, v in (memory or {}).items():
-            if k not in MEMORY_KEYS:
-                raise ValueError(f"memory key {k!r} is not one of {', '.join(MEMORY_KEYS)}")
-            if v is not None:
-                mem[k] = _finite(f"memory.{k}", v)
-        if samples is None:
-            samples = int(self.spec["batch"][modality]["size"])
         data = {
             "step": iter,
             "phase": co["phase"],
@@ -1006,7 +1008,7 @@ class Recorder:
             "update": bool(update),
             "lr": lrs,
             "losses": vals,
-            "durationMs": _finite("duration_ms", duration_ms),
+            "durationMs": duration,
             "samples": int(samples),
             "memory": mem,
         }
