@@ -582,8 +582,11 @@ class _Server:
         except BaseException as e:  # noqa: BLE001
             if isinstance(e, (KeyboardInterrupt, SystemExit)):
                 raise
-            traceback.print_exc(file=sys.stderr)
             k, message = classify_exception(e)
+            if isinstance(e, StepFailure):
+                _log(f"{req.get('type')} {rid}: {k}: {message}")
+            else:
+                traceback.print_exc(file=sys.stderr)
             self.fail(rid, k, message)
         return True
 
@@ -829,7 +832,7 @@ def _finite(name: str, x: Any) -> float:
 class Recorder:
     """Writes interleave's JSONL event log from a training loop the trainer owns.
 
-    ``Recorder(path, spec)`` writes ``RunStarted`` at once; then call :meth:`step` after every
+    ``Recorder(path, spec)`` creates (or overwrites) ``path`` and writes ``RunStarted`` at once; then call :meth:`step` after every
     training iteration, :meth:`evaluation` after an evaluation, and :meth:`close` at the end (or
     use it as a context manager: an exception in the block writes ``RunAborted`` with its text).
     Each line is flushed as it is written, so a killed trainer leaves a valid prefix.
