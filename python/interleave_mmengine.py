@@ -1,0 +1,250 @@
+"""An mmengine hook that records interleave's event log from an mmengine training run.
+
+    custom_hooks = [dict(type="InterleaveRecorderHook", path="work_dirs/run.interleave.jsonl",
+                         spec="scenarios/petdino-swin-t.json", modality_attr="prompt_type")]
+
+(with ``custom_imports = dict(imports=["interleave_mmengine"])``), or in code:
+``runner.register_hook(InterleaveRecorderHook(path, spec))``. Then ``interleave verify --log FILE``
+checks the run followed its schedule, step by step.
+
+mmengine is imported only if installed: with mmengine the class subclasses ``mmengine.hooks.Hook``
+and is registered in ``HOOKS``; without it, it is a plain class with the same methods (that is how
+the tests drive it, with a stand-in runner). It has not been run against mmengine itself.
+
+What the hook assumes about mmengine (as of mmengine 0.x: IterBasedTrainLoop / EpochBasedTrainLoop
+``run_iter``): ``before_train_iter``, then ``model.train_step`` (forward, backward and, unless
+accumulating, the optimizer update), then ``after_train_iter``, and only then ``_iter += 1``. So
+inside ``after_train_iter``, ``runner.iter`` is the 0-based index of the iteration just trained
+(mmengine's ``scalars.json`` rows say ``runner.iter + 1``); that is the recorded step.
+
+Per iteration it records:
+  * step: ``runner.iter`` (+ ``step_offset``);
+  * modality: the model's current prompt type, read in ``after_train_iter`` (PET-DINO's switch hook
+    sets it in ``before_train_iter``, so it is the prompt type of the iteration just trained):
+    ``modality_attr`` is a dotted attribute path on the model, unwrapped from DDP /
+    MMDistributedDataParallel (``runner.model.module``) when wrapped, or on the runner when it
+    starts with ``runner.``; or pass ``modality=callable(runner, batch_idx, data_batch, outputs)``.
+    Values are mapped with ``modality_values`` (default: visual/vision/image -> visual,
+    text/language -> text);
+  * lr: of EVERY param group of ``runner.optim_wrapper.optimizer.param_groups``: by a group's
+    ``name`` key when it has one, else by index onto the spec's group names (which then must have
+    as many groups); or pass ``group_lr=callable(param_groups) -> {spec group: lr}``;
+  * update: ``runner.optim_wrapper.should_update()`` when the wrapper has it (mmengine's
+    accumulation counter, already advanced by ``update_params``), else True;
+  * losses: from ``outputs`` (train_step's log_vars): every key containing "loss"; total = the
+    "loss" key if present, else the sum of those keys;
+  * memory: with CUDA in use, torch.cuda.memory_allocated / memory_reserved and
+    max_memory_allocated since ``before_train_iter`` (the hook resets the peak there); rss always;
+  * durationMs: wall time from ``before_train_iter`` to ``after_train_iter`` (after
+    torch.cuda.synchronize() when CUDA is in use): the training step itself, without data loading;
+  * samples: ``len(data_batch["inputs"])`` when there is such a list, else the spec's batch size.
+
+``after_run`` closes the log (RunCompleted). A crashed run leaves the log without a terminal event,
+every line before the crash intact: ``interleave verify`` reads it as an unfinished run.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Callable, Dict, Mapping, Optional
+
+import interleave_sdk as sdk
+
+try:  # pragma: no cover - mmengine is not installed where the tests run
+    from mmengine.hooks import Hook as _HookBase
+    from mmengine.registry import HOOKS as _HOOKS
+
+    HAVE_MMENGINE = True
+except Exception:  # noqa: BLE001 - ImportError, or a broken install
+    _HookBase = object
+    _HOOKS = None
+    HAVE_MMENGINE = False
+
+DEFAULT_MODALITY_VALUES: Dict[str, str] = {
+    "visual": "visual",
+    "vision": "visual",
+    "image": "visual",
+    "visual_prompt": "visual",
+    "text": "text",
+    "language": "text",
+    "text_prompt": "text",
+}
+
+
+def _unwrap(model: Any) -> Any:
+    """The model inside a DDP / MMDistributedDataParallel wrapper (``.module``), else the model."""
+    return getattr(model, "module", model)
+
+
+def _resolve(root: Any, path: str) -> Any:
+    obj = root
+    for part in path.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def _scalar(x: Any) -> float:
+    if hasattr(x, "detach"):
+        x = x.detach()
+    if hasattr(x, "numel") and x.numel() != 1:
+        x = x.float().mean()
+    if hasattr(x, "item"):
+        x = x.item()
+    return float(x)
+
+
+class InterleaveRecorderHook(_HookBase):  # type: ignore[misc, valid-type]
+    """Records every training iteration in interleave's JSONL log (see the module docstring)."""
+
+    priority = "VERY_LOW"  # after every other hook of an iteration (mmengine reads this attribute)
+
+    def __init__(
+        self,
+        path: str,
+        spec: Any,
+        modality_attr: str = "prompt_type",
+        modality: Optional[Callable[..., Any]] = None,
+        modality_values: Optional[Mapping[Any, str]] = None,
+        group_lr: Optional[Callable[[Any], Mapping[str, float]]] = None,
+        step_offset: int = 0,
+        trainer_name: str = "mmengine",
+        run_id: Optional[str] = None,
+        seed: Optional[int] = None,
+        info: Optional[Mapping[str, Any]] = None,
+    ):
+        self.path = path
+        self.spec = spec
+        self.modality_attr = modality_attr
+        self.modality_fn = modality
+        self.modality_values = dict(DEFAULT_MODALITY_VALUES if modality_values is None else modality_values)
+        self.group_lr = group_lr
+        self.step_offset = int(step_offset)
+        self.trainer_name = trainer_name
+        self.run_id = run_id
+        self.seed = seed
+        self.info = dict(info or {})
+        self.recorder: Optional[sdk.Recorder] = None
+        self._t0: Optional[float] = None
+
+    # -- what the runner tells us --
+    def _modality(self, runner: Any, batch_idx: int, data_batch: Any, outputs: Any) -> str:
+        if self.modality_fn is not None:
+            raw = self.modality_fn(runner, batch_idx, data_batch, outputs)
+        elif self.modality_attr.startswith("runner."):
+            raw = _resolve(runner, self.modality_attr[len("runner."):])
+        else:
+            raw = _resolve(_unwrap(runner.model), self.modality_attr)
+        key = raw.lower() if isinstance(raw, str) else raw
+        if key in self.modality_values:
+            return self.modality_values[key]
+        if raw in self.modality_values:
+            return self.modality_values[raw]
+        raise ValueError(
+            f"iteration {runner.iter}: prompt type {raw!r} is neither visual nor text "
+            f"(known values: {', '.join(map(repr, self.modality_values))}; pass modality_values or modality=)"
+        )
+
+    def _lrs(self, runner: Any) -> Dict[str, float]:
+        groups = runner.optim_wrapper.optimizer.param_groups
+        if self.group_lr is not None:
+            return {str(k): float(v) for k, v in self.group_lr(groups).items()}
+        names = sdk.group_names(self.recorder.spec)  # type: ignore[union-attr]
+        out: Dict[str, float] = {}
+        if all("name" in g for g in groups):
+            for g in groups:
+                out.setdefault(str(g["name"]), float(g["lr"]))  # first group of a name (decay / no-decay splits)
+            return out
+        if len(groups) != len(names):
+            raise ValueError(
+                f"the optimizer has {len(groups)} param groups without a 'name' key and the spec has {len(names)} "
+                f"({', '.join(names)}): name the groups, or pass group_lr=callable(param_groups) -> {{group: lr}}"
+            )
+        return {n: float(g["lr"]) for n, g in zip(names, groups)}
+
+    @staticmethod
+    def _losses(outputs: Any) -> Dict[str, float]:
+        if not isinstance(outputs, Mapping):
+            raise ValueError(f"train_step outputs are a {type(outputs).__name__}, expected a dict of losses")
+        parts = {str(k): _scalar(v) for k, v in outputs.items() if "loss" in str(k) and str(k) != "loss"}
+        total = _scalar(outputs["loss"]) if "loss" in outputs else sum(parts.values())
+        parts["total"] = total
+        return parts
+
+    def _samples(self, data_batch: Any, modality: str) -> Optional[int]:
+        if isinstance(data_batch, Mapping) and isinstance(data_batch.get("inputs"), (list, tuple)):
+            return len(data_batch["inputs"])
+        if isinstance(data_batch, Mapping) and hasattr(data_batch.get("inputs"), "shape"):
+            return int(data_batch["inputs"].shape[0])
+        return None
+
+    # -- hook points --
+    def before_run(self, runner: Any) -> None:
+        torch = sdk._torch()
+        device = "cuda" if sdk._cuda_in_use() or (torch is not None and torch.cuda.is_available()) else "cpu"
+        info = {"hook": "interleave_mmengine.InterleaveRecorderHook", "modality": self.modality_attr, **self.info}
+        if HAVE_MMENGINE:
+            import mmengine  # noqa: PLC0415
+
+            info["mmengine"] = mmengine.__version__
+        info["durationMs"] = "wall time from before_train_iter to after_train_iter (train_step: forward, backward, update)"
+        self.recorder = sdk.Recorder(
+            self.path,
+            self.spec,
+            run_id=self.run_id,
+            seed=self.seed,
+            trainer_name=self.trainer_name,
+            device=device,
+            info=info,
+        )
+
+    def before_train_iter(self, runner: Any, batch_idx: int, data_batch: Any = None) -> None:
+        sdk._cuda_synchronize()
+        sdk._reset_peak()
+        self._t0 = time.perf_counter()
+
+    def after_train_iter(self, runner: Any, batch_idx: int, data_batch: Any = None, outputs: Any = None) -> None:
+        if self.recorder is None:
+            raise RuntimeError("InterleaveRecorderHook.after_train_iter before before_run")
+        sdk._cuda_synchronize()
+        duration = None if self._t0 is None else (time.perf_counter() - self._t0) * 1000.0
+        self._t0 = None
+        modality = self._modality(runner, batch_idx, data_batch, outputs)
+        wrapper = runner.optim_wrapper
+        should = getattr(wrapper, "should_update", None)
+        update = bool(should()) if callable(should) else True
+        self.recorder.step(
+            int(runner.iter) + self.step_offset,
+            modality,
+            lr=self._lrs(runner),
+            losses=self._losses(outputs),
+            duration_ms=duration,
+            samples=self._samples(data_batch, modality),
+            update=update,
+            memory=sdk.sample_memory(),
+        )
+
+    def after_val_epoch(self, runner: Any, metrics: Optional[Mapping[str, Any]] = None) -> None:
+        """Records an evaluation when ``metrics`` carry both ``visual`` and ``text`` numbers
+        (keys ending in "visual" / "text", e.g. "recall/visual"); otherwise nothing."""
+        if self.recorder is None or not metrics:
+            return
+        found: Dict[str, float] = {}
+        metric = ""
+        for k, v in metrics.items():
+            for m in ("visual", "text"):
+                if str(k).endswith(m) and m not in found:
+                    try:
+                        found[m] = _scalar(v)
+                    except (TypeError, ValueError):
+                        continue
+                    metric = metric or str(k)[: -len(m)].rstrip("/_.") or "metric"
+        if len(found) == 2 and runner.iter > 0:
+            self.recorder.evaluation(int(runner.iter) - 1 + self.step_offset, metric, found)
+
+    def after_run(self, runner: Any) -> None:
+        if self.recorder is not None:
+            self.recorder.close("completed")
+
+
+if HAVE_MMENGINE:  # pragma: no cover
+    _HOOKS.register_module(module=InterleaveRecorderHook, force=True)
