@@ -12,9 +12,12 @@
  * `--backend wasm --presets tiny --learning` instead runs the learning check of the tiny preset:
  * 450 steps "90 text-only then joint 8:1" and 450 visual-only steps, with periodic evaluation.
  */
-import { Cause, Effect, Either, Option } from "effect"
-import { listBackends, type RunSummary, runSchedule } from "../adapters/tfjs/index.ts"
+import { Cause, Effect, Either, Layer, Option, Stream } from "effect"
+import { listBackends, TfjsAdapterLive } from "../adapters/tfjs/index.ts"
+import { buildConfigResult, collectRun } from "../core/bench/index.ts"
+import { readRunEvents, startRun } from "../core/run/index.ts"
 import { decodeSpec, type ScheduleSpec } from "../core/schedule/index.ts"
+import { MemoryEventStoreLive } from "../core/store/index.ts"
 
 const arg = (name: string, dflt: string): string => {
   const i = process.argv.indexOf(`--${name}`)
@@ -70,18 +73,58 @@ for (const preset of presets) {
     })
 }
 
+/** One schedule through the engine (memory store): per-modality step time and memory, evaluations. */
+const measure = (r: (typeof runs)[number], index: number) =>
+  Effect.gen(function* () {
+    const runId = `gpu-${index}`
+    const t0 = performance.now()
+    const summary = yield* startRun(
+      {
+        runId,
+        spec: r.spec,
+        source: "benchmarks/gpu-webgpu.ts",
+        adapterOptions: { backend, preset: r.preset },
+      },
+      { evalEvery: r.evalEvery, checkpointEvery: 0 },
+    )
+    const wallSeconds = (performance.now() - t0) / 1000
+    // The first cycle compiles shaders and warms the allocator: left out of the statistics.
+    const got = yield* collectRun(runId, 9)
+    const result = buildConfigResult(
+      {
+        id: runId,
+        label: r.spec.name,
+        ratio: r.spec.phases.at(-1)!.ratio,
+        batch: { visual: batch, text: batch },
+        adapter: "tfjs",
+        backend,
+        preset: r.preset,
+        hardware: got.info.device,
+        runId,
+      },
+      got.records,
+    )
+    const evals = yield* readRunEvents(runId).pipe(
+      Stream.filter((e) => e._tag === "EvalCompleted"),
+      Stream.runCollect,
+    )
+    return {
+      preset: r.preset,
+      scenario: r.spec.name,
+      status: summary.status,
+      wallSeconds,
+      memoryMeasure: got.measure,
+      latencyMs: result.latency,
+      memory: result.memory,
+      evals: Array.from(evals),
+    }
+  }).pipe(Effect.provide(Layer.merge(MemoryEventStoreLive, TfjsAdapterLive)))
+
 const program = Effect.gen(function* () {
-  const results: Array<{ preset: string } & RunSummary> = []
-  for (const r of runs) {
+  const results = []
+  for (const [i, r] of runs.entries()) {
     log(`${r.preset} on ${backend}: ${r.spec.name}`)
-    const summary = yield* runSchedule({
-      spec: r.spec,
-      adapterOptions: { backend, preset: r.preset },
-      evalEvery: r.evalEvery,
-      warmupSteps: 9,
-      log,
-    })
-    results.push({ preset: r.preset, ...summary })
+    results.push(yield* measure(r, i))
   }
   return results
 })
@@ -89,7 +132,9 @@ const program = Effect.gen(function* () {
 const exit = await Effect.runPromiseExit(program)
 if (exit._tag === "Failure") {
   const failure = Cause.failureOption(exit.cause)
-  const message = Option.isSome(failure) ? failure.value.message : Cause.pretty(exit.cause)
+  const message = Option.isSome(failure)
+    ? String((failure.value as { message?: unknown }).message)
+    : Cause.pretty(exit.cause)
   process.stdout.write(`${JSON.stringify({ backend, error: message }, null, 2)}\n`)
   process.exit(1)
 }
