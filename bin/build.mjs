@@ -1,30 +1,58 @@
 #!/usr/bin/env node
-// Bundles the CLI's TypeScript into dist/interleave.mjs (packages stay external, loaded from
-// node_modules). Runs on `npm ci` (prepare) and whenever bin/interleave.mjs finds the bundle stale.
-// The bundle starts faster and uses ~70 MB less memory than compiling on the fly with tsx.
-import { renameSync } from "node:fs"
+// Bundles the CLI into dist/ (ES modules, split at every dynamic import so a command loads only
+// what it needs). Effect and the other pure-JS packages are bundled in: resolving and loading
+// hundreds of small ESM files from node_modules cost more than a second at every start. Packages
+// with native code, wasm files or heavy optional parts stay external and load from node_modules
+// when a command first needs them. Runs on `npm ci` (prepare) and whenever bin/interleave.mjs
+// finds the bundle stale.
+import { mkdirSync, renameSync, rmSync } from "node:fs"
 import { dirname, join } from "node:path"
 import { fileURLToPath } from "node:url"
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..")
 
+export const EXTERNAL = [
+  "better-sqlite3",
+  "@tensorflow/*",
+  "webgpu",
+  "vega",
+  "vega-lite",
+  "tinybench",
+  "esbuild",
+  "tsx",
+  "pg",
+  "pg-native",
+]
+
 export const buildBundle = async () => {
   const { build } = await import("esbuild")
-  const out = join(root, "dist", "interleave.mjs")
+  const out = join(root, "dist")
   const tmp = `${out}.${process.pid}.tmp`
+  rmSync(tmp, { recursive: true, force: true })
+  mkdirSync(tmp, { recursive: true })
   await build({
-    entryPoints: [join(root, "cli", "main.ts")],
+    entryPoints: { interleave: join(root, "cli", "main.ts") },
     bundle: true,
+    splitting: true,
     platform: "node",
     target: "node20",
     format: "esm",
-    packages: "external",
-    outfile: tmp,
+    external: EXTERNAL,
+    outdir: tmp,
     logLevel: "warning",
+    // Bundled CommonJS dependencies call require(); give ESM chunks one.
+    banner: {
+      js: "import { createRequire as __ilCreateRequire } from 'node:module'; const require = __ilCreateRequire(import.meta.url);",
+    },
   })
-  // Atomic: concurrent invocations never see a half-written bundle.
+  // Atomic enough: concurrent invocations never see a half-written bundle directory.
+  const old = `${out}.${process.pid}.old`
+  try {
+    renameSync(out, old)
+  } catch {}
   renameSync(tmp, out)
-  return out
+  rmSync(old, { recursive: true, force: true })
+  return join(out, "interleave.js")
 }
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) await buildBundle()

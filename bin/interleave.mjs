@@ -14,7 +14,7 @@ setFlagsFromString("--max-semi-space-size=32")
 setFlagsFromString("--optimize-for-size")
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..")
-const bundle = join(root, "dist", "interleave.mjs")
+const bundle = join(root, "dist", "interleave.js")
 
 const newestSource = () => {
   let newest = 0

@@ -2,7 +2,8 @@
  * The CLI as a function: argv in, output through Console, an exit code out. `main.ts` runs it as
  * the process; tests run it in-process with a capturing console.
  */
-import { type CliApp, Command } from "@effect/cli"
+import type * as CliApp from "@effect/cli/CliApp"
+import * as Command from "@effect/cli/Command"
 import { Cause, Console, Effect, Exit, Option } from "effect"
 import { toolVersion } from "../core/common/index.ts"
 import { checkArgv } from "./argv.ts"

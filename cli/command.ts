@@ -2,7 +2,7 @@
  * A command: its @effect/cli parser, built from the same flag and argument definitions as its
  * help page, plus a summary, a longer description and examples for that page.
  */
-import { Command } from "@effect/cli"
+import * as Command from "@effect/cli/Command"
 import type { Effect } from "effect"
 import type { Arg, ArgDoc, Flag, FlagDoc } from "./flags.ts"
 

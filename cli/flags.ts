@@ -2,7 +2,8 @@
  * Flags and positional arguments, each defined once: the @effect/cli parser and the help text,
  * the argv pre-check and its "did you mean" are all generated from the same definition.
  */
-import { Args, Options } from "@effect/cli"
+import * as Args from "@effect/cli/Args"
+import * as Options from "@effect/cli/Options"
 import type { Option } from "effect"
 
 export type FlagKind = "text" | "integer" | "number" | "boolean" | "choice"

@@ -3,7 +3,8 @@
  * interruption of the command (a run flushes what it has done and records the interruption),
  * and ends with the command's exit code (130 / 143 after a signal).
  */
-import { NodeContext, NodeRuntime } from "@effect/platform-node"
+import * as NodeContext from "@effect/platform-node/NodeContext"
+import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { Cause, Effect, Exit } from "effect"
 import { runCli } from "./app.ts"
 import { EXIT } from "./failure.ts"

@@ -1,8 +1,18 @@
 /** Which event store a command uses, opened for the command's lifetime. */
-import { Effect, type Layer } from "effect"
-import { type EventStore, SqliteEventStoreLive, type StoreError } from "../core/store/index.ts"
+import { Effect, Layer } from "effect"
+import type { EventStore, StoreError } from "../core/store/index.ts"
 
-export const storeLayer = (file: string): Layer.Layer<EventStore, StoreError> => SqliteEventStoreLive(file)
+/**
+ * The store behind `--store`. Loaded on first use: SQLite's native binding is not needed by the
+ * commands that read no store (plan, verify SCENARIO), and it costs them start-up time.
+ */
+export const storeLayer = (file: string): Layer.Layer<EventStore, StoreError> =>
+  Layer.unwrapEffect(
+    Effect.map(
+      Effect.promise(() => import("../core/store/sqlite.ts")),
+      (m) => m.SqliteEventStoreLive(file),
+    ),
+  )
 
 export const withStore = <A, E, R>(file: string, eff: Effect.Effect<A, E, R>) =>
   Effect.provide(eff, storeLayer(file)) as Effect.Effect<A, E | StoreError, Exclude<R, EventStore>>

@@ -6,12 +6,7 @@ import { afterAll, describe, expect, it } from "@effect/vitest"
 import Database from "better-sqlite3"
 import { Cause, Chunk, Effect, Either, Exit, Layer, Option, Stream } from "effect"
 import { EventStore, type StoreError, VersionConflict } from "../core/store/event-store.ts"
-import {
-  DEFAULT_STORE_PATH,
-  makeSqliteEventStore,
-  SCHEMA_VERSION,
-  SqliteEventStoreLive,
-} from "../core/store/sqlite.ts"
+import { makeSqliteEventStore, SCHEMA_VERSION, SqliteEventStoreLive } from "../core/store/sqlite.ts"
 import { storeContract } from "./store-contract.ts"
 
 const root = fs.mkdtempSync(path.join(os.tmpdir(), "interleave-store-sqlite-"))
@@ -47,10 +42,6 @@ const snapshot = (file: string) => ({
 const agePast = (file: string) => fs.utimesSync(file, new Date(2020, 0, 1), new Date(2020, 0, 1))
 
 describe("SQLite event store", () => {
-  it("stores runs in .interleave/runs.db by default", () => {
-    expect(DEFAULT_STORE_PATH).toBe(".interleave/runs.db")
-  })
-
   it.live("keeps events across a close and re-open, continuing global positions", () =>
     Effect.gen(function* () {
       const file = freshPath()

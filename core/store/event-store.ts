@@ -83,4 +83,7 @@ export interface EventStoreShape {
   ) => Stream.Stream<StoredEvent, StoreError>
 }
 
+/** Where runs are recorded unless the user names another store. */
+export const DEFAULT_STORE_PATH = ".interleave/runs.db"
+
 export class EventStore extends Context.Tag("interleave/EventStore")<EventStore, EventStoreShape>() {}

@@ -33,9 +33,6 @@ import {
 } from "./event-store.ts"
 import { pagedRead, pollingTail, type ReadPage } from "./paging.ts"
 
-/** Where runs are recorded unless the user names another file. */
-export const DEFAULT_STORE_PATH = ".interleave/runs.db"
-
 /** The first 16 bytes of every SQLite 3 database file. */
 const SQLITE_HEADER = Buffer.from("SQLite format 3\0", "latin1")
 

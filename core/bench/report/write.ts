@@ -1,5 +1,6 @@
 /** Writes report.md and report.html for a sweep into a directory (created if missing). */
-import { FileSystem, Path } from "@effect/platform"
+import * as FileSystem from "@effect/platform/FileSystem"
+import * as Path from "@effect/platform/Path"
 import { Data, Effect } from "effect"
 import type { SweepResults } from "../results.ts"
 import { renderHtml } from "./html.ts"
