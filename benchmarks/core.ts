@@ -199,7 +199,7 @@ const micro = async () => {
     return toEnvelope(
       stepCompleted(
         plan,
-        "losses" in o ? o : { losses: {}, durationMs: 0, samples: 0, memory: { logicalBytes: 0 } },
+        "losses" in o ? o : { losses: {}, durationMs: 0, samples: 0, memory: {} },
       ),
     )
   })

@@ -52,7 +52,7 @@ const stepEvent = (step: number): EventEnvelope => ({
     losses: { cls: 0.5 + (step % 13) / 100, box: 0.25 + (step % 11) / 100, align: 0.125, total: 0.875 },
     durationMs: 12.5 + (step % 3),
     samples: 16,
-    memory: { logicalBytes: 104_857_600 + step, rssBytes: 524_288_000 + step * 7 },
+    memory: { allocatedBytes: 104_857_600 + step, rssBytes: 524_288_000 + step * 7 },
   },
 })
 

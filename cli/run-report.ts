@@ -1,65 +1,66 @@
-/** How a run's state reads on the terminal: shared by run, resume, fork and show. */
+/** How a run reads on the terminal: shared by run, resume, fork and show. */
 import { Effect } from "effect"
 import { sparkline } from "../core/bench/index.ts"
-import { formatBytes, formatNumber } from "../core/common/index.ts"
-import type { Curves, RunState, Series } from "../core/log/index.ts"
+import { formatBytes, formatDuration, formatMs, formatNumber } from "../core/common/index.ts"
+import {
+  type Curves,
+  MEMORY_SOURCES,
+  type MemorySource,
+  type RunReport,
+  type RunState,
+  runReport,
+  type Series,
+} from "../core/log/index.ts"
 import type { RunSummary } from "../core/run/index.ts"
 import { failedCheck } from "./failure.ts"
 import { json, line, table } from "./output.ts"
 
-export const stateTable = (s: RunState): string =>
-  table(
-    [
-      "steps",
-      "visual",
-      "text",
-      "updates V",
-      "updates T",
-      "last loss V",
-      "last loss T",
-      "mem peak",
-      "mem trough",
-      "step time",
-    ],
-    [
-      [
-        s.stepsCompleted,
-        s.visualSteps,
-        s.textSteps,
-        s.updates.visual,
-        s.updates.text,
-        formatNumber(s.lastLoss.visual),
-        formatNumber(s.lastLoss.text),
-        formatBytes(s.memoryPeakBytes),
-        formatBytes(s.memoryTroughBytes),
-        `${formatNumber(s.totalDurationMs / 1000)} s`,
-      ],
-    ],
-  )
+const range = (x: { min: number; max: number } | null): string =>
+  x === null ? "—" : x.min === x.max ? formatBytes(x.max) : `${formatBytes(x.min)} – ${formatBytes(x.max)}`
 
-export const printState = (s: RunState) =>
-  Effect.gen(function* () {
-    yield* line(stateTable(s))
-    if (s.lastEval) {
-      const e = s.lastEval
-      yield* line(
-        `eval at step ${e.step}: ${e.metric} visual ${formatNumber(e.values.visual)} text ${formatNumber(e.values.text)}${e.chance === undefined ? "" : ` (chance ${formatNumber(e.chance)})`}`,
-      )
-    }
-  })
+/** Per-modality table: steps, updates, step time (mean, p50, p99, total), memory, last loss. */
+export const reportLines = (r: RunReport): string[] => {
+  const t = r.stepTime
+  const mem = r.memory
+  const memHeader = mem ? `memory (${mem.measure}${mem.complete ? "" : ", sampled"})` : "memory"
+  const row = (m: "visual" | "text") => {
+    const s = t[m]
+    return [
+      m,
+      m === "visual" ? r.visualSteps : r.textSteps,
+      r.updates[m],
+      formatMs(s.meanMs),
+      formatMs(s.p50Ms),
+      formatMs(s.p99Ms),
+      s.count > 0 ? formatDuration(s.totalMs) : "—",
+      mem ? range(mem[m]) : "—",
+      formatNumber(r.lastLoss[m]),
+    ]
+  }
+  const out = [
+    table(
+      ["per step", "steps", "updates", "mean", "p50", "p99", "total", memHeader, "last loss"],
+      [row("visual"), row("text")],
+    ),
+    `step time is ${t.kind}${t.kind === "simulated" ? " (the sim's cost model, not a measurement)" : ""}: ${formatDuration(t.totalMs)} in all over ${r.stepsCompleted} steps${r.wallMs > 0 ? `; wall time ${formatDuration(r.wallMs)}` : ""}${r.plannedSteps > r.stepsCompleted ? `; ${r.stepsCompleted} of ${r.plannedSteps} planned steps done` : ""}`,
+  ]
+  if (mem) out.push(`memory: ${mem.description}${mem.complete ? "" : " (only on the sampled steps)"}`)
+  if (r.lastEval) {
+    const e = r.lastEval
+    out.push(
+      `eval at step ${e.step}: ${e.metric} visual ${formatNumber(e.values.visual)} text ${formatNumber(e.values.text)}${e.chance === undefined ? "" : ` (chance ${formatNumber(e.chance)})`}`,
+    )
+  }
+  return out
+}
+
+export const printState = (s: RunState) => line(reportLines(runReport(s)).join("\n"))
 
 /** Prints the outcome of run/resume/fork and fails (exit 1) when the run aborted. */
 export const reportRun = (summary: RunSummary, asJson: boolean) =>
   Effect.gen(function* () {
     const s = summary.state
-    if (asJson)
-      yield* json({
-        runId: summary.runId,
-        status: summary.status,
-        steps: s.stepsCompleted,
-        visualSteps: s.visualSteps,
-        textSteps: s.textSteps,
-      })
+    if (asJson) yield* json({ ...runReport(s), outcome: summary.status })
     else {
       yield* line(`run ${summary.runId}: ${summary.status}`)
       yield* printState(s)
@@ -68,19 +69,23 @@ export const reportRun = (summary: RunSummary, asJson: boolean) =>
     if (summary.status === "aborted") return yield* failedCheck(asJson ? "" : `run aborted: ${s.abortReason}`)
   })
 
-export const printCurves = (c: Curves) =>
+export const printCurves = (c: Curves, memory: MemorySource | undefined) =>
   Effect.gen(function* () {
-    const row = (label: string, x: Series, fmt: (v: number) => string) => {
-      if (x.points.length === 0) return Effect.void
+    const row = (label: string, x: Series | undefined, fmt: (v: number) => string) => {
+      if (!x || x.points.length === 0) return Effect.void
       const values = x.points.map((p) => p.value)
       return line(
-        `${label.padEnd(13)} ${sparkline(values, 48).padEnd(48)}  ${fmt(values[0]!)} -> ${fmt(values.at(-1)!)}`,
+        `${label.padEnd(22)} ${sparkline(values, 48).padEnd(48)}  ${fmt(values[0]!)} -> ${fmt(values.at(-1)!)}`,
       )
     }
     yield* line()
     yield* row("loss visual", c.loss.visual, formatNumber)
     yield* row("loss text", c.loss.text, formatNumber)
     yield* row("lr (1st group)", c.lr, formatNumber)
-    yield* row("memory visual", c.memory.visual, formatBytes)
-    yield* row("memory text", c.memory.text, formatBytes)
+    if (memory) {
+      const per = c.memory[memory]
+      const what = MEMORY_SOURCES[memory].short
+      yield* row(`memory visual (${what})`, per?.visual, formatBytes)
+      yield* row(`memory text (${what})`, per?.text, formatBytes)
+    }
   })

@@ -22,7 +22,7 @@ import {
   type TrainingSession,
 } from "../../core/run/index.ts"
 import type { ScheduleSpec, StepPlan } from "../../core/schedule/index.ts"
-import { type ModalityCosts, modalityCosts, stepDurationMs } from "./cost-model.ts"
+import { type ModalityCosts, modalityCosts, residentBytes, stepDurationMs } from "./cost-model.ts"
 import { type HardwareProfile, loadHardwareProfile, loadModelProfile, type ModelProfile } from "./profiles.ts"
 import {
   followsSwitch,
@@ -68,7 +68,8 @@ export const makeSimContext = (
     return {
       costs,
       curve: compileCurve(model.modalities[m].loss, saltBase),
-      memory: Object.freeze({ logicalBytes: bytes, deviceBytes: bytes, peakBytes: bytes }),
+      // The step's working set is its in-step peak; what stays between steps is the resident state.
+      memory: Object.freeze({ peakBytes: bytes, allocatedBytes: residentBytes(model) }),
     }
   }
   return {

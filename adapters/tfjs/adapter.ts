@@ -105,9 +105,9 @@ export const classifyError = (e: unknown): StepFailure => {
 const memorySample = (peakBytes?: number): MemorySample => {
   const m = tf.memory() as tf.MemoryInfo & { numBytesInGPU?: number; numBytesAllocatedInGPU?: number }
   return {
-    logicalBytes: m.numBytes,
+    allocatedBytes: m.numBytes,
     deviceBytes: m.numBytesInGPU,
-    deviceAllocatedBytes: m.numBytesAllocatedInGPU,
+    reservedBytes: m.numBytesAllocatedInGPU,
     peakBytes,
     rssBytes: process.memoryUsage().rss,
   }

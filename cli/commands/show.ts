@@ -7,6 +7,7 @@ import {
   makeCurves,
   makeRunStateFold,
   type RunStarted,
+  runReport,
   type Series,
   stepOf,
 } from "../../core/log/index.ts"
@@ -67,14 +68,21 @@ export const showCommand = defineCommand({
         return yield* badInput(`--at: step ${limit} is outside the recorded steps (0..${last})`)
       }
       const points = (x: Series) => x.points.map((p) => [p.step, p.value])
+      const report = runReport(state)
       if (o.json)
         return yield* json({
-          ...state,
+          ...report,
           evaluations: evals,
           curves: {
             loss: { visual: points(curves.loss.visual), text: points(curves.loss.text) },
             lr: points(curves.lr),
-            memoryBytes: { visual: points(curves.memory.visual), text: points(curves.memory.text) },
+            memory: report.memory
+              ? {
+                  source: report.memory.source,
+                  visual: points(curves.memory[report.memory.source]!.visual),
+                  text: points(curves.memory[report.memory.source]!.text),
+                }
+              : null,
           },
         })
       const st = started
@@ -90,7 +98,7 @@ export const showCommand = defineCommand({
       if (info) yield* line(`adapter info: ${info}`)
       yield* line(`phase ${state.phase ?? "-"}; last step ${state.lastStep}`)
       yield* printState(state)
-      yield* printCurves(curves)
+      yield* printCurves(curves, report.memory?.source)
       if (evals.length > 0) {
         yield* line("\nevaluations")
         yield* line(

@@ -1,34 +1,36 @@
 /** A configuration's recorded run, read back into the measured steps its statistics are built from. */
 import { Effect, Stream } from "effect"
-import type { MemorySample } from "../log/index.ts"
+import type { MemorySample, MemorySource } from "../log/index.ts"
 import { readRunEvents } from "../run/index.ts"
 import type { MeasuredStep } from "./results.ts"
 
 /** Which per-step memory figure a configuration's series uses (see `memoryMeasure`). */
-export type MemoryMeasure = "peakBytes" | "deviceBytes" | "logicalBytes"
+export type MemoryMeasure = MemorySource
 
 export const MEASURE_TEXT: Record<MemoryMeasure, string> = {
-  peakBytes: "peak bytes inside each step (tf.profile peakBytes; the sim's step footprint)",
+  peakBytes: "peak bytes inside each step (tf.profile peakBytes; torch max_memory_allocated; the sim's step footprint)",
+  allocatedBytes: "live (allocated) bytes after each step (tf.memory().numBytes; torch memory_allocated)",
+  reservedBytes: "bytes reserved by the allocator's pool after each step (torch memory_reserved; webgpu numBytesAllocatedInGPU)",
   deviceBytes: "device bytes in use after each step (webgpu numBytesInGPU)",
-  logicalBytes: "bytes held by live tensors after each step (tf.memory().numBytes)",
+  rssBytes: "process resident set size after each step",
 }
 
 /**
- * The in-step peak when every measured step has one (tfjs with profileEvery 1, and the sim), else
- * device bytes when every step has them, else logical bytes. Logical bytes after a tfjs step are
- * only the weights and optimizer state (a step frees its activations), so they barely move between
- * visual and text steps: the peak is what shows the fluctuation.
+ * The figure every measured step carries, by preference: the in-step peak (tfjs with profileEvery
+ * 1, torch, the sim), then reserved (it holds the high-water mark a caching allocator keeps),
+ * device, allocated, RSS. Live bytes after a tfjs step are only the weights and optimizer state (a
+ * step frees its activations), so they barely move between visual and text steps: the peak is
+ * what shows the fluctuation.
  */
-export const memoryMeasure = (samples: ReadonlyArray<MemorySample>): MemoryMeasure =>
-  samples.length > 0 && samples.every((m) => m.peakBytes !== undefined)
-    ? "peakBytes"
-    : samples.length > 0 && samples.every((m) => m.deviceBytes !== undefined)
-      ? "deviceBytes"
-      : "logicalBytes"
+const PREFERENCE: ReadonlyArray<MemorySource> = ["peakBytes", "reservedBytes", "deviceBytes", "allocatedBytes", "rssBytes"]
+
+export const memoryMeasure = (samples: ReadonlyArray<MemorySample>): MemoryMeasure | undefined =>
+  samples.length === 0 ? undefined : PREFERENCE.find((k) => samples.every((m) => m[k] !== undefined))
 
 export interface CollectedRun {
   readonly records: ReadonlyArray<MeasuredStep>
-  readonly measure: MemoryMeasure
+  /** Undefined when no figure was carried by every measured step. */
+  readonly measure: MemoryMeasure | undefined
   readonly aborted: string | undefined
   readonly info: Readonly<Record<string, string>>
 }
@@ -77,7 +79,7 @@ export const collectRun = (runId: string, warmupSteps: number) =>
     const records: MeasuredStep[] = []
     let last: number | undefined
     for (const s of steps) {
-      const bytes = s.m ? (s.m[measure] ?? s.m.logicalBytes) : last
+      const bytes = s.m && measure ? s.m[measure] : last
       if (bytes === undefined) continue
       last = bytes
       records.push({ ...s.r, memBytes: bytes })

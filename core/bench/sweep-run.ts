@@ -163,7 +163,7 @@ export const runSweep = (
         },
       ).pipe(Effect.provide(adapter), Effect.ensuring(Effect.sync(() => progress?.done())))
       const got = yield* collectRun(runId, config.warmupSteps)
-      measures.set(config.id, got.measure)
+      if (got.measure) measures.set(config.id, got.measure)
       const hardware = config.target.adapter === "sim" ? got.info.hardware : got.info.device
       if (config.target.adapter === "tfjs" && config.target.backend === "webgpu") gpu ??= got.info.device
       const result = buildConfigResult(

@@ -21,20 +21,43 @@ export const AdapterDescriptionSchema = Schema.Struct({
   info: Schema.Record({ key: Schema.String, value: Schema.String }),
 })
 
-/** Memory after a step. Absent fields are ones the backend cannot report. */
+/**
+ * Memory around a step, each figure named for what it measures. Absent fields are ones the
+ * adapter cannot report. The one definition; DESIGN.md's "Memory fluctuation" says how they are
+ * used, and `MEMORY_SOURCES` words them for people.
+ */
 export const MemorySampleSchema = Schema.Struct({
-  /** Bytes held by live tensors (tf.memory().numBytes) or the sim's resident model. */
-  logicalBytes: Finite,
-  /** Backend bytes in use on the device (webgpu numBytesInGPU). */
-  deviceBytes: Schema.optional(Finite),
-  /** Backend bytes allocated on the device, including its pool (webgpu numBytesAllocatedInGPU). */
-  deviceAllocatedBytes: Schema.optional(Finite),
-  /** Peak bytes inside the step (tf.profile peakBytes); only on sampled steps. */
+  /** Live bytes after the step: tf.memory().numBytes, torch.cuda.memory_allocated, the sim's resident state. */
+  allocatedBytes: Schema.optional(Finite),
+  /** The allocator's reserved pool: torch.cuda.memory_reserved, webgpu numBytesAllocatedInGPU. */
+  reservedBytes: Schema.optional(Finite),
+  /** Peak bytes inside the step: tf.profile peakBytes (sampled), max_memory_allocated reset per step, the sim's step footprint. */
   peakBytes: Schema.optional(Finite),
-  /** Process resident set size. */
+  /** Device bytes in use after the step: webgpu numBytesInGPU. */
+  deviceBytes: Schema.optional(Finite),
+  /** Process resident set size after the step. */
   rssBytes: Schema.optional(Finite),
 })
 export type MemorySample = typeof MemorySampleSchema.Type
+export type MemorySource = keyof MemorySample
+
+/** Each memory figure in words, for every table and report that shows one. */
+export const MEMORY_SOURCES: Readonly<Record<MemorySource, { readonly short: string; readonly long: string }>> = {
+  peakBytes: { short: "in-step peak", long: "peak bytes inside the step" },
+  allocatedBytes: { short: "allocated", long: "live (allocated) bytes after the step" },
+  reservedBytes: { short: "reserved", long: "bytes reserved by the allocator's pool" },
+  deviceBytes: { short: "device", long: "device bytes in use after the step" },
+  rssBytes: { short: "RSS", long: "process resident set size" },
+}
+
+/** Who wrote a run (or resumed it): enough to tell later whether that process is still alive. */
+export const WriterSchema = Schema.Struct({
+  host: Schema.String,
+  pid: Int,
+  /** When the writing process started, ms since the epoch (tells a reused pid apart). */
+  processStartedAt: Finite,
+})
+export type Writer = typeof WriterSchema.Type
 
 export const RunStarted = Schema.TaggedStruct("RunStarted", {
   runId: Schema.String,
@@ -53,6 +76,8 @@ export const RunStarted = Schema.TaggedStruct("RunStarted", {
   engine: Schema.Struct({ evalEvery: Int, checkpointEvery: Int }),
   /** Set on forks: the parent run and the first step that the fork ran itself. */
   forkOf: Schema.optional(Schema.Struct({ runId: Schema.String, atStep: Int })),
+  /** The process that started the run (absent in logs from other tools). */
+  writer: Schema.optional(WriterSchema),
 })
 export type RunStarted = typeof RunStarted.Type
 
@@ -118,6 +143,26 @@ export const RunCompleted = Schema.TaggedStruct("RunCompleted", {
 })
 export type RunCompleted = typeof RunCompleted.Type
 
+/** A run continued by `interleave resume` (or a fork starting its own steps). */
+export const RunResumed = Schema.TaggedStruct("RunResumed", {
+  /** The first step this writer runs. */
+  fromStep: Int,
+  /** The checkpoint the adapter restored, if any; the steps after it up to fromStep were re-run unrecorded. */
+  checkpoint: Schema.optional(Schema.Struct({ step: Int, file: Schema.String })),
+  writer: WriterSchema,
+  resumedAt: Finite,
+})
+export type RunResumed = typeof RunResumed.Type
+
+/** A run stopped by a signal: not terminal, `resume` continues it. */
+export const RunInterrupted = Schema.TaggedStruct("RunInterrupted", {
+  /** The last step recorded before the stop, -1 before the first. */
+  lastStep: Int,
+  reason: Schema.String,
+  interruptedAt: Finite,
+})
+export type RunInterrupted = typeof RunInterrupted.Type
+
 export const RunAborted = Schema.TaggedStruct("RunAborted", {
   /** The step that failed, when a step failure ended the run. */
   step: Schema.optional(Int),
@@ -133,6 +178,8 @@ export const RunEvent = Schema.Union(
   StepFailed,
   EvalCompleted,
   Checkpointed,
+  RunResumed,
+  RunInterrupted,
   RunCompleted,
   RunAborted,
 )
@@ -141,14 +188,51 @@ export type RunEventType = RunEvent["_tag"]
 
 /** Schema version of each event type. Bump on an incompatible payload change and add a migration. */
 export const EVENT_VERSIONS: Readonly<Record<RunEventType, number>> = {
-  RunStarted: 1,
+  RunStarted: 2,
   PhaseStarted: 1,
-  StepCompleted: 1,
+  StepCompleted: 2,
   StepFailed: 1,
   EvalCompleted: 1,
   Checkpointed: 1,
+  RunResumed: 1,
+  RunInterrupted: 1,
   RunCompleted: 1,
   RunAborted: 1,
+}
+
+type Upcast = (data: Record<string, unknown>) => Record<string, unknown>
+
+/**
+ * Migrations of older payloads, per type and from-version, applied in order on read: logs written
+ * by earlier releases stay readable, and every reader sees the current shape only.
+ */
+const UPCASTS: Partial<Record<RunEventType, Readonly<Record<number, Upcast>>>> = {
+  // v2 added the optional `writer`; a v1 payload is a valid v2 one.
+  RunStarted: { 1: (d) => d },
+  // v2 names memory figures for what they measure: tf.memory() bytes are live (allocated) bytes,
+  // webgpu's pool is what the allocator reserved.
+  StepCompleted: {
+    1: (d) => {
+      const m = (d.memory ?? {}) as Record<string, unknown>
+      const { logicalBytes, deviceAllocatedBytes, ...rest } = m
+      const memory: Record<string, unknown> = { ...rest }
+      if (logicalBytes !== undefined) memory.allocatedBytes = logicalBytes
+      if (deviceAllocatedBytes !== undefined) memory.reservedBytes = deviceAllocatedBytes
+      return { ...d, memory }
+    },
+  },
+}
+
+/** Brings a payload of an older version to the current one; undefined when there is no path. */
+export const upcast = (type: RunEventType, version: number, data: unknown): unknown | undefined => {
+  const target = EVENT_VERSIONS[type]
+  let d = data
+  for (let v = version; v < target; v++) {
+    const step = UPCASTS[type]?.[v]
+    if (!step || typeof d !== "object" || d === null) return undefined
+    d = step(d as Record<string, unknown>)
+  }
+  return d
 }
 
 /** The step an event belongs to (the step it ran, failed, evaluated after or checkpointed), if any. */
@@ -193,6 +277,8 @@ const validators: Record<RunEventType, (u: unknown) => Either.Either<RunEvent, P
   StepFailed: Schema.decodeUnknownEither(StepFailed, { onExcessProperty: "error" }),
   EvalCompleted: Schema.decodeUnknownEither(EvalCompleted, { onExcessProperty: "error" }),
   Checkpointed: Schema.decodeUnknownEither(Checkpointed, { onExcessProperty: "error" }),
+  RunResumed: Schema.decodeUnknownEither(RunResumed, { onExcessProperty: "error" }),
+  RunInterrupted: Schema.decodeUnknownEither(RunInterrupted, { onExcessProperty: "error" }),
   RunCompleted: Schema.decodeUnknownEither(RunCompleted, { onExcessProperty: "error" }),
   RunAborted: Schema.decodeUnknownEither(RunAborted, { onExcessProperty: "error" }),
 }
@@ -210,15 +296,19 @@ export const decodeEvent = (
   const known = EVENT_VERSIONS[type]
   if (known === undefined)
     return Either.left(new EventDecodeError({ where, reason: `unknown event type "${env.type}"` }))
-  if (env.version !== known)
-    return Either.left(
-      new EventDecodeError({
-        where,
-        reason: `${env.type} has schema version ${env.version}; this interleave reads version ${known}${env.version > known ? " (written by a newer interleave?)" : ""}`,
-      }),
-    )
-  if (!options.validate) return Either.right(env.data as RunEvent)
-  const data = env.data
+  let data = env.data
+  if (env.version !== known) {
+    const up = Number.isInteger(env.version) && env.version < known ? upcast(type, env.version, data) : undefined
+    if (up === undefined)
+      return Either.left(
+        new EventDecodeError({
+          where,
+          reason: `${env.type} has schema version ${env.version}; this interleave reads versions 1..${known}${env.version > known ? " (written by a newer interleave?)" : ""}`,
+        }),
+      )
+    data = up
+  }
+  if (!options.validate) return Either.right(data as RunEvent)
   if (typeof data !== "object" || data === null || (data as { _tag?: unknown })._tag !== type)
     return Either.left(
       new EventDecodeError({ where, reason: `payload of ${env.type} must be an object with _tag "${type}"` }),

@@ -81,6 +81,10 @@ export const toMllogLines = (e: StoredEvent): string[] => {
       ]
     case "Checkpointed":
       return [mllog(t, "POINT_IN_TIME", "checkpoint", d.file, { step: d.step, ...full })]
+    case "RunResumed":
+      return [mllog(t, "POINT_IN_TIME", "run_resumed", d.fromStep, { ...full })]
+    case "RunInterrupted":
+      return [mllog(t, "POINT_IN_TIME", "run_interrupted", d.lastStep, { reason: d.reason, ...full })]
     case "RunCompleted":
       return [mllog(t, "INTERVAL_END", "run_stop", null, { status: "success", ...full })]
     case "RunAborted":

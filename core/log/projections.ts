@@ -3,10 +3,31 @@
  * fold gives the same state as the live run: the event-sourcing contract.
  */
 
+import type {
+  Checkpointed,
+  EvalCompleted,
+  MemorySample,
+  MemorySource,
+  RunEvent,
+  RunInterrupted,
+  StepFailed,
+  Writer,
+} from "./events.ts"
 import type { Modality } from "../schedule/index.ts"
-import type { Checkpointed, EvalCompleted, RunEvent, StepFailed } from "./events.ts"
+import { addStepTime, copyStepTimes, emptyStepTimes, type StepTimes } from "./step-times.ts"
 
-export type RunStatus = "empty" | "running" | "completed" | "aborted"
+/** `interrupted`: stopped by a signal (recorded), or its writer is gone (see core/run/liveness). */
+export type RunStatus = "empty" | "running" | "interrupted" | "completed" | "aborted"
+
+/** Lowest and highest value of one memory figure over one modality's steps. */
+export interface MemoryExtent {
+  readonly min: number
+  readonly max: number
+  /** Steps that carried this figure. */
+  readonly count: number
+}
+
+export type MemoryExtents = Partial<Record<MemorySource, Partial<Record<Modality, MemoryExtent>>>>
 
 export interface RunState {
   readonly runId: string | undefined
@@ -15,8 +36,14 @@ export interface RunState {
   readonly specHash: string | undefined
   readonly plannedSteps: number
   readonly adapterKind: string | undefined
+  readonly adapterOptions: Readonly<Record<string, unknown>> | undefined
+  readonly adapterInfo: Readonly<Record<string, string>> | undefined
   readonly seed: number | undefined
   readonly forkOf: { readonly runId: string; readonly atStep: number } | undefined
+  /** The process that last started or resumed the run. */
+  readonly writer: Writer | undefined
+  readonly resumes: number
+  readonly lastInterruption: RunInterrupted | undefined
   /** Highest step recorded as completed, -1 before the first. */
   readonly lastStep: number
   readonly stepsCompleted: number
@@ -29,8 +56,14 @@ export interface RunState {
   readonly lastLoss: { readonly visual: number | undefined; readonly text: number | undefined }
   /** Sum of step durations (simulated time for `sim`). */
   readonly totalDurationMs: number
-  readonly memoryPeakBytes: number | undefined
-  readonly memoryTroughBytes: number | undefined
+  /** Step durations per modality (simulated for `sim`, measured otherwise). */
+  readonly stepTimes: { readonly visual: StepTimes; readonly text: StepTimes }
+  /** Every memory figure the steps carried, per modality. */
+  readonly memory: MemoryExtents
+  /** Wall time of the writing sessions that have ended (start or resume to interruption or end). */
+  readonly wallMs: number
+  /** Start of the session in progress (RunStarted / RunResumed time), if one is. */
+  readonly sessionStartedAt: number | undefined
   readonly lastEval: EvalCompleted | undefined
   readonly evaluations: number
   readonly lastCheckpoint: Checkpointed | undefined
@@ -46,8 +79,13 @@ export const initialRunState: RunState = {
   specHash: undefined,
   plannedSteps: 0,
   adapterKind: undefined,
+  adapterOptions: undefined,
+  adapterInfo: undefined,
   seed: undefined,
   forkOf: undefined,
+  writer: undefined,
+  resumes: 0,
+  lastInterruption: undefined,
   lastStep: -1,
   stepsCompleted: 0,
   visualSteps: 0,
@@ -57,8 +95,10 @@ export const initialRunState: RunState = {
   phasesStarted: 0,
   lastLoss: { visual: undefined, text: undefined },
   totalDurationMs: 0,
-  memoryPeakBytes: undefined,
-  memoryTroughBytes: undefined,
+  stepTimes: { visual: emptyStepTimes(), text: emptyStepTimes() },
+  memory: {},
+  wallMs: 0,
+  sessionStartedAt: undefined,
   lastEval: undefined,
   evaluations: 0,
   lastCheckpoint: undefined,
@@ -67,13 +107,54 @@ export const initialRunState: RunState = {
   abortReason: undefined,
 }
 
-/** RunState with its fields, and the two counters objects it mutates, writable. */
+type MutableExtents = Partial<Record<MemorySource, Partial<Record<Modality, { min: number; max: number; count: number }>>>>
+
+/** RunState with its fields, and the objects it mutates, writable. */
 type Draft = { -readonly [K in keyof RunState]: RunState[K] } & {
   updates: { visual: number; text: number }
   lastLoss: { visual: number | undefined; text: number | undefined }
+  stepTimes: { visual: StepTimes; text: StepTimes }
+  memory: MutableExtents
 }
 
-const cloneState = (s: RunState): Draft => ({ ...s, updates: { ...s.updates }, lastLoss: { ...s.lastLoss } })
+const copyExtents = (m: MemoryExtents): MutableExtents => {
+  const out: MutableExtents = {}
+  for (const [k, v] of Object.entries(m)) {
+    const per: Partial<Record<Modality, { min: number; max: number; count: number }>> = {}
+    if (v.visual) per.visual = { ...v.visual }
+    if (v.text) per.text = { ...v.text }
+    out[k as MemorySource] = per
+  }
+  return out
+}
+
+const cloneState = (s: RunState): Draft => ({
+  ...s,
+  updates: { ...s.updates },
+  lastLoss: { ...s.lastLoss },
+  stepTimes: { visual: copyStepTimes(s.stepTimes.visual), text: copyStepTimes(s.stepTimes.text) },
+  memory: copyExtents(s.memory),
+})
+
+const addMemory = (m: MutableExtents, modality: Modality, sample: MemorySample): void => {
+  for (const key in sample) {
+    const v = sample[key as MemorySource]
+    if (v === undefined) continue
+    const per = (m[key as MemorySource] ??= {})
+    const x = per[modality]
+    if (x === undefined) per[modality] = { min: v, max: v, count: 1 }
+    else {
+      x.count++
+      if (v < x.min) x.min = v
+      if (v > x.max) x.max = v
+    }
+  }
+}
+
+const endSession = (s: Draft, at: number): void => {
+  if (s.sessionStartedAt !== undefined) s.wallMs += Math.max(0, at - s.sessionStartedAt)
+  s.sessionStartedAt = undefined
+}
 
 /**
  * The one definition of how an event changes the run state, applied to a private draft. The
@@ -89,19 +170,22 @@ const apply = (s: Draft, e: RunEvent): void => {
       s.specHash = e.specHash
       s.plannedSteps = e.steps
       s.adapterKind = e.adapter.kind
+      s.adapterOptions = e.adapter.options
+      s.adapterInfo = e.adapter.info
       s.seed = e.seed
       s.forkOf = e.forkOf
+      s.writer = e.writer
+      s.sessionStartedAt = e.startedAt
       return
     case "PhaseStarted":
       s.phase = e.phase
       s.phasesStarted++
       return
     case "StepCompleted": {
-      const visual = e.modality === "visual"
-      const bytes = e.memory.logicalBytes
+      const m = e.modality
       s.lastStep = e.step
       s.stepsCompleted++
-      if (visual) {
+      if (m === "visual") {
         s.visualSteps++
         if (e.update) s.updates.visual++
         s.lastLoss.visual = e.losses.total
@@ -112,8 +196,8 @@ const apply = (s: Draft, e: RunEvent): void => {
       }
       s.phase = e.phase
       s.totalDurationMs += e.durationMs
-      if (s.memoryPeakBytes === undefined || bytes > s.memoryPeakBytes) s.memoryPeakBytes = bytes
-      if (s.memoryTroughBytes === undefined || bytes < s.memoryTroughBytes) s.memoryTroughBytes = bytes
+      addStepTime(s.stepTimes[m], e.durationMs)
+      addMemory(s.memory, m, e.memory)
       return
     }
     case "StepFailed":
@@ -127,10 +211,24 @@ const apply = (s: Draft, e: RunEvent): void => {
     case "Checkpointed":
       s.lastCheckpoint = e
       return
+    case "RunResumed":
+      // A session that ended without a word (a kill) leaves no end time: its wall time is unknown.
+      s.sessionStartedAt = e.resumedAt
+      s.status = "running"
+      s.writer = e.writer
+      s.resumes++
+      return
+    case "RunInterrupted":
+      endSession(s, e.interruptedAt)
+      s.status = "interrupted"
+      s.lastInterruption = e
+      return
     case "RunCompleted":
+      endSession(s, e.completedAt)
       s.status = "completed"
       return
     case "RunAborted":
+      endSession(s, e.abortedAt)
       s.status = "aborted"
       s.abortReason = e.reason
       return
@@ -178,16 +276,19 @@ export const pushSeries = (s: Series, step: number, value: number): void => {
 
 /** Curves for reports and `show`: per-modality loss, lr of the first group, memory, step time. */
 export interface Curves {
+  readonly max: number
   readonly loss: Record<Modality, Series>
   readonly lr: Series
-  readonly memory: Record<Modality, Series>
+  /** One pair of series per memory figure the steps carry (never mixed: a figure sampled on some steps only would invent a swing). */
+  readonly memory: Partial<Record<MemorySource, Record<Modality, Series>>>
   readonly durationMs: Record<Modality, Series>
 }
 
 export const makeCurves = (max = 2000): Curves => ({
+  max,
   loss: { visual: makeSeries(max), text: makeSeries(max) },
   lr: makeSeries(max),
-  memory: { visual: makeSeries(max), text: makeSeries(max) },
+  memory: {},
   durationMs: { visual: makeSeries(max), text: makeSeries(max) },
 })
 
@@ -198,7 +299,12 @@ export const evolveCurves = (c: Curves, e: RunEvent): Curves => {
   if (total !== undefined) pushSeries(c.loss[e.modality], e.step, total)
   const firstLr = Object.values(e.lr)[0]
   if (firstLr !== undefined) pushSeries(c.lr, e.step, firstLr)
-  pushSeries(c.memory[e.modality], e.step, e.memory.logicalBytes)
+  for (const key in e.memory) {
+    const v = e.memory[key as MemorySource]
+    if (v === undefined) continue
+    const per = (c.memory[key as MemorySource] ??= { visual: makeSeries(c.max), text: makeSeries(c.max) })
+    pushSeries(per[e.modality], e.step, v)
+  }
   pushSeries(c.durationMs[e.modality], e.step, e.durationMs)
   return c
 }
@@ -207,4 +313,50 @@ export const foldRunState = (events: Iterable<RunEvent>): RunState => {
   const f = makeRunStateFold()
   for (const e of events) f.push(e)
   return f.state()
+}
+
+/** Preference among memory figures when several are complete: the in-step peak shows a step's working set. */
+const MEMORY_PREFERENCE: ReadonlyArray<MemorySource> = [
+  "peakBytes",
+  "allocatedBytes",
+  "reservedBytes",
+  "deviceBytes",
+  "rssBytes",
+]
+
+/** The memory figure a run's summary shows, with its extent per modality. */
+export interface MemoryFigure {
+  readonly source: MemorySource
+  readonly visual: MemoryExtent | undefined
+  readonly text: MemoryExtent | undefined
+  /** Carried by every step, or only sampled on some. */
+  readonly complete: boolean
+}
+
+/**
+ * The figure that best shows the visual/text swing: among those every step carried, the first by
+ * preference whose visual and text extents differ (RSS last: it moves with the GC); otherwise the
+ * first complete one; otherwise the most frequent. Undefined when no step carried memory.
+ */
+export const memoryFigure = (s: RunState): MemoryFigure | undefined => {
+  const steps = { visual: s.visualSteps, text: s.textSteps }
+  const figure = (source: MemorySource): MemoryFigure | undefined => {
+    const per = s.memory[source]
+    if (!per) return undefined
+    const complete = (["visual", "text"] as const).every((m) => (per[m]?.count ?? 0) === steps[m])
+    return { source, visual: per.visual, text: per.text, complete }
+  }
+  const figures = MEMORY_PREFERENCE.map(figure).filter((f): f is MemoryFigure => f !== undefined)
+  if (figures.length === 0) return undefined
+  const complete = figures.filter((f) => f.complete)
+  const swings = (f: MemoryFigure) =>
+    f.visual !== undefined &&
+    f.text !== undefined &&
+    (f.visual.max !== f.text.max || f.visual.min !== f.text.min)
+  const count = (f: MemoryFigure) => (f.visual?.count ?? 0) + (f.text?.count ?? 0)
+  return (
+    complete.find((f) => swings(f) && f.source !== "rssBytes") ??
+    complete[0] ??
+    [...figures].sort((a, b) => count(b) - count(a))[0]
+  )
 }

@@ -17,8 +17,8 @@ export const diffRuns = (a: string, b: string) =>
       Stream.runForEach(([x, y]) =>
         Effect.sync(() => {
           // The plan fields only: measurements and losses are compared below.
-          const pa: StepCompleted = { ...x, losses: {}, durationMs: 0, memory: { logicalBytes: 0 } }
-          const pb: StepCompleted = { ...y, losses: {}, durationMs: 0, memory: { logicalBytes: 0 } }
+          const pa: StepCompleted = { ...x, losses: {}, durationMs: 0, memory: {} }
+          const pb: StepCompleted = { ...y, losses: {}, durationMs: 0, memory: {} }
           const d = compareEvents(pa, pb, { measurements: false, tolerance: 0 })
           if (d && !firstPlanDiff) firstPlanDiff = { step: x.step, ...d }
           const lx = x.losses.total ?? 0

@@ -71,6 +71,8 @@ export const forkRun = (
         case "RunCompleted":
         case "RunAborted":
         case "StepFailed":
+        case "RunResumed":
+        case "RunInterrupted":
           return false
         default:
           return e.step < input.atStep
