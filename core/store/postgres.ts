@@ -30,9 +30,14 @@
  * price is that appends to different streams serialise from their INSERT to their COMMIT, all of
  * it inside the server (the append is one statement, so no client round trip happens under the
  * lock); version checks still run in parallel. Measured with benchmarks/store-bench-pg.ts on
- * loopback (2-core shared EPYC, fsync off; 4 writers on 4 streams through 4 pools, ~300-byte
- * events): 1-event appends ran at 1,510 appends/s with the lock against 2,020 without (-26%);
- * 100-event appends at 62,800 against 59,100 events/s (no cost beyond noise).
+ * loopback (2-core shared machine, fsync off; 4 writers on 4 streams through 4 pools, ~300-byte
+ * events), three runs: 1-event appends did 1,510 / 1,620 / 2,350 appends/s with the lock against
+ * 2,020 / 1,870 / 2,350 without (0-26% less); 100-event appends 62,800 / 55,800 / 96,400 events/s
+ * against 59,100 / 65,800 / 90,900 (within noise). An earlier version that took the lock in a
+ * transaction of five round trips lost 44% on 1-event appends: hence the single statement. On a
+ * server with durable commits the serialised part includes the commit's WAL flush, so appends
+ * across all streams are capped near one per flush; the engine appends up to 2,048 events at a
+ * time, far from that cap.
  * The alternative, Emmett/Marten-style, records each event's transaction id (xid8) and lets
  * readers return only events of transactions older than the oldest one still running
  * (pg_snapshot_xmin): appends never wait for each other, but readers then have to order and
