@@ -6,7 +6,7 @@
  * authentication, listening on 127.0.0.1 on a free port with its Unix socket in that folder,
  * fsync off. Root may not run the server, so as root every PostgreSQL binary runs as the
  * `postgres` OS user (runuser) and the folder belongs to it. `stop` shuts the server down
- * (immediate mode: the data is thrown away) and removes the folder. Should the process that
+ * (immediate mode: the data is thrown away), waits for it to exit and removes the folder. Should the process that
  * started it die without stopping it (killed, crashed), a detached watchdog shell notices within
  * a second and does the same, so no server outlives its owner.
  *
@@ -14,7 +14,7 @@
  * test files in INTERLEAVE_TEST_PG_URL; `testPostgresUrl` reads it there, and `createDatabase`
  * gives a test file a database of its own.
  */
-import { execFile, spawn } from "node:child_process"
+import { type ChildProcess, execFile, spawn } from "node:child_process"
 import * as fs from "node:fs"
 import * as net from "node:net"
 import * as os from "node:os"
@@ -111,10 +111,16 @@ if [ -d "$dir" ]; then
   rm -rf "$dir"
 fi`
 
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
+
 /**
  * Starts a fresh PostgreSQL cluster (about half a second). Fails with `PostgresUnavailable` when
  * this machine cannot run one (no binaries, no `postgres` user), with another error when it could
  * but the server did not start.
+ *
+ * The postmaster runs as a child of this process (through runuser as root), not daemonised by
+ * pg_ctl: `stop` signals it and waits for it to exit, and every process of the server has been
+ * reaped by then, so none is left behind, not even as a zombie.
  */
 export const startThrowawayPostgres = async (): Promise<ThrowawayPostgres> => {
   const bin = (name: string) => path.join(PG_BIN_DIR, name)
@@ -124,27 +130,36 @@ export const startThrowawayPostgres = async (): Promise<ThrowawayPostgres> => {
     }
   }
   const as = await runAs()
-  const exec = (file: string, args: ReadonlyArray<string>) => {
-    const [command, ...rest] = [...as.prefix, file, ...args]
-    return run(command!, rest, { cwd: os.tmpdir(), timeout: 60_000 })
+  const command = (file: string, args: ReadonlyArray<string>) => {
+    const [head, ...rest] = [...as.prefix, file, ...args]
+    return [head!, rest] as const
   }
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "interleave-pg-"))
   const data = path.join(dir, "data")
+  const pidFile = path.join(data, "postmaster.pid")
+  const logFile = path.join(dir, "log")
+  let server: ChildProcess | undefined
+  let exited: Promise<void> = Promise.resolve()
   let postmasterPid = 0
   let stopped = false
+  /** Immediate shutdown (the data is thrown away), then SIGKILL if it has not gone in 10 s. */
+  const kill = async () => {
+    if (server === undefined || server.exitCode !== null || server.signalCode !== null) return
+    const signal = (sig: NodeJS.Signals) => {
+      try {
+        process.kill(postmasterPid > 0 ? postmasterPid : server!.pid!, sig)
+      } catch {}
+    }
+    signal("SIGQUIT")
+    const timer = setTimeout(() => signal("SIGKILL"), 10_000)
+    await exited
+    clearTimeout(timer)
+  }
   const stop = async () => {
     if (stopped) return
     stopped = true
     try {
-      if (fs.existsSync(path.join(data, "postmaster.pid"))) {
-        await exec(bin("pg_ctl"), ["stop", "-D", data, "-m", "immediate", "-w", "-t", "30"])
-      }
-    } catch {
-      if (postmasterPid > 0) {
-        try {
-          process.kill(postmasterPid, "SIGKILL")
-        } catch {}
-      }
+      await kill()
     } finally {
       fs.rmSync(dir, { recursive: true, force: true })
     }
@@ -153,7 +168,7 @@ export const startThrowawayPostgres = async (): Promise<ThrowawayPostgres> => {
     if (as.uid !== undefined && as.gid !== undefined) fs.chownSync(dir, as.uid, as.gid)
     fs.chmodSync(dir, 0o700)
     try {
-      await exec(bin("initdb"), [
+      const [file, args] = command(bin("initdb"), [
         "-D",
         data,
         "-A",
@@ -165,9 +180,11 @@ export const startThrowawayPostgres = async (): Promise<ThrowawayPostgres> => {
         "--no-locale",
         "-N",
       ])
+      await run(file, args, { cwd: os.tmpdir(), timeout: 60_000 })
     } catch (cause) {
       throw new Error(`initdb failed: ${stderrOf(cause)}`)
     }
+    // Should this process die without stopping the server (SIGKILL), this shell stops it.
     const watchdog = spawn(
       "sh",
       [
@@ -176,13 +193,7 @@ export const startThrowawayPostgres = async (): Promise<ThrowawayPostgres> => {
         "watchdog",
         String(process.pid),
         dir,
-        ...as.prefix,
-        bin("pg_ctl"),
-        "stop",
-        "-D",
-        data,
-        "-m",
-        "immediate",
+        ...command(bin("pg_ctl"), ["stop", "-D", data, "-m", "immediate"]).flat(),
       ],
       { detached: true, stdio: "ignore" },
     )
@@ -201,16 +212,32 @@ export const startThrowawayPostgres = async (): Promise<ThrowawayPostgres> => {
           "fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n" +
           "max_connections = 200\nshared_buffers = 64MB\n",
       )
-      try {
-        await exec(bin("pg_ctl"), ["start", "-D", data, "-l", path.join(dir, "log"), "-w", "-t", "30", "-s"])
-      } catch (cause) {
-        const log = fs.existsSync(path.join(dir, "log")) ? fs.readFileSync(path.join(dir, "log"), "utf8") : ""
-        // Someone took the port between our probe and the server's bind: try another one.
-        if (attempt < 3 && /could not bind|Address already in use/.test(log)) continue
-        throw new Error(`pg_ctl start failed: ${stderrOf(cause)} ${log.split("\n").slice(-4).join(" | ")}`)
+      const log = fs.openSync(logFile, "a")
+      const [file, args] = command(bin("postgres"), ["-D", data])
+      const child = spawn(file, args, { cwd: os.tmpdir(), stdio: ["ignore", log, log] })
+      fs.closeSync(log)
+      server = child
+      exited = new Promise((resolve) => child.once("exit", () => resolve()))
+      // Ready when the postmaster writes "ready" as the status line of its pid file (what pg_ctl -w waits for).
+      const deadline = Date.now() + 30_000
+      let ready = false
+      while (!ready && child.exitCode === null && child.signalCode === null && Date.now() < deadline) {
+        await sleep(20)
+        try {
+          const lines = fs.readFileSync(pidFile, "utf8").split("\n")
+          postmasterPid = Number(lines[0])
+          ready = lines[7]?.trim() === "ready"
+        } catch {}
       }
-      postmasterPid = Number(fs.readFileSync(path.join(data, "postmaster.pid"), "utf8").split("\n")[0])
-      return { url: `postgres://postgres@127.0.0.1:${port}/postgres`, port, dir, postmasterPid, stop }
+      if (ready)
+        return { url: `postgres://postgres@127.0.0.1:${port}/postgres`, port, dir, postmasterPid, stop }
+      await kill()
+      const text = fs.existsSync(logFile) ? fs.readFileSync(logFile, "utf8") : ""
+      // Someone took the port between our probe and the server's bind: try another one.
+      if (attempt < 3 && /could not bind|Address already in use/.test(text)) continue
+      throw new Error(
+        `the PostgreSQL server did not start: ${text.trim().split("\n").slice(-3).join(" | ") || "no log"}`,
+      )
     }
   } catch (cause) {
     await stop()
