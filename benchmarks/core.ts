@@ -4,7 +4,8 @@
  * printed too but only ratios are portable between machines.
  *
  *  - engine (sim + in-memory store) vs a plain loop computing the same sim outcomes
- *  - SQLite append (batched) and replay (read + decode + fold) of a real run's events
+ *  - SQLite and PostgreSQL (loopback) append (batched) and replay (read + decode + fold) of a real
+ *    run's events, per second and per CPU-second; PostgreSQL's commit-order lock cost
  *  - tinybench micro-benchmarks: planner, checker, sim step, store append
  *  - harness overhead: tfjs steps through the full engine vs a bare tfjs loop (see harness-overhead.ts)
  *
@@ -22,8 +23,17 @@ import { median } from "../core/common/index.ts"
 import { makeRunStateFold, stepCompleted, toEnvelope } from "../core/log/index.ts"
 import { readRunEvents, startRun } from "../core/run/index.ts"
 import { decodeSpec, makeChecker, makePlanner, type ScheduleSpec } from "../core/schedule/index.ts"
-import { EventStore, makeMemoryEventStore, makeSqliteEventStore } from "../core/store/index.ts"
+import {
+  type EventEnvelope,
+  EventStore,
+  type EventStoreShape,
+  makeMemoryEventStore,
+  makeSqliteEventStore,
+  type StoreError,
+} from "../core/store/index.ts"
+import { makePostgresEventStore } from "../core/store/postgres.ts"
 import { benchHarnessOverhead } from "./harness-overhead.ts"
+import { benchGlobalOrderCost, withBenchPostgres } from "./store-bench-pg.ts"
 
 const STEPS = Number(process.env.BENCH_STEPS ?? 300_000)
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3)
@@ -113,63 +123,125 @@ const engineVsLoop = async () => {
   }
 }
 
-/** Records a real run into SQLite (append rate), then replays it: read + decode + fold. */
-const sqliteAppendReplay = async () => {
+/** A real run's events, as the engine writes them (recorded once into memory). */
+const realRunEvents = (): Promise<ReadonlyArray<EventEnvelope>> =>
+  Effect.runPromise(
+    Effect.gen(function* () {
+      const mem = yield* makeMemoryEventStore()
+      yield* startRun({ runId: "src", spec, source: "bench", adapterOptions: {} }).pipe(
+        Effect.provide(Layer.merge(Layer.succeed(EventStore, mem), SimAdapterLive)),
+      )
+      return Array.from(yield* Stream.runCollect(mem.read("src")), (e) => ({
+        type: e.type,
+        version: e.version,
+        data: e.data,
+      }))
+    }),
+  )
+
+const cpuMs = () => {
+  const u = process.cpuUsage()
+  return (u.user + u.system) / 1000
+}
+
+/**
+ * Records a real run into a store (append rate, in the engine's 2048-event batches), then replays
+ * it: read + decode + fold. Per round a fresh stream, through `open`. Rates per second of wall
+ * time and of this process's CPU; with `serverCpuMs` (a server's CPU so far) also per second of
+ * this process's plus the server's CPU.
+ */
+const appendReplay = async (
+  events: ReadonlyArray<EventEnvelope>,
+  open: Effect.Effect<EventStoreShape, StoreError, Scope.Scope>,
+  serverCpuMs: () => number | undefined = () => undefined,
+) => {
+  const append: number[] = []
+  const replay: number[] = []
+  const appendCpu: number[] = []
+  const replayCpu: number[] = []
+  const appendTotalCpu: number[] = []
+  const replayTotalCpu: number[] = []
+  for (let r = 0; r < ROUNDS; r++) {
+    const runId = `run-${r}`
+    await Effect.runPromise(
+      Effect.scoped(
+        Effect.gen(function* () {
+          const store = yield* open
+          collect()
+          const s0 = serverCpuMs()
+          const c0 = cpuMs()
+          const t0 = performance.now()
+          let v = 0
+          for (let i = 0; i < events.length; i += 2048)
+            v = yield* store.append(runId, events.slice(i, i + 2048), v)
+          append.push(performance.now() - t0)
+          const c1 = cpuMs()
+          const s1 = serverCpuMs()
+          appendCpu.push(c1 - c0)
+          if (s0 !== undefined && s1 !== undefined) appendTotalCpu.push(c1 - c0 + s1 - s0)
+          collect()
+          const c2 = cpuMs()
+          const t1 = performance.now()
+          const fold = makeRunStateFold()
+          yield* readRunEvents(runId).pipe(
+            Stream.runForEachChunk((chunk) => Effect.sync(() => chunk.pipe(Chunk.forEach(fold.push)))),
+            Effect.provideService(EventStore, store),
+          )
+          const state = fold.state()
+          replay.push(performance.now() - t1)
+          const c3 = cpuMs()
+          const s3 = serverCpuMs()
+          replayCpu.push(c3 - c2)
+          if (s1 !== undefined && s3 !== undefined) replayTotalCpu.push(c3 - c2 + s3 - s1)
+          if (state.stepsCompleted !== STEPS) throw new Error(`replayed ${state.stepsCompleted} steps`)
+        }),
+      ),
+    )
+  }
+  const perTotal = (ms: ReadonlyArray<number>) =>
+    ms.length === ROUNDS ? rate(events.length, median(ms)) : null
+  return {
+    events: events.length,
+    batch: 2048,
+    appendEventsPerSec: rate(events.length, median(append)),
+    replayEventsPerSec: rate(events.length, median(replay)),
+    appendEventsPerCpuSec: rate(events.length, median(appendCpu)),
+    replayEventsPerCpuSec: rate(events.length, median(replayCpu)),
+    appendEventsPerTotalCpuSec: perTotal(appendTotalCpu),
+    replayEventsPerTotalCpuSec: perTotal(replayTotalCpu),
+  }
+}
+
+/** SQLite: a temp file, opened afresh for each round. */
+const sqliteAppendReplay = async (events: ReadonlyArray<EventEnvelope>) => {
   const dir = mkdtempSync(join(tmpdir(), "interleave-bench-"))
   try {
-    const file = join(dir, "runs.db")
-    // Real events of the engine, appended in the engine's batches, timed on the store side only.
-    const events = await Effect.runPromise(
-      Effect.gen(function* () {
-        const mem = yield* makeMemoryEventStore()
-        yield* startRun({ runId: "src", spec, source: "bench", adapterOptions: {} }).pipe(
-          Effect.provide(Layer.merge(Layer.succeed(EventStore, mem), SimAdapterLive)),
-        )
-        return Array.from(yield* Stream.runCollect(mem.read("src")), (e) => ({
-          type: e.type,
-          version: e.version,
-          data: e.data,
-        }))
-      }),
-    )
-    const append: number[] = []
-    const replay: number[] = []
-    for (let r = 0; r < ROUNDS; r++) {
-      const runId = `run-${r}`
-      await Effect.runPromise(
-        Effect.scoped(
-          Effect.gen(function* () {
-            const store = yield* makeSqliteEventStore(file)
-            collect()
-            const t0 = performance.now()
-            let v = 0
-            for (let i = 0; i < events.length; i += 2048)
-              v = yield* store.append(runId, events.slice(i, i + 2048), v)
-            append.push(performance.now() - t0)
-            collect()
-            const t1 = performance.now()
-            const fold = makeRunStateFold()
-            yield* readRunEvents(runId).pipe(
-              Stream.runForEachChunk((chunk) => Effect.sync(() => chunk.pipe(Chunk.forEach(fold.push)))),
-              Effect.provideService(EventStore, store),
-            )
-            const state = fold.state()
-            replay.push(performance.now() - t1)
-            if (state.stepsCompleted !== STEPS) throw new Error(`replayed ${state.stepsCompleted} steps`)
-          }),
-        ),
-      )
-    }
-    return {
-      events: events.length,
-      batch: 2048,
-      appendEventsPerSec: rate(events.length, median(append)),
-      replayEventsPerSec: rate(events.length, median(replay)),
-      targets: { appendEventsPerSec: 100_000, replayEventsPerSec: 300_000 },
-    }
+    const {
+      appendEventsPerTotalCpuSec: _a,
+      replayEventsPerTotalCpuSec: _r,
+      ...result
+    } = await appendReplay(events, makeSqliteEventStore(join(dir, "runs.db")))
+    return { ...result, targets: { appendEventsPerSec: 100_000, replayEventsPerSec: 300_000 } }
   } finally {
     rmSync(dir, { recursive: true, force: true })
   }
+}
+
+/**
+ * PostgreSQL over loopback: a throwaway server (or INTERLEAVE_BENCH_PG_URL), the same rounds as
+ * SQLite's, then the commit-order lock's cost under four concurrent writers. No targets yet.
+ */
+const postgresAppendReplay = async (events: ReadonlyArray<EventEnvelope>) => {
+  const result = await withBenchPostgres(async (server) => ({
+    server: server.source,
+    ...(await appendReplay(
+      events,
+      makePostgresEventStore(server.url, { schema: "core_bench" }),
+      server.serverCpuMs,
+    )),
+    globalOrder: await benchGlobalOrderCost(server),
+  }))
+  return result.ok ? result.value : { skipped: result.reason }
 }
 
 /** tinybench micro-benchmarks of the hot functions. */
@@ -197,10 +269,7 @@ const micro = async () => {
     const plan = planner.at(k)
     const o = simOutcome(simContext, plan)
     return toEnvelope(
-      stepCompleted(
-        plan,
-        "losses" in o ? o : { losses: {}, durationMs: 0, samples: 0, memory: {} },
-      ),
+      stepCompleted(plan, "losses" in o ? o : { losses: {}, durationMs: 0, samples: 0, memory: {} }),
     )
   })
   const dir = mkdtempSync(join(tmpdir(), "interleave-micro-"))
@@ -251,10 +320,28 @@ const main = async () => {
     `engine (sim + memory store): ${fmt(engine.engineStepsPerSec)} steps/s; plain loop ${fmt(engine.plainLoopStepsPerSec)} steps/s; ` +
       `engine/loop time ratio ${engine.engineSlowdown.toFixed(2)}x (target <= 4x, >= 300k steps/s)`,
   )
-  const sqlite = await sqliteAppendReplay()
+  const runEvents = await realRunEvents()
+  const sqlite = await sqliteAppendReplay(runEvents)
   log(
-    `sqlite: append ${fmt(sqlite.appendEventsPerSec)} events/s (target >= 100k); replay read+decode+fold ${fmt(sqlite.replayEventsPerSec)} events/s (target >= 300k)`,
+    `sqlite: append ${fmt(sqlite.appendEventsPerSec)} events/s (target >= 100k), ${fmt(sqlite.appendEventsPerCpuSec)} per CPU-s; ` +
+      `replay read+decode+fold ${fmt(sqlite.replayEventsPerSec)} events/s (target >= 300k), ${fmt(sqlite.replayEventsPerCpuSec)} per CPU-s`,
   )
+  const postgres = await postgresAppendReplay(runEvents)
+  if ("skipped" in postgres) log(`postgres: SKIPPED, no server (${postgres.skipped})`)
+  else {
+    const total = (n: number | null) => (n === null ? "?" : fmt(n))
+    log(
+      `postgres (loopback, ${postgres.server} server): append ${fmt(postgres.appendEventsPerSec)} events/s, ` +
+        `${fmt(postgres.appendEventsPerCpuSec)} per client CPU-s, ${total(postgres.appendEventsPerTotalCpuSec)} per client+server CPU-s; ` +
+        `replay read+decode+fold ${fmt(postgres.replayEventsPerSec)} events/s, ${fmt(postgres.replayEventsPerCpuSec)} per client CPU-s, ` +
+        `${total(postgres.replayEventsPerTotalCpuSec)} per client+server CPU-s`,
+    )
+    for (const c of postgres.globalOrder.cases)
+      log(
+        `postgres commit-order lock, ${postgres.globalOrder.writers} writers x ${c.batch}-event appends: ` +
+          `${fmt(c.orderedAppendsPerSec)} appends/s with it, ${fmt(c.unorderedAppendsPerSec)} without (cost ${(c.cost * 100).toFixed(0)}%)`,
+      )
+  }
   const microResults = await micro()
   for (const m of microResults)
     log(`tinybench ${m.name}: ${fmt(m.meanNs)} ns mean, p99 ${fmt(m.p99Ns)} ns, rme ${fmt(m.rmePct)}%`)
@@ -277,6 +364,7 @@ const main = async () => {
     },
     engine,
     sqlite,
+    postgres,
     micro: microResults,
     harness: harness ?? null,
     pass: {

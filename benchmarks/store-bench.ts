@@ -1,7 +1,8 @@
 /**
- * SQLite event store throughput: append N events (about 300 bytes of JSON each) in batches to a
- * fresh temp database, then read them all back through `read` (which JSON-parses every payload).
- * Each side is timed on its own, after a short warm-up on another stream.
+ * Event store throughput: append N events (about 300 bytes of JSON each) in batches to a fresh
+ * store, then read them all back through `read` (which JSON-parses every payload). Each side is
+ * timed on its own, after a short warm-up on another stream. `benchStore` runs it on any store;
+ * `benchSqliteStore` on a fresh temp SQLite database (store-bench-pg.ts runs it on PostgreSQL).
  *
  *   npx tsx benchmarks/store-bench.ts [events] [batch]
  */
@@ -9,8 +10,14 @@ import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { pathToFileURL } from "node:url"
-import { Effect, Stream } from "effect"
-import { type EventEnvelope, makeSqliteEventStore } from "../core/store/index.ts"
+import { Effect, type Scope, Stream } from "effect"
+import {
+  type EventEnvelope,
+  type EventStoreShape,
+  makeSqliteEventStore,
+  type StoreError,
+  type VersionConflict,
+} from "../core/store/index.ts"
 
 export interface StoreBenchResult {
   readonly appendEventsPerSec: number
@@ -39,7 +46,7 @@ const timed = <A, E, R>(body: Effect.Effect<A, E, R>) =>
 const perSec = (events: number, ms: number) => Math.round((events / ms) * 1000)
 
 /** A step event of about 300 bytes of JSON, like the ones a run records. */
-const stepEvent = (step: number): EventEnvelope => ({
+export const stepEvent = (step: number): EventEnvelope => ({
   type: "StepCompleted",
   version: 1,
   data: {
@@ -56,12 +63,20 @@ const stepEvent = (step: number): EventEnvelope => ({
   },
 })
 
-export const benchSqliteStore = (opts?: { events?: number; batch?: number }): Promise<StoreBenchResult> => {
+/**
+ * Appends then reads back `events` step events in batches of `batch` on the store `open` gives.
+ * `onMark` runs right before the append, between append and read, and right after the read (for
+ * a caller that measures something else over the same spans, such as a server's CPU).
+ */
+export const benchStore = <R>(
+  open: Effect.Effect<EventStoreShape, StoreError, R>,
+  opts?: { events?: number; batch?: number; onMark?: () => void },
+): Effect.Effect<StoreBenchResult, StoreError | VersionConflict, R | Scope.Scope> => {
   const total = opts?.events ?? 200_000
   const batch = opts?.batch ?? 1000
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "interleave-store-bench-"))
-  const program = Effect.gen(function* () {
-    const store = yield* makeSqliteEventStore(path.join(dir, "runs.db"))
+  const mark = opts?.onMark ?? (() => {})
+  return Effect.gen(function* () {
+    const store = yield* open
     const batches: Array<Array<EventEnvelope>> = []
     for (let start = 0; start < total; start += batch) {
       batches.push(Array.from({ length: Math.min(batch, total - start) }, (_, i) => stepEvent(start + i)))
@@ -73,6 +88,7 @@ export const benchSqliteStore = (opts?: { events?: number; batch?: number }): Pr
     for (let i = 0; i < 10; i++) warmVersion = yield* store.append("warm-up", warmUp, warmVersion)
     yield* Stream.runDrain(store.read("warm-up"))
 
+    mark()
     const append = yield* timed(
       Effect.gen(function* () {
         let version = 0
@@ -80,6 +96,7 @@ export const benchSqliteStore = (opts?: { events?: number; batch?: number }): Pr
         return version
       }),
     )
+    mark()
     const read = yield* timed(
       Effect.gen(function* () {
         let count = 0
@@ -91,6 +108,7 @@ export const benchSqliteStore = (opts?: { events?: number; batch?: number }): Pr
         return count
       }),
     )
+    mark()
     if (append.result !== total || read.result !== total) {
       throw new Error(`appended ${append.result} events and read back ${read.result}, expected ${total}`)
     }
@@ -104,9 +122,13 @@ export const benchSqliteStore = (opts?: { events?: number; batch?: number }): Pr
       readEventsPerCpuSec: perSec(total, read.cpuMs),
     }
   })
-  return Effect.runPromise(Effect.scoped(program)).finally(() =>
-    fs.rmSync(dir, { recursive: true, force: true }),
-  )
+}
+
+export const benchSqliteStore = (opts?: { events?: number; batch?: number }): Promise<StoreBenchResult> => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "interleave-store-bench-"))
+  return Effect.runPromise(
+    Effect.scoped(benchStore(makeSqliteEventStore(path.join(dir, "runs.db")), opts)),
+  ).finally(() => fs.rmSync(dir, { recursive: true, force: true }))
 }
 
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {

@@ -39,13 +39,23 @@ describe("run, verify --log, replay, show, export/import", () => {
     ])
     expect(r.stderr).toBe("")
     expect(r.code).toBe(0)
-    expect(JSON.parse(r.stdout)).toEqual({
+    // The same report as `show --json`: per-modality step times with their unit, and a named memory figure.
+    const out = JSON.parse(r.stdout)
+    expect(out).toMatchObject({
       runId: "t900",
       status: "completed",
-      steps: 900,
+      outcome: "completed",
+      stepsCompleted: 900,
       visualSteps: 720,
       textSteps: 180,
+      stepTime: { kind: "simulated", unit: "ms" },
+      memory: { source: "peakBytes", measure: "in-step peak", unit: "bytes", complete: true },
     })
+    expect(out.stepTime.visual.count).toBe(720)
+    expect(out.stepTime.visual.meanMs).toBeCloseTo(out.stepTime.visual.totalMs / 720, 9)
+    expect(out.stepTime.visual.p99Ms).toBeGreaterThan(0)
+    expect(out.stepTime.totalMs).toBeCloseTo(out.stepTime.visual.totalMs + out.stepTime.text.totalMs, 6)
+    expect(out.memory.visual.max).toBeGreaterThan(out.memory.text.max)
   })
 
   it("verify --log passes and reports step 1's counts", async () => {
@@ -180,7 +190,7 @@ describe("a run killed with SIGKILL mid-way", () => {
     const resumed = await cli(["resume", "killed", "--json"])
     expect(resumed.stderr).toBe("")
     expect(resumed.code).toBe(0)
-    expect(JSON.parse(resumed.stdout)).toMatchObject({ status: "completed", steps: 151000 })
+    expect(JSON.parse(resumed.stdout)).toMatchObject({ status: "completed", stepsCompleted: 151000 })
     expect((await cli(["verify", "--log", "killed"])).code).toBe(0)
 
     expect((await cli(["run", big, "--run-id", "clean"])).code).toBe(0)
@@ -234,7 +244,7 @@ describe("corrupt inputs: a clear error, non-zero exit, nothing changed", () => 
 
   it("a wrong schema version names the line and the version", async () => {
     const lines = [...jsonl]
-    lines[3] = lines[3]!.replace('"version":1', '"version":99')
+    lines[3] = lines[3]!.replace(/"version":\d+/, '"version":99')
     await importFails("version.jsonl", lines, /version\.jsonl:4: .*schema version 99/)
   })
 

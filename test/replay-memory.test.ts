@@ -47,7 +47,7 @@ describe(`a ${STEPS}-step run`, () => {
     })
     const r = await runCli(["run", spec, "--run-id", "m", "--store", store, "--json"])
     expect(r.stderr).toBe("")
-    expect(JSON.parse(r.stdout).steps).toBe(STEPS)
+    expect(JSON.parse(r.stdout).stepsCompleted).toBe(STEPS)
   }, 300_000)
 
   for (const args of [

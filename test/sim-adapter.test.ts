@@ -174,7 +174,7 @@ describe("cost and memory model", () => {
     const vis = new Set<number>()
     const txt = new Set<number>()
     out.forEach((o, i) => {
-      ;(planner.at(i).modality === "visual" ? vis : txt).add(o.memory.logicalBytes)
+      ;(planner.at(i).modality === "visual" ? vis : txt).add(o.memory.peakBytes!)
     })
     expect(vis.size).toBe(1)
     expect(txt.size).toBe(1)
@@ -258,7 +258,7 @@ describe("cost and memory model", () => {
     const o10 = ok(simOutcome(ctx, planner.at(10)))
     expect(o0.losses).toEqual({ l: 1, total: 1 })
     expect(o10.losses.l).toBeCloseTo(0.5, 12) // 10 updates before step 10
-    expect(o0.memory.logicalBytes).toBe(8e6)
+    expect(o0.memory.peakBytes!).toBe(8e6)
     expect(o0.samples).toBe(4)
   })
 

@@ -211,8 +211,8 @@ describe("predict", () => {
     const p = predict(f, { batch: { visual: 6, text: 3 }, ratio: { visual: 4, text: 1 } })
     expect(rel(steadyVisual, p.meanStepMs.visual!)).toBeLessThan(1e-6)
     expect(rel(d(9).durationMs, p.meanStepMs.text!)).toBeLessThan(1e-6)
-    expect(rel(d(5).memory.logicalBytes, p.memory.peakBytes)).toBeLessThan(1e-9)
-    expect(rel(d(9).memory.logicalBytes, p.memory.troughBytes)).toBeLessThan(1e-9)
+    expect(rel(d(5).memory.peakBytes!, p.memory.peakBytes)).toBeLessThan(1e-9)
+    expect(rel(d(9).memory.peakBytes!, p.memory.troughBytes)).toBeLessThan(1e-9)
   })
 })
 
@@ -288,8 +288,8 @@ describe("mape and crossValidate", () => {
         if (o instanceof StepFailure) throw o
         sum[p.modality] += o.durationMs
         n[p.modality]++
-        peak = Math.max(peak, o.memory.logicalBytes)
-        trough = Math.min(trough, o.memory.logicalBytes)
+        peak = Math.max(peak, o.memory.peakBytes!)
+        trough = Math.min(trough, o.memory.peakBytes!)
       }
       return {
         id,

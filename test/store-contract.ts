@@ -1,6 +1,6 @@
 /**
  * The EventStore contract: one suite, run against every store (test/store-*.test.ts), so the
- * in-memory store and the SQLite store cannot drift apart. Each test gets a fresh, empty store.
+ * in-memory, SQLite and PostgreSQL stores cannot drift apart. Each test gets a fresh, empty store.
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Chunk, Deferred, Effect, Either, Fiber, type Layer, Stream, TestClock } from "effect"
@@ -17,6 +17,11 @@ const ev = (type: string, data: unknown = {}): EventEnvelope => ({ type, version
 
 const readAll = (stream: string, options?: { from?: number; to?: number }) =>
   Effect.flatMap(EventStore, (store) => Stream.runCollect(store.read(stream, options))).pipe(
+    Effect.map(Chunk.toReadonlyArray),
+  )
+
+const readGlobal = (options?: { after?: number; limit?: number }) =>
+  Effect.flatMap(EventStore, (store) => Stream.runCollect(store.readAll(options))).pipe(
     Effect.map(Chunk.toReadonlyArray),
   )
 
@@ -283,6 +288,200 @@ export const storeContract = (name: string, makeLayer: () => Layer.Layer<EventSt
           expect(expected).toBe(total)
           const window = yield* readAll("big", { from: 9_990, to: 30_010 })
           expect(positions(window)).toEqual(range(9_990, 30_010))
+          // The global log pages the same way.
+          let count = 0
+          lastGlobal = -1
+          yield* Stream.runForEach(store.readAll(), (e) =>
+            Effect.sync(() => {
+              if (e.position !== count)
+                throw new Error(`global read: event ${count} came back as ${e.position}`)
+              if (e.globalPosition <= lastGlobal) throw new Error(`global position went back at ${count}`)
+              lastGlobal = e.globalPosition
+              count++
+            }),
+          )
+          expect(count).toBe(total)
+          const tail = yield* readGlobal({ after: window[window.length - 1]!.globalPosition, limit: 25_000 })
+          expect(positions(tail)).toEqual(range(30_010, total))
+        }),
+      ),
+    )
+
+    it.effect(
+      "keeps payloads as JSON gives them back: NUL, lone surrogates, emoji, big and tiny numbers",
+      () =>
+        withStore(
+          Effect.gen(function* () {
+            const store = yield* EventStore
+            const data = {
+              nul: "a\u0000b",
+              lone: "\ud800 and \udfff",
+              emoji: "🚀 visual",
+              quotes: 'say "hi" \\ back',
+              numbers: [0, -0, 1e-7, 0.1 + 0.2, 1e308, -5e-324, Number.MAX_SAFE_INTEGER, 123456789.125],
+              nested: { zz: 1, a: [null, true, false, {}], "": "empty key", "b c": [[[]]] },
+              dropped: undefined,
+              nan: Number.NaN,
+              date: new Date(1_700_000_000_000),
+            }
+            yield* store.append("json", [ev("E", data), ev("Str", "just a string"), ev("Num", 42)], 0)
+            const events = yield* readAll("json")
+            expect(events.map((e) => e.data)).toEqual([JSON.parse(JSON.stringify(data)), "just a string", 42])
+            expect((yield* readGlobal()).map((e) => e.data)).toEqual(events.map((e) => e.data))
+          }),
+        ),
+    )
+
+    it.effect("reads the global log across streams in global order, after a position and up to a limit", () =>
+      withStore(
+        Effect.gen(function* () {
+          const store = yield* EventStore
+          expect(yield* readGlobal()).toEqual([])
+          yield* store.append("a", [ev("A0"), ev("A1")], 0)
+          yield* store.append("b", [ev("B0")], 0)
+          yield* store.append("a", [ev("A2")], 2)
+          yield* store.append("c", [ev("C0"), ev("C1")], 0)
+          yield* store.append("b", [ev("B1")], 1)
+          const all = yield* readGlobal()
+          expect(all.map((e) => e.type)).toEqual(["A0", "A1", "B0", "A2", "C0", "C1", "B1"])
+          expect(all.map((e) => [e.stream, e.position])).toEqual([
+            ["a", 0],
+            ["a", 1],
+            ["b", 0],
+            ["a", 2],
+            ["c", 0],
+            ["c", 1],
+            ["b", 1],
+          ])
+          expectStrictlyIncreasing(all.map((e) => e.globalPosition))
+          // The same events as the streams hold, field for field.
+          const a = yield* readAll("a")
+          expect(all.filter((e) => e.stream === "a")).toEqual(a)
+          for (let i = 0; i < all.length; i++) {
+            const after = all[i]!.globalPosition
+            expect(yield* readGlobal({ after })).toEqual(all.slice(i + 1))
+            expect(yield* readGlobal({ after, limit: 2 })).toEqual(all.slice(i + 1, i + 3))
+          }
+          expect(yield* readGlobal({ limit: 3 })).toEqual(all.slice(0, 3))
+          expect(yield* readGlobal({ limit: 0 })).toEqual([])
+          expect(yield* readGlobal({ after: all[all.length - 1]!.globalPosition })).toEqual([])
+          // A failed append leaves no trace in the global log.
+          yield* Effect.flip(store.append("a", [ev("Lost")], 1))
+          yield* store.append("d", [ev("D0")], 0)
+          const later = yield* readGlobal({ after: all[all.length - 1]!.globalPosition })
+          expect(later.map((e) => e.type)).toEqual(["D0"])
+        }),
+      ),
+    )
+
+    it.live("tails the global log from a position and stops at `until`", () =>
+      withStore(
+        Effect.gen(function* () {
+          const store = yield* EventStore
+          yield* store.append("old", [ev("Old0"), ev("Old1")], 0)
+          const old = yield* readGlobal()
+          const sawExisting = yield* Deferred.make<void>()
+          const tail = yield* store
+            .tailAll({ after: old[0]!.globalPosition, pollMs: 5, until: (e) => e.type === "End" })
+            .pipe(
+              Stream.tap((e) => (e.type === "Old1" ? Deferred.succeed(sawExisting, undefined) : Effect.void)),
+              Stream.runCollect,
+              Effect.fork,
+            )
+          yield* Deferred.await(sawExisting)
+          yield* store.append("x", [ev("X0")], 0)
+          yield* store.append("y", [ev("Y0"), ev("Y1")], 0)
+          yield* store.append("x", [ev("End"), ev("AfterEnd")], 1)
+          const seen = Chunk.toReadonlyArray(yield* Fiber.join(tail))
+          expect(seen.map((e) => e.type)).toEqual(["Old1", "X0", "Y0", "Y1", "End"])
+          expectStrictlyIncreasing(seen.map((e) => e.globalPosition))
+        }),
+      ),
+    )
+
+    it.live("gives a global tail under four concurrent writers every event exactly once, in order", () =>
+      withStore(
+        Effect.gen(function* () {
+          const store = yield* EventStore
+          const writers = 4
+          const batches = 30
+          const size = 3
+          const total = writers * batches * size
+          let seen = 0
+          const tail = yield* store
+            .tailAll({ pollMs: 1, until: () => ++seen === total })
+            .pipe(Stream.runCollect, Effect.fork)
+          const writer = (w: number) =>
+            Effect.gen(function* () {
+              let version = 0
+              for (let b = 0; b < batches; b++) {
+                const batch = range(0, size).map((i) => ev(`W${w}`, { b, i }))
+                version = yield* store.append(`writer-${w}`, batch, version)
+                if (b % 4 === w % 4) yield* Effect.sleep("1 millis")
+              }
+            })
+          yield* Effect.all(range(0, writers).map(writer), { concurrency: "unbounded" })
+          const events = Chunk.toReadonlyArray(yield* Fiber.join(tail))
+          expect(events).toHaveLength(total)
+          expectStrictlyIncreasing(events.map((e) => e.globalPosition))
+          expect(new Set(events.map((e) => `${e.stream}/${e.position}`)).size).toBe(total)
+          for (let w = 0; w < writers; w++) {
+            const mine = events.filter((e) => e.stream === `writer-${w}`)
+            expect(positions(mine)).toEqual(range(0, batches * size))
+            expect(mine.every((e) => e.type === `W${w}`)).toBe(true)
+          }
+          // What the tail saw is what a reader that comes after sees.
+          expect(yield* readGlobal()).toEqual(events)
+        }),
+      ),
+    )
+
+    it.live("lets two writers race on one stream: one VersionConflict per round, nothing lost", () =>
+      withStore(
+        Effect.gen(function* () {
+          const store = yield* EventStore
+          yield* store.append("duel", [ev("Start")], 0)
+          for (let round = 0; round < 10; round++) {
+            const version = 1 + 2 * round
+            const results = yield* Effect.all(
+              [
+                store.append("duel", [ev("A"), ev("A")], version),
+                store.append("duel", [ev("B"), ev("B")], version),
+              ],
+              { concurrency: "unbounded", mode: "either" },
+            )
+            expect(results.filter(Either.isRight).map((r) => r.right)).toEqual([version + 2])
+            expect(results.filter(Either.isLeft).map((r) => r.left)).toEqual([
+              new VersionConflict({ stream: "duel", expected: version, actual: version + 2 }),
+            ])
+          }
+          // Then both keep writing, re-reading the version whenever they lose: every batch lands.
+          const writer = (name: string) =>
+            Effect.gen(function* () {
+              let conflicts = 0
+              for (let b = 0; b < 15; b++) {
+                for (;;) {
+                  const version = yield* store.version("duel")
+                  if (b % 2 === 0) yield* Effect.yieldNow()
+                  const result = yield* Effect.either(
+                    store.append("duel", [ev(name, { b }), ev(name, { b })], version),
+                  )
+                  if (Either.isRight(result)) break
+                  if (result.left._tag !== "VersionConflict") return yield* result.left
+                  conflicts++
+                }
+              }
+              return conflicts
+            })
+          yield* Effect.all([writer("P"), writer("Q")], { concurrency: "unbounded" })
+          const events = yield* readAll("duel")
+          expect(positions(events)).toEqual(range(0, 1 + 20 + 60))
+          for (const name of ["P", "Q"]) {
+            const mine = events.filter((e) => e.type === name).map((e) => (e.data as { b: number }).b)
+            expect(mine).toEqual(range(0, 15).flatMap((b) => [b, b]))
+          }
+          for (let i = 1; i < events.length; i += 2) expect(events[i]!.type).toBe(events[i + 1]!.type)
+          expectStrictlyIncreasing(events.map((e) => e.globalPosition))
         }),
       ),
     )
@@ -333,6 +532,7 @@ export const storeContract = (name: string, makeLayer: () => Layer.Layer<EventSt
                     all.sort((x, y) => x.globalPosition - y.globalPosition)
                     expect(all.map((e) => e.type)).toEqual(appended)
                     expectStrictlyIncreasing(all.map((e) => e.globalPosition))
+                    expect(yield* readGlobal()).toEqual(all)
                   }),
                 ),
               ),

@@ -74,7 +74,7 @@ describe("tfjs adapter", () => {
           for (let i = 0; i < 200; i++) {
             const o = yield* s.step(planner.at(i))
             expect(Number.isFinite(o.losses.total)).toBe(true)
-            expect(o.memory.logicalBytes).toBeGreaterThan(0)
+            expect(o.memory.allocatedBytes).toBeGreaterThan(0)
             expect(o.memory.peakBytes !== undefined).toBe(i % 25 === 0)
             if (i === 100) yield* s.evaluate!()
             seen[i + 1] = tf.memory().numTensors

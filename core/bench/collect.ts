@@ -8,9 +8,11 @@ import type { MeasuredStep } from "./results.ts"
 export type MemoryMeasure = MemorySource
 
 export const MEASURE_TEXT: Record<MemoryMeasure, string> = {
-  peakBytes: "peak bytes inside each step (tf.profile peakBytes; torch max_memory_allocated; the sim's step footprint)",
+  peakBytes:
+    "peak bytes inside each step (tf.profile peakBytes; torch max_memory_allocated; the sim's step footprint)",
   allocatedBytes: "live (allocated) bytes after each step (tf.memory().numBytes; torch memory_allocated)",
-  reservedBytes: "bytes reserved by the allocator's pool after each step (torch memory_reserved; webgpu numBytesAllocatedInGPU)",
+  reservedBytes:
+    "bytes reserved by the allocator's pool after each step (torch memory_reserved; webgpu numBytesAllocatedInGPU)",
   deviceBytes: "device bytes in use after each step (webgpu numBytesInGPU)",
   rssBytes: "process resident set size after each step",
 }
@@ -22,7 +24,13 @@ export const MEASURE_TEXT: Record<MemoryMeasure, string> = {
  * step frees its activations), so they barely move between visual and text steps: the peak is
  * what shows the fluctuation.
  */
-const PREFERENCE: ReadonlyArray<MemorySource> = ["peakBytes", "reservedBytes", "deviceBytes", "allocatedBytes", "rssBytes"]
+const PREFERENCE: ReadonlyArray<MemorySource> = [
+  "peakBytes",
+  "reservedBytes",
+  "deviceBytes",
+  "allocatedBytes",
+  "rssBytes",
+]
 
 export const memoryMeasure = (samples: ReadonlyArray<MemorySample>): MemoryMeasure | undefined =>
   samples.length === 0 ? undefined : PREFERENCE.find((k) => samples.every((m) => m[k] !== undefined))

@@ -42,7 +42,9 @@ export type MemorySample = typeof MemorySampleSchema.Type
 export type MemorySource = keyof MemorySample
 
 /** Each memory figure in words, for every table and report that shows one. */
-export const MEMORY_SOURCES: Readonly<Record<MemorySource, { readonly short: string; readonly long: string }>> = {
+export const MEMORY_SOURCES: Readonly<
+  Record<MemorySource, { readonly short: string; readonly long: string }>
+> = {
   peakBytes: { short: "in-step peak", long: "peak bytes inside the step" },
   allocatedBytes: { short: "allocated", long: "live (allocated) bytes after the step" },
   reservedBytes: { short: "reserved", long: "bytes reserved by the allocator's pool" },
@@ -298,7 +300,8 @@ export const decodeEvent = (
     return Either.left(new EventDecodeError({ where, reason: `unknown event type "${env.type}"` }))
   let data = env.data
   if (env.version !== known) {
-    const up = Number.isInteger(env.version) && env.version < known ? upcast(type, env.version, data) : undefined
+    const up =
+      Number.isInteger(env.version) && env.version < known ? upcast(type, env.version, data) : undefined
     if (up === undefined)
       return Either.left(
         new EventDecodeError({

@@ -3,6 +3,7 @@
  * fold gives the same state as the live run: the event-sourcing contract.
  */
 
+import type { Modality } from "../schedule/index.ts"
 import type {
   Checkpointed,
   EvalCompleted,
@@ -13,7 +14,6 @@ import type {
   StepFailed,
   Writer,
 } from "./events.ts"
-import type { Modality } from "../schedule/index.ts"
 import { addStepTime, copyStepTimes, emptyStepTimes, type StepTimes } from "./step-times.ts"
 
 /** `interrupted`: stopped by a signal (recorded), or its writer is gone (see core/run/liveness). */
@@ -107,7 +107,9 @@ export const initialRunState: RunState = {
   abortReason: undefined,
 }
 
-type MutableExtents = Partial<Record<MemorySource, Partial<Record<Modality, { min: number; max: number; count: number }>>>>
+type MutableExtents = Partial<
+  Record<MemorySource, Partial<Record<Modality, { min: number; max: number; count: number }>>>
+>
 
 /** RunState with its fields, and the objects it mutates, writable. */
 type Draft = { -readonly [K in keyof RunState]: RunState[K] } & {
@@ -140,7 +142,11 @@ const addMemory = (m: MutableExtents, modality: Modality, sample: MemorySample):
   for (const key in sample) {
     const v = sample[key as MemorySource]
     if (v === undefined) continue
-    const per = (m[key as MemorySource] ??= {})
+    let per = m[key as MemorySource]
+    if (per === undefined) {
+      per = {}
+      m[key as MemorySource] = per
+    }
     const x = per[modality]
     if (x === undefined) per[modality] = { min: v, max: v, count: 1 }
     else {
@@ -302,7 +308,11 @@ export const evolveCurves = (c: Curves, e: RunEvent): Curves => {
   for (const key in e.memory) {
     const v = e.memory[key as MemorySource]
     if (v === undefined) continue
-    const per = (c.memory[key as MemorySource] ??= { visual: makeSeries(c.max), text: makeSeries(c.max) })
+    let per = c.memory[key as MemorySource]
+    if (per === undefined) {
+      per = { visual: makeSeries(c.max), text: makeSeries(c.max) }
+      ;(c.memory as Record<MemorySource, Record<Modality, Series>>)[key as MemorySource] = per
+    }
     pushSeries(per[e.modality], e.step, v)
   }
   pushSeries(c.durationMs[e.modality], e.step, e.durationMs)

@@ -2,6 +2,8 @@
  * EventStore: the only record of a run. One stream per run, append-only.
  *
  * Every event has a position in its stream (0, 1, 2, ...) and a global position across streams.
+ * Global positions become visible in order: once a reader has seen global position P, no event
+ * at or below P appears later, so `readAll`/`tailAll` readers can checkpoint on a number.
  * `append` is optimistic: the caller states the stream version it expects (the number of events it
  * has seen, 0 for a new stream), and a writer that lost the race gets `VersionConflict` with
  * nothing written. The store is untyped: it keeps `{ type, version, data }` envelopes and leaves
@@ -20,7 +22,10 @@ export interface StoredEvent extends EventEnvelope {
   readonly stream: string
   /** Position in the stream, contiguous from 0. */
   readonly position: number
-  /** Position across all streams, strictly increasing in append order. */
+  /**
+   * Position across all streams, strictly increasing in commit order (possibly with gaps), and
+   * never visible out of order: see `readAll`.
+   */
   readonly globalPosition: number
   /** Wall time of the append, ms since the epoch. */
   readonly recordedAt: number
@@ -39,6 +44,21 @@ export interface ReadOptions {
   readonly from?: number | undefined
   /** Last stream position to read (exclusive), default the end. */
   readonly to?: number | undefined
+}
+
+export interface ReadAllOptions {
+  /** Only events with a global position above this one (exclusive), default: from the start. */
+  readonly after?: number | undefined
+  /** At most this many events, default all. */
+  readonly limit?: number | undefined
+}
+
+export interface TailAllOptions {
+  /** Only events with a global position above this one (exclusive), default: from the start. */
+  readonly after?: number | undefined
+  readonly pollMs?: number | undefined
+  /** Ends the tail right after the first event for which this holds. */
+  readonly until?: ((e: StoredEvent) => boolean) | undefined
 }
 
 export class VersionConflict extends Data.TaggedError("VersionConflict")<{
@@ -81,6 +101,14 @@ export interface EventStoreShape {
       readonly until?: (e: StoredEvent) => boolean
     },
   ) => Stream.Stream<StoredEvent, StoreError>
+  /**
+   * Streams the events of all streams with a global position above `after`, in global order, in
+   * bounded memory. A reader may checkpoint the last global position it processed and resume
+   * with `after` set to it: no event is skipped, none is read twice.
+   */
+  readonly readAll: (options?: ReadAllOptions) => Stream.Stream<StoredEvent, StoreError>
+  /** `readAll`, then keeps polling for newer events until `until` returns true for one (or forever). */
+  readonly tailAll: (options: TailAllOptions) => Stream.Stream<StoredEvent, StoreError>
 }
 
 /** Where runs are recorded unless the user names another store. */

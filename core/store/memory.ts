@@ -15,7 +15,14 @@ import {
   type StreamInfo,
   VersionConflict,
 } from "./event-store.ts"
-import { pagedRead, pollingTail, type ReadPage } from "./paging.ts"
+import {
+  pagedRead,
+  pagedReadAll,
+  pollingTail,
+  pollingTailAll,
+  type ReadGlobalPage,
+  type ReadPage,
+} from "./paging.ts"
 
 /**
  * A stream keeps the appended envelopes as they are, plus parallel arrays of global positions and
@@ -23,6 +30,7 @@ import { pagedRead, pollingTail, type ReadPage } from "./paging.ts"
  * on the engine's hot path.
  */
 interface StreamState {
+  readonly name: string
   readonly events: Array<EventEnvelope>
   readonly globals: Array<number>
   readonly times: Array<number>
@@ -51,6 +59,10 @@ export const makeMemoryEventStore = (options: MemoryStoreOptions = {}): Effect.E
     const byName = new Map<string, StreamState>()
     const copy = options.copy ?? true
     let nextGlobal = 0
+    // The global log, by global position (contiguous here): each event's stream and position in
+    // it, as parallel arrays rather than an object per event.
+    const logStreams: Array<StreamState> = []
+    const logPositions: Array<number> = []
 
     const append = (stream: string, events: ReadonlyArray<EventEnvelope>, expectedVersion: number) =>
       Effect.flatMap(Clock.currentTimeMillis, (now) =>
@@ -75,6 +87,7 @@ export const makeMemoryEventStore = (options: MemoryStoreOptions = {}): Effect.E
             }
           }
           const st = state ?? {
+            name: stream,
             events: [],
             globals: [],
             times: [],
@@ -83,6 +96,8 @@ export const makeMemoryEventStore = (options: MemoryStoreOptions = {}): Effect.E
           }
           if (state === undefined) byName.set(stream, st)
           for (const e of stored) {
+            logStreams.push(st)
+            logPositions.push(st.events.length)
             st.events.push(e)
             st.globals.push(nextGlobal++)
             st.times.push(now)
@@ -92,6 +107,19 @@ export const makeMemoryEventStore = (options: MemoryStoreOptions = {}): Effect.E
         }),
       )
 
+    const storedEvent = (st: StreamState, i: number): StoredEvent => {
+      const e = st.events[i]!
+      return {
+        stream: st.name,
+        type: e.type,
+        version: e.version,
+        data: e.data,
+        position: i,
+        globalPosition: st.globals[i]!,
+        recordedAt: st.times[i]!,
+      }
+    }
+
     const readPage =
       (stream: string): ReadPage<never> =>
       (from, to) =>
@@ -100,20 +128,18 @@ export const makeMemoryEventStore = (options: MemoryStoreOptions = {}): Effect.E
           if (!st) return []
           const end = Math.min(to, st.events.length)
           const page: StoredEvent[] = []
-          for (let i = from; i < end; i++) {
-            const e = st.events[i]!
-            page.push({
-              stream,
-              type: e.type,
-              version: e.version,
-              data: e.data,
-              position: i,
-              globalPosition: st.globals[i]!,
-              recordedAt: st.times[i]!,
-            })
-          }
+          for (let i = from; i < end; i++) page.push(storedEvent(st, i))
           return page
         })
+
+    const readGlobalPage: ReadGlobalPage<never> = (after, limit) =>
+      Effect.sync(() => {
+        const start = Math.max(0, Math.floor(after) + 1)
+        const end = Math.min(logStreams.length, start + limit)
+        const page: StoredEvent[] = []
+        for (let g = start; g < end; g++) page.push(storedEvent(logStreams[g]!, logPositions[g]!))
+        return page
+      })
 
     const streams = () =>
       Effect.sync(
@@ -132,6 +158,8 @@ export const makeMemoryEventStore = (options: MemoryStoreOptions = {}): Effect.E
       version: (stream) => Effect.sync(() => byName.get(stream)?.events.length ?? 0),
       streams,
       tail: (stream, options) => pollingTail(readPage(stream), options),
+      readAll: (options) => pagedReadAll(readGlobalPage, options),
+      tailAll: (options) => pollingTailAll(readGlobalPage, options),
     })
   })
 

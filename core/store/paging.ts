@@ -1,12 +1,13 @@
 /**
  * Paged reading and polling tail, shared by every EventStore implementation.
  *
- * A store only has to say how to read one page of a stream (`[from, to)` positions, in order);
- * these helpers turn that into a bounded-memory `read` stream and a polling `tail` stream, so
- * both stores have the same semantics by construction.
+ * A store only has to say how to read one page of a stream (`[from, to)` positions, in order)
+ * and one page of the global log (global positions after a given one, in order, at most so
+ * many); these helpers turn that into bounded-memory `read`/`readAll` streams and polling
+ * `tail`/`tailAll` streams, so every store has the same semantics by construction.
  */
 import { Chunk, Effect, Option, Stream } from "effect"
-import type { ReadOptions, StoredEvent } from "./event-store.ts"
+import type { ReadAllOptions, ReadOptions, StoredEvent, TailAllOptions } from "./event-store.ts"
 
 /** A page as a Chunk, without copying it (pages are fresh arrays nobody else holds). */
 const pageChunk = (page: ReadonlyArray<StoredEvent>): Chunk.Chunk<StoredEvent> =>
@@ -43,10 +44,75 @@ export const pagedRead = <E>(
   })
 }
 
-interface TailState {
-  readonly next: number
+/** Reads the events of all streams with global positions above `after`, in order, at most `limit`. */
+export type ReadGlobalPage<E> = (after: number, limit: number) => Effect.Effect<ReadonlyArray<StoredEvent>, E>
+
+/**
+ * Streams the global log after `options.after` (default: from the start), at most
+ * `options.limit` events, one page at a time. Global positions may have gaps (a PostgreSQL
+ * transaction that rolled back leaves one), so paging is by the last global position seen, and
+ * only a short page means the end.
+ */
+export const pagedReadAll = <E>(
+  readPage: ReadGlobalPage<E>,
+  options: ReadAllOptions | undefined,
+  pageSize: number = DEFAULT_PAGE_SIZE,
+): Stream.Stream<StoredEvent, E> => {
+  const limit = options?.limit ?? Number.POSITIVE_INFINITY
+  if (!(limit > 0)) return Stream.empty
+  const start = { after: options?.after ?? -1, left: limit }
+  return Stream.paginateChunkEffect(start, ({ after, left }) => {
+    const ask = Math.min(pageSize, left)
+    return Effect.map(readPage(after, ask), (page) => {
+      const last = page[page.length - 1]
+      const more = last !== undefined && page.length === ask && left > ask
+      return [
+        pageChunk(page),
+        more ? Option.some({ after: last.globalPosition, left: left - ask }) : Option.none(),
+      ] as const
+    })
+  })
+}
+
+interface TailState<C> {
+  readonly cursor: C
   /** The last read came back short: wait `pollMs` before reading again. */
   readonly caughtUp: boolean
+}
+
+/**
+ * The polling loop of both tails: reads a page at `cursor`, emits it, moves the cursor past it;
+ * after a short page waits `pollMs` before the next read; ends right after the first event for
+ * which `until` holds (that event included), or never when there is no `until`.
+ */
+const pollPages = <C, E>(
+  start: C,
+  readPage: (cursor: C, limit: number) => Effect.Effect<ReadonlyArray<StoredEvent>, E>,
+  advance: (cursor: C, page: ReadonlyArray<StoredEvent>) => C,
+  options: {
+    readonly pollMs?: number | undefined
+    readonly until?: ((e: StoredEvent) => boolean) | undefined
+  },
+  pageSize: number,
+): Stream.Stream<StoredEvent, E> => {
+  const pollMs = Math.max(1, options.pollMs ?? DEFAULT_POLL_MS)
+  const until = options.until
+  const step = (state: TailState<C> | undefined) => {
+    if (state === undefined) return Effect.succeed(Option.none())
+    const read = Effect.map(readPage(state.cursor, pageSize), (page) => {
+      const stopAt = until === undefined ? -1 : page.findIndex(until)
+      if (stopAt >= 0) {
+        return Option.some([pageChunk(page.slice(0, stopAt + 1)), undefined] as const)
+      }
+      const next: TailState<C> = { cursor: advance(state.cursor, page), caughtUp: page.length < pageSize }
+      return Option.some([pageChunk(page), next] as const)
+    })
+    return state.caughtUp ? Effect.zipRight(Effect.sleep(pollMs), read) : read
+  }
+  return Stream.unfoldChunkEffect<TailState<C> | undefined, StoredEvent, E, never>(
+    { cursor: start, caughtUp: false },
+    step,
+  )
 }
 
 /**
@@ -61,23 +127,30 @@ export const pollingTail = <E>(
     readonly until?: (e: StoredEvent) => boolean
   },
   pageSize: number = DEFAULT_PAGE_SIZE,
-): Stream.Stream<StoredEvent, E> => {
-  const pollMs = Math.max(1, options.pollMs ?? DEFAULT_POLL_MS)
-  const until = options.until
-  const step = (state: TailState | undefined) => {
-    if (state === undefined) return Effect.succeed(Option.none())
-    const read = Effect.map(readPage(state.next, state.next + pageSize), (page) => {
-      const stopAt = until === undefined ? -1 : page.findIndex(until)
-      if (stopAt >= 0) {
-        return Option.some([pageChunk(page.slice(0, stopAt + 1)), undefined] as const)
-      }
-      const next: TailState = { next: state.next + page.length, caughtUp: page.length < pageSize }
-      return Option.some([pageChunk(page), next] as const)
-    })
-    return state.caughtUp ? Effect.zipRight(Effect.sleep(pollMs), read) : read
-  }
-  return Stream.unfoldChunkEffect<TailState | undefined, StoredEvent, E, never>(
-    { next: Math.max(0, options.from ?? 0), caughtUp: false },
-    step,
+): Stream.Stream<StoredEvent, E> =>
+  pollPages(
+    Math.max(0, options.from ?? 0),
+    (next, limit) => readPage(next, next + limit),
+    (next, page) => next + page.length,
+    options,
+    pageSize,
   )
-}
+
+/**
+ * `readAll` from `after`, then polls every `pollMs` for events with higher global positions;
+ * ends as `pollingTail` does. Only as trustworthy as the store's global order: an event that
+ * became visible after a later global position was read would be skipped, which is why every
+ * store makes global positions visible in order (see postgres.ts).
+ */
+export const pollingTailAll = <E>(
+  readPage: ReadGlobalPage<E>,
+  options: TailAllOptions,
+  pageSize: number = DEFAULT_PAGE_SIZE,
+): Stream.Stream<StoredEvent, E> =>
+  pollPages(
+    options.after ?? -1,
+    readPage,
+    (after, page) => page[page.length - 1]?.globalPosition ?? after,
+    options,
+    pageSize,
+  )

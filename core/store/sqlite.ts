@@ -6,7 +6,10 @@
  *   stream), then inserts the events; UNIQUE(stream, position) backs it up. The loser of a race
  *   sees zero rows updated and gets `VersionConflict`, with nothing written.
  * - Reads page by position (keyset pagination), so a stream of millions of events is read in
- *   bounded memory.
+ *   bounded memory; `readAll` pages the same way by global position.
+ * - Global order: SQLite has one writer at a time, and an append takes its global positions
+ *   (MAX + 1) inside its write transaction, so global positions are committed in order and a
+ *   `readAll`/`tailAll` reader can never see a later one before an earlier one.
  * - The file is checked before SQLite ever opens it: a file that is not a SQLite database (a JSONL
  *   log passed by mistake) is refused untouched, and a SQLite database that is not ours is
  *   refused before anything (WAL mode included) is written to it.
@@ -31,7 +34,14 @@ import {
   type StreamInfo,
   VersionConflict,
 } from "./event-store.ts"
-import { pagedRead, pollingTail, type ReadPage } from "./paging.ts"
+import {
+  pagedRead,
+  pagedReadAll,
+  pollingTail,
+  pollingTailAll,
+  type ReadGlobalPage,
+  type ReadPage,
+} from "./paging.ts"
 
 /** The first 16 bytes of every SQLite 3 database file. */
 const SQLITE_HEADER = Buffer.from("SQLite format 3\0", "latin1")
@@ -248,6 +258,17 @@ const insertSql = (rows: number): string => {
   return sql
 }
 
+/** A row of the global read query, as positional values. */
+type GlobalEventRow = readonly [
+  globalPosition: number,
+  stream: string,
+  position: number,
+  type: string,
+  version: number,
+  data: string,
+  recordedAt: number,
+]
+
 /** A row of the read query, as positional values. */
 type EventRow = readonly [
   globalPosition: number,
@@ -408,6 +429,38 @@ export const makeSqliteEventStore = (file: string): Effect.Effect<EventStoreShap
             ),
           )
 
+    const readGlobalPage: ReadGlobalPage<StoreError> = (after, limit) =>
+      sql
+        .unsafe(
+          "SELECT global_position, stream, position, type, version, data, recorded_at FROM events " +
+            "WHERE global_position > ? ORDER BY global_position LIMIT ?",
+          [after, limit],
+        )
+        .values.pipe(
+          Effect.catchTag("SqlError", fail("cannot read the global log")),
+          Effect.flatMap((rows) =>
+            Effect.try({
+              try: () => {
+                const page = new Array<StoredEvent>(rows.length)
+                for (let i = 0; i < rows.length; i++) {
+                  const r = rows[i] as GlobalEventRow
+                  page[i] = {
+                    stream: r[1],
+                    position: r[2],
+                    globalPosition: r[0],
+                    type: r[3],
+                    version: r[4],
+                    data: JSON.parse(r[5]),
+                    recordedAt: r[6],
+                  }
+                }
+                return page
+              },
+              catch: storeError(`the global log holds an event whose data is not JSON (${file})`),
+            }),
+          ),
+        )
+
     const streams = () =>
       sql
         .unsafe<{ stream: string; version: number; first: number; last: number }>(
@@ -433,6 +486,8 @@ export const makeSqliteEventStore = (file: string): Effect.Effect<EventStoreShap
       version,
       streams,
       tail: (stream, options) => pollingTail(readPage(stream), options, READ_PAGE_SIZE),
+      readAll: (options) => pagedReadAll(readGlobalPage, options, READ_PAGE_SIZE),
+      tailAll: (options) => pollingTailAll(readGlobalPage, options, READ_PAGE_SIZE),
     })
   })
 
