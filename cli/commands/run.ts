@@ -2,15 +2,17 @@
 import { Clock, Effect, Option } from "effect"
 import { ADAPTER_KINDS, adapterLayer } from "../../adapters/index.ts"
 import { runStamp } from "../../core/bench/index.ts"
-import { type EngineOptions, startRun } from "../../core/run/index.ts"
+import { formatBytes, formatDuration } from "../../core/common/index.ts"
+import { runIdFrom, startRun } from "../../core/run/index.ts"
 import { loadScenario, totalSteps } from "../../core/schedule/index.ts"
 import { defineCommand } from "../command.ts"
 import { badInput } from "../failure.ts"
 import { flag, flagWithDefault } from "../flags.ts"
 import { jsonFlag, runIdFlag, scenarioArg, storeFlag } from "../options.ts"
-import { makeProgress } from "../progress.ts"
+import { warn } from "../output.ts"
 import { reportRun } from "../run-report.ts"
-import { checkpointDirOf, withStore } from "../store.ts"
+import { withEngine } from "../run-session.ts"
+import { withStore } from "../store.ts"
 
 export const adapterFlags = {
   adapter: flagWithDefault.choice(
@@ -89,20 +91,41 @@ export const runCommand = defineCommand({
       yield* nonNegative("checkpoint-every", o.checkpointEvery)
       const spec = yield* loadScenario(o.scenario)
       const steps = Option.getOrUndefined(o.steps)
-      const runId = Option.getOrElse(o.runId, () => "")
-      const id = runId || `${spec.name}-${runStamp(yield* Clock.currentTimeMillis)}`
+      const runId = Option.isSome(o.runId)
+        ? o.runId.value
+        : runIdFrom(spec.name, runStamp(yield* Clock.currentTimeMillis))
       const total = Math.min(steps ?? Number.POSITIVE_INFINITY, totalSteps(spec))
-      const progress = makeProgress({ label: id, total })
-      const opts: EngineOptions = {
-        evalEvery: Option.getOrElse(o.evalEvery, () => (o.adapter === "tfjs" ? 50 : 0)),
-        checkpointEvery: Option.getOrElse(o.checkpointEvery, () => (o.adapter === "tfjs" ? 100 : 0)),
-        checkpointDir: checkpointDirOf(o.store),
-        onProgress: progress.update,
-      }
-      const summary = yield* startRun(
-        { runId: id, spec, source: o.scenario, steps, adapterOptions: buildAdapterOptions(o) },
-        opts,
-      ).pipe(Effect.provide(adapterLayer(o.adapter)), Effect.ensuring(Effect.sync(progress.done)))
+      const big = sizeWarning(total, o.adapter)
+      if (big) yield* warn(big)
+      const summary = yield* withEngine(
+        {
+          runId,
+          total,
+          store: o.store,
+          engine: {
+            evalEvery: Option.getOrElse(o.evalEvery, () => (o.adapter === "tfjs" ? 50 : 0)),
+            checkpointEvery: Option.getOrElse(o.checkpointEvery, () => (o.adapter === "tfjs" ? 100 : 0)),
+          },
+        },
+        (opts) =>
+          startRun(
+            { runId, spec, source: o.scenario, steps, adapterOptions: buildAdapterOptions(o) },
+            opts,
+          ).pipe(Effect.provide(adapterLayer(o.adapter))),
+      )
       yield* reportRun(summary, o.json)
     }).pipe((eff) => withStore(o.store, eff)),
 })
+
+/** Rough rates for the warning below: the sim records about 10^6 steps/s, a real adapter about 10. */
+const STEPS_PER_SEC: Record<string, number> = { sim: 1e6 }
+/** About two events a step, ~450 bytes each in the SQLite file. */
+const BYTES_PER_STEP = 900
+
+/** A warning for a run whose length is absurd for a run (10^15 steps), with time and store size. */
+export const sizeWarning = (steps: number, adapter: string): string | undefined => {
+  const seconds = steps / (STEPS_PER_SEC[adapter] ?? 10)
+  const bytes = steps * BYTES_PER_STEP
+  if (seconds < 6 * 3600 && bytes < 50 * 1024 ** 3) return undefined
+  return `${steps.toExponential(2)} steps would take about ${formatDuration(seconds * 1000)} on ${adapter} and write about ${formatBytes(bytes)} to the store; use --steps N to run a prefix (Ctrl-C stops it cleanly)`
+}

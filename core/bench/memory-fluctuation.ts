@@ -4,8 +4,8 @@
  * file uses); every report and the terminal read these fields.
  */
 import { Schema } from "effect"
-import { mean, median } from "../common/statistics.ts"
-import type { Modality } from "../schedule/spec.ts"
+import { mean, median } from "../common/index.ts"
+import type { Modality } from "../schedule/index.ts"
 
 export const ModalityMemory = Schema.Struct({
   count: Schema.NonNegativeInt,
