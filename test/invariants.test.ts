@@ -16,7 +16,7 @@ import {
   rules,
   type StepRecord,
   type VerifyReport,
-} from "../core/schedule/invariants.ts"
+} from "../core/schedule/invariants/index.ts"
 import { planRange, planStep } from "../core/schedule/plan.ts"
 import { decodeSpec, type ScheduleSpec, type ScheduleSpecEncoded, totalSteps } from "../core/schedule/spec.ts"
 import { arbSpec, describeSpec } from "./arbitraries.ts"

@@ -6,7 +6,7 @@
  */
 import fc from "fast-check"
 import { describe, expect, it } from "vitest"
-import { checkSchedule } from "../core/schedule/invariants.ts"
+import { checkSchedule } from "../core/schedule/invariants/index.ts"
 import { makePlanner, planRange, planStep, scheduleFactor } from "../core/schedule/plan.ts"
 import { groupBaseLrs, type Phase, type ScheduleSpec, totalSteps } from "../core/schedule/spec.ts"
 import { arbBigSpec, arbSpec } from "./arbitraries.ts"
