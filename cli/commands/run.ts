@@ -104,5 +104,5 @@ export const runCommand = defineCommand({
         opts,
       ).pipe(Effect.provide(adapterLayer(o.adapter)), Effect.ensuring(Effect.sync(progress.done)))
       yield* reportRun(summary, o.json)
-    }).pipe((eff) => withStore(o.store, eff)),
+    }).pipe((eff) => Effect.zipRight(loadScenario(o.scenario), withStore(o.store, eff))), // spec checked before the store opens
 })

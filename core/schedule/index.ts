@@ -1,4 +1,5 @@
 /** core/schedule: the spec, the planner and the schedule invariants. */
+export * from "./describe.ts"
 export * from "./invariants/index.ts"
 export * from "./load.ts"
 export * from "./plan.ts"

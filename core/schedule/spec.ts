@@ -208,7 +208,7 @@ const checkRunnable = (spec: ScheduleSpec): { path: string; reason: string } | u
       if (!Number.isFinite(lr))
         return {
           path: `lr.modalityFactor.${m}`,
-          reason: `${f} x group "${g.name}"'s base lr ${base} is ${lr}: every lr of the run must be finite`,
+          reason: `${f} x the base lr of group "${g.name}" (${base}) is ${lr}; every lr of the run must be finite`,
         }
     }
   }
