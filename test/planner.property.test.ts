@@ -5,13 +5,15 @@
  * schedule rules; random access against the iterator; resuming at any k.
  * Many small specs, a few of about 10^5 steps. A failing spec prints as one line (describeSpec).
  */
+import { Either } from "effect"
 import fc from "fast-check"
 import { describe, expect, it } from "vitest"
 import { expectedVisualCount } from "../core/schedule/invariants/formulas.ts"
 import { checkSchedule } from "../core/schedule/invariants/index.ts"
 import { expectedVisualSteps, makePlanner, planRange, planStep } from "../core/schedule/plan.ts"
+import { forkSpecWithRatio } from "../core/schedule/ratio-fork.ts"
 import type { Modality, Phase, ScheduleSpec } from "../core/schedule/spec.ts"
-import { arbBigSpec, arbSpec } from "./arbitraries.ts"
+import { arbBigSpec, arbRatio, arbSpec } from "./arbitraries.ts"
 
 const frac = fc.double({ min: 0, max: 1, maxExcluded: true, noNaN: true })
 
@@ -321,6 +323,27 @@ describe("the lr schedule's landmarks", () => {
           for (const g of spec.optimizer.groups)
             expect(p.lr[g.name]).toBeCloseTo(baseLr(spec, g) * d.floor * mf, 12)
         }
+      }),
+      { numRuns: 150 },
+    )
+  })
+})
+
+describe("a fork with a new ratio", () => {
+  it("plans the parent's steps before the fork, offsets included, and a valid schedule from it", () => {
+    fc.assert(
+      fc.property(arbSpec, frac, arbRatio, (spec, at, ratio) => {
+        const k = Math.floor(at * total(spec))
+        const forked = Either.getOrThrow(forkSpecWithRatio(spec, k, ratio))
+        // Step for step, except that the split ends a block: a group open at k - 1 is applied there.
+        const strip = (r: ReturnType<typeof planStep>) => (r.step === k - 1 ? { ...r, update: undefined } : r)
+        expect([...planRange(forked, 0, k)].map(strip)).toEqual([...planRange(spec, 0, k)].map(strip))
+        expect(total(forked)).toBe(total(spec))
+        expect(checkSchedule(forked, planRange(forked)).violations).toEqual([])
+        // The forked stretch starts a fresh cycle at the fork step.
+        const first = planStep(forked, k)
+        if (first.phaseStep === 0 && first.phase.endsWith("@fork"))
+          expect([first.cycle, first.position]).toEqual([0, 0])
       }),
       { numRuns: 150 },
     )

@@ -3,6 +3,8 @@
  *
  * The phase holding the fork step is split in two (`joint` and `joint@fork`), so the fork's plan for
  * every step before it is the parent's, step for step, and its own cycles start at the fork step.
+ * (One difference: the split ends a block, so a group still open at the step before the fork is
+ * applied there.)
  *
  * Offsets: the part before the fork keeps the phase's offset (so its plan stays the parent's); the
  * part from the fork starts a fresh cycle (offset 0); a later phase keeps its offset modulo the new
