@@ -114,7 +114,7 @@ export const runCommand = defineCommand({
           ).pipe(Effect.provide(adapterLayer(o.adapter))),
       )
       yield* reportRun(summary, o.json)
-    }).pipe((eff) => withStore(o.store, eff)),
+    }).pipe((eff) => Effect.zipRight(loadScenario(o.scenario), withStore(o.store, eff))), // spec checked before the store opens
 })
 
 /** Rough rates for the warning below: the sim records about 10^6 steps/s, a real adapter about 10. */

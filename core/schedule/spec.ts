@@ -37,9 +37,18 @@ export const Phase = Schema.Struct({
   steps: PosInt,
   ratio: Ratio,
   order: Schema.optionalWith(CycleOrder, { default: () => "visual-first" as const }),
+  /**
+   * Where the phase enters its cycle: phase step i sits at cycle position (i + offset) mod (V+T),
+   * 0 <= offset < V+T. PET-DINO's `(iter + 1) % 9 < 8` is 8:1 visual-first with offset 1. Absent
+   * means 0 (kept absent, so specs without it encode, and hash, as before).
+   */
+  offset: Schema.optional(NonNegInt),
   description: Schema.optional(Schema.String),
 })
 export type Phase = typeof Phase.Type
+
+/** A phase's offset, 0 when absent. */
+export const phaseOffset = (p: Pick<Phase, "offset">): number => p.offset ?? 0
 
 export const ModalityBatch = Schema.Struct({
   /** Samples per micro-step. */
@@ -145,6 +154,12 @@ const checkConsistency = (spec: ScheduleSpec): { path: string; reason: string } 
   for (const [i, p] of spec.phases.entries()) {
     if (names.has(p.name)) return { path: `phases[${i}].name`, reason: `duplicate phase name "${p.name}"` }
     names.add(p.name)
+    const c = p.ratio.visual + p.ratio.text
+    if (phaseOffset(p) >= c)
+      return {
+        path: `phases[${i}].offset`,
+        reason: `must be less than the cycle length V+T = ${c}, got ${p.offset}`,
+      }
   }
   const groups = new Set<string>()
   for (const [i, g] of spec.optimizer.groups.entries()) {
@@ -166,6 +181,35 @@ const checkConsistency = (spec: ScheduleSpec): { path: string; reason: string } 
       const prev = decay.milestones[i - 1]
       if (prev !== undefined && m <= prev)
         return { path, reason: `milestones must be strictly increasing (${prev} then ${m})` }
+    }
+  }
+  return checkRunnable(spec)
+}
+
+/**
+ * Every lr a run can record is finite: each group's base lr x each modality factor x the largest
+ * factor warm-up and decay apply. Without this, `run` would record `"lr":{"head":null}` (1e308 x
+ * 1e308) that `verify` then rejects. O(#groups), never per step.
+ */
+const checkRunnable = (spec: ScheduleSpec): { path: string; reason: string } | undefined => {
+  const { warmup, decay, modalityFactor } = spec.lr
+  // Warm-up and decay factors never exceed 1 today (UnitInterval); the max keeps that an assumption.
+  const top = Math.max(1, warmup?.startFactor ?? 0, decay.kind === "cosine" ? decay.floor : 0)
+  for (const [i, g] of spec.optimizer.groups.entries()) {
+    const base = g.lr ?? spec.optimizer.lr * (g.lrMultiplier ?? 1)
+    if (!Number.isFinite(base))
+      return {
+        path: `optimizer.groups[${i}].lrMultiplier`,
+        reason: `optimizer.lr ${spec.optimizer.lr} x ${g.lrMultiplier} is ${base}: group "${g.name}" needs a finite lr`,
+      }
+    for (const m of MODALITIES) {
+      const f = modalityFactor[m]
+      const lr = base * f * top
+      if (!Number.isFinite(lr))
+        return {
+          path: `lr.modalityFactor.${m}`,
+          reason: `${f} x the base lr of group "${g.name}" (${base}) is ${lr}; every lr of the run must be finite`,
+        }
     }
   }
   return undefined
