@@ -42,7 +42,7 @@ const stepsUpTo = (n: number): RunEvent[] =>
     losses: { total: 1 },
     durationMs: 1,
     samples: 1,
-    memory: { logicalBytes: 0 },
+    memory: {},
   }))
 
 /** The events as a stream that counts how often it is read from the start. */

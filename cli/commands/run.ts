@@ -97,24 +97,28 @@ export const runCommand = defineCommand({
       const total = Math.min(steps ?? Number.POSITIVE_INFINITY, totalSteps(spec))
       const big = sizeWarning(total, o.adapter)
       if (big) yield* warn(big)
-      const summary = yield* withEngine(
-        {
-          runId,
-          total,
-          store: o.store,
-          engine: {
-            evalEvery: Option.getOrElse(o.evalEvery, () => (o.adapter === "tfjs" ? 50 : 0)),
-            checkpointEvery: Option.getOrElse(o.checkpointEvery, () => (o.adapter === "tfjs" ? 100 : 0)),
+      // The store opens only once the input is known good: a refused spec leaves no file behind.
+      const summary = yield* withStore(
+        o.store,
+        withEngine(
+          {
+            runId,
+            total,
+            store: o.store,
+            engine: {
+              evalEvery: Option.getOrElse(o.evalEvery, () => (o.adapter === "tfjs" ? 50 : 0)),
+              checkpointEvery: Option.getOrElse(o.checkpointEvery, () => (o.adapter === "tfjs" ? 100 : 0)),
+            },
           },
-        },
-        (opts) =>
-          startRun(
-            { runId, spec, source: o.scenario, steps, adapterOptions: buildAdapterOptions(o) },
-            opts,
-          ).pipe(Effect.provide(adapterLayer(o.adapter))),
+          (opts) =>
+            startRun(
+              { runId, spec, source: o.scenario, steps, adapterOptions: buildAdapterOptions(o) },
+              opts,
+            ).pipe(Effect.provide(adapterLayer(o.adapter))),
+        ),
       )
       yield* reportRun(summary, o.json)
-    }).pipe((eff) => Effect.zipRight(loadScenario(o.scenario), withStore(o.store, eff))), // spec checked before the store opens
+    }),
 })
 
 /** Rough rates for the warning below: the sim records about 10^6 steps/s, a real adapter about 10. */
