@@ -176,7 +176,7 @@ export const modalityCosts = (
   const memTerms = cal?.memory?.[modality]
   const calibratedMemory =
     cal?.memory !== undefined && memTerms !== undefined
-      ? { figure: cal.memory.figure, bytes: memoryAt(memTerms, batch) }
+      ? { figure: cal.memory.figure, bytes: Math.round(memoryAt(memTerms, batch)) }
       : undefined
   const peakBytes = memoryAt(phys.peak, batch)
   const limitBytes = calibratedMemory?.bytes ?? peakBytes

@@ -20,7 +20,7 @@ const simFitCommand = defineCommand({
   flags: {
     out: flag.text("out", "Where to write the calibrated model profile.", {
       value: "PROFILE",
-      default: "out/sim-fit/NAME.json",
+      default: "out/sim-fit/NAME.json, NAME from --name or the sweep",
     }),
     hardware: flag.text(
       "hardware",
