@@ -50,7 +50,10 @@ const waitForSteps = async (runId: string) => {
 
 const processesOf = (runId: string): string[] => {
   try {
-    return execFileSync("pgrep", ["-f", `--run-id ${runId}`], { encoding: "utf8" }).trim().split("\n").filter(Boolean)
+    return execFileSync("pgrep", ["-f", `--run-id ${runId}`], { encoding: "utf8" })
+      .trim()
+      .split("\n")
+      .filter(Boolean)
   } catch {
     return []
   }
@@ -104,7 +107,20 @@ describe("signals stop a run cleanly", () => {
     const runId = "sig-timeout-npx"
     const child = spawn(
       "timeout",
-      ["-s", "TERM", "4", "npx", "--no-install", "interleave", "run", scenario, "--run-id", runId, "--store", store],
+      [
+        "-s",
+        "TERM",
+        "4",
+        "npx",
+        "--no-install",
+        "interleave",
+        "run",
+        scenario,
+        "--run-id",
+        runId,
+        "--store",
+        store,
+      ],
       { cwd: ROOT, stdio: ["ignore", "ignore", "pipe"] },
     )
     const r = await exited(child)

@@ -121,7 +121,8 @@ const run = <A, E>(
     }) as Effect.Effect<A, E>,
   )
 
-const events = (runId: string) => Stream.runCollect(readRunEvents(runId)).pipe(Effect.map((c) => Array.from(c)))
+const events = (runId: string) =>
+  Stream.runCollect(readRunEvents(runId)).pipe(Effect.map((c) => Array.from(c)))
 
 /** What training wrote: session events and wall clocks left out. */
 const trained = (es: ReadonlyArray<RunEvent>) =>
@@ -139,7 +140,8 @@ const logRules = (es: ReadonlyArray<RunEvent>) =>
 describe("checkpoints follow the schedule", () => {
   it("checkpoint after the first update step past each multiple of K, never at the last step", () => {
     const planner = makePlanner(spec)
-    const at = (k: number) => Array.from({ length: 60 }, (_, s) => s).filter((s) => isCheckpointStep(planner, s, k, 60))
+    const at = (k: number) =>
+      Array.from({ length: 60 }, (_, s) => s).filter((s) => isCheckpointStep(planner, s, k, 60))
     // 4:1 with visual accumulation 2: visual updates on positions 1 and 3, text on 4 (every 5).
     expect(at(10)).toEqual([9, 19, 29, 39, 49])
     expect(at(7)).toEqual([6, 13, 21, 28, 34, 41, 48, 56])
@@ -164,9 +166,9 @@ describe("checkpoints follow the schedule", () => {
         expect(resumed.status).toBe("completed")
         const log = yield* events("lost")
         expect(trained(log)).toEqual(trained(ref).map((e) => ({ ...e })))
-        expect(log.filter((e) => e._tag === "Checkpointed").map((e) => (e as { step: number }).step)).toEqual([
-          9, 19, 29, 39, 49,
-        ])
+        expect(log.filter((e) => e._tag === "Checkpointed").map((e) => (e as { step: number }).step)).toEqual(
+          [9, 19, 29, 39, 49],
+        )
         expect(logRules(log).violations).toEqual([])
       }),
     )
@@ -304,7 +306,11 @@ describe("replay, forks and run ids", () => {
         const log = yield* events("orig")
         const started = log[0] as Extract<RunEvent, { _tag: "RunStarted" }>
         const store = yield* EventStore
-        yield* store.append("tampered", [toEnvelope({ ...started, seed: 99 }), ...log.slice(1).map(toEnvelope)], 0)
+        yield* store.append(
+          "tampered",
+          [toEnvelope({ ...started, seed: 99 }), ...log.slice(1).map(toEnvelope)],
+          0,
+        )
         const r = yield* Effect.either(replayRun("tampered"))
         expect(Either.isLeft(r) && r.left._tag).toBe("Divergence")
         expect(Either.isLeft(r) && r.left.message).toMatch(/event 0: RunStarted\.seed/)
@@ -319,7 +325,10 @@ describe("replay, forks and run ids", () => {
         yield* startRun({ runId: "p", spec, source: "t", adapterOptions: {}, steps: 45 }, {})
         const f = yield* forkRun({ parentId: "p", atStep: 20, runId: "p-fork", spec, source: "fork" }, {})
         expect(f.state.stepsCompleted).toBe(45)
-        const g = yield* forkRun({ parentId: "p", atStep: 20, runId: "p-fork2", spec, source: "fork", steps: 30 }, {})
+        const g = yield* forkRun(
+          { parentId: "p", atStep: 20, runId: "p-fork2", spec, source: "fork", steps: 30 },
+          {},
+        )
         expect(g.state.stepsCompleted).toBe(30)
         const seed = yield* Effect.either(
           forkRun({ parentId: "p", atStep: 20, runId: "s", spec: { ...spec, seed: 4 }, source: "fork" }, {}),
@@ -343,7 +352,17 @@ describe("replay, forks and run ids", () => {
   })
 
   it("run ids are checked before anything is written, and made safe when generated from a name", async () => {
-    for (const bad of ["", "../../../x", "a/b", "x".repeat(200), "a\nb", "a\u0000b", "a\u202eb", "--json", ".hidden"])
+    for (const bad of [
+      "",
+      "../../../x",
+      "a/b",
+      "x".repeat(200),
+      "a\nb",
+      "a\u0000b",
+      "a\u202eb",
+      "--json",
+      ".hidden",
+    ])
       expect(runIdProblem(bad), JSON.stringify(bad)).toBeDefined()
     expect(runIdProblem("trex2-joint-8to1-20261201-120000-3fa2")).toBeUndefined()
     expect(runIdFrom("my run/../\u202eevil", "s1")).toBe("my-run-.-evil-s1")
@@ -351,7 +370,9 @@ describe("replay, forks and run ids", () => {
     expect(runIdProblem(runIdFrom("../", "s"))).toBeUndefined()
     await sim(
       Effect.gen(function* () {
-        const r = yield* Effect.either(startRun({ runId: "../../x", spec, source: "t", adapterOptions: {} }, {}))
+        const r = yield* Effect.either(
+          startRun({ runId: "../../x", spec, source: "t", adapterOptions: {} }, {}),
+        )
         expect(Either.isLeft(r) && r.left.message).toMatch(/--run-id: .* must start with a letter or digit/)
         const store = yield* EventStore
         expect(yield* store.streams()).toEqual([])

@@ -10,7 +10,7 @@
  * Decoding follows core/spec.ts: unknown keys are errors, and every error names the JSON path.
  */
 import { Data, Either, ParseResult, Schema } from "effect"
-import { formatPath, firstIssue as genericIssue, parseJsonText } from "../common/index.ts"
+import { formatPath, firstIssue as genericIssue, notAnObject, parseJsonText } from "../common/index.ts"
 import { CycleOrder, decodeSpec, encodeSpec, type Ratio, type ScheduleSpec } from "../schedule/index.ts"
 
 /** tfjs backends and presets a sweep may name (checked against the adapter's lists in a test). */
@@ -162,8 +162,11 @@ const firstIssue = (error: ParseResult.ParseError, input: unknown): { path: stri
 }
 
 /** Decodes an already-parsed sweep file. */
-export const decodeSweep = (input: unknown, source = "sweep"): Either.Either<SweepFile, SweepError> =>
-  Either.mapLeft(decodeUnknown(input), (e) => new SweepError({ source, ...firstIssue(e, input) }))
+export const decodeSweep = (input: unknown, source = "sweep"): Either.Either<SweepFile, SweepError> => {
+  const shape = notAnObject(input, "a sweep file")
+  if (shape) return Either.left(new SweepError({ source, path: "", reason: shape }))
+  return Either.mapLeft(decodeUnknown(input), (e) => new SweepError({ source, ...firstIssue(e, input) }))
+}
 
 /** Parses JSON text, then decodes; a syntax error names line and column. */
 export const parseSweep = (text: string, source = "sweep"): Either.Either<SweepFile, SweepError> =>

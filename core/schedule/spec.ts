@@ -11,6 +11,7 @@ import {
   NonEmptyString,
   NonNegFinite,
   NonNegInt,
+  notAnObject,
   oneOf,
   PosFinite,
   PosInt,
@@ -219,8 +220,10 @@ export const totalSteps = (spec: Pick<ScheduleSpec, "phases">): number =>
   spec.phases.reduce((n, p) => n + p.steps, 0)
 
 /** Decodes an already-parsed JSON value. `source` names the file in error messages. */
-export const decodeSpec = (input: unknown, source = "scenario"): Either.Either<ScheduleSpec, SpecError> =>
-  Either.flatMap(
+export const decodeSpec = (input: unknown, source = "scenario"): Either.Either<ScheduleSpec, SpecError> => {
+  const shape = notAnObject(input, "a scenario")
+  if (shape) return Either.left(new SpecError({ source, path: "", reason: shape }))
+  return Either.flatMap(
     Either.mapLeft(
       decodeUnknown(input),
       (e) => new SpecError({ source, ...pathAndReason(firstIssue(e, "invalid scenario")) }),
@@ -230,6 +233,7 @@ export const decodeSpec = (input: unknown, source = "scenario"): Either.Either<S
       return bad ? Either.left(new SpecError({ source, ...bad })) : Either.right(spec)
     },
   )
+}
 
 /** Parses JSON text, then decodes; a JSON syntax error names the line and column. */
 export const parseSpec = (text: string, source = "scenario"): Either.Either<ScheduleSpec, SpecError> =>
