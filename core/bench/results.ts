@@ -10,7 +10,14 @@
  */
 import * as os from "node:os"
 import { Data, Either, Schema } from "effect"
-import { firstIssue, latencyStatistics, NumberJson, parseJsonText, Statistics } from "../common/index.ts"
+import {
+  DecodeError,
+  firstIssue,
+  latencyStatistics,
+  NumberJson,
+  parseJsonText,
+  Statistics,
+} from "../common/index.ts"
 import { Modality } from "../schedule/index.ts"
 import { MemoryFluctuation, memoryFluctuation } from "./memory-fluctuation.ts"
 
@@ -105,34 +112,25 @@ export const SweepResults = Schema.Struct({
 export type SweepResults = typeof SweepResults.Type
 export type SweepResultsEncoded = typeof SweepResults.Encoded
 
-export class ResultsError extends Data.TaggedError("ResultsError")<{
-  readonly source: string
-  readonly reason: string
-}> {
-  override get message(): string {
-    return `${this.source}: ${this.reason}`
-  }
-}
-
 const decodeUnknown = Schema.decodeUnknownEither(SweepResults, { onExcessProperty: "error" })
 
 /** Decodes an already-parsed JSON value; the error names the first bad field. */
 export const decodeSweepResults = (
   input: unknown,
   source = "results",
-): Either.Either<SweepResults, ResultsError> =>
+): Either.Either<SweepResults, DecodeError> =>
   Either.mapLeft(decodeUnknown(input), (e) => {
     const i = firstIssue(e, "invalid results")
-    return new ResultsError({ source, reason: `${i.path || "(root)"}: ${i.reason}` })
+    return new DecodeError({ source, path: "", reason: `${i.path || "(root)"}: ${i.reason}` })
   })
 
 /** Parses JSON text, then decodes. */
 export const parseSweepResults = (
   text: string,
   source = "results",
-): Either.Either<SweepResults, ResultsError> =>
+): Either.Either<SweepResults, DecodeError> =>
   Either.flatMap(
-    Either.mapLeft(parseJsonText(text), (reason) => new ResultsError({ source, reason })),
+    Either.mapLeft(parseJsonText(text), (reason) => new DecodeError({ source, path: "", reason })),
     (json) => decodeSweepResults(json, source),
   )
 

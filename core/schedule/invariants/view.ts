@@ -4,19 +4,10 @@
  * never imports the planner.
  */
 import { groupBaseLrs, type Modality, type Phase, type ScheduleSpec } from "../spec.ts"
+import type { StepPlan } from "../step-plan.ts"
 
 /** One executed (or planned) step: the StepPlan fields, whoever produced them. */
-export interface StepRecord {
-  readonly step: number
-  readonly phase: string
-  readonly phaseStep: number
-  readonly modality: Modality
-  readonly cycle: number
-  readonly position: number
-  readonly micro: number
-  readonly update: boolean
-  readonly lr: Readonly<Record<string, number>>
-}
+export type StepRecord = StepPlan
 
 export type RuleName =
   | "step-sequence"
