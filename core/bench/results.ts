@@ -9,7 +9,7 @@
  * "Infinity", "-Infinity", "NaN".
  */
 import * as os from "node:os"
-import { Data, Either, Schema } from "effect"
+import { Either, Schema } from "effect"
 import {
   DecodeError,
   firstIssue,

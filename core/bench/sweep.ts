@@ -9,7 +9,7 @@
  *
  * Decoding follows core/spec.ts: unknown keys are errors, and every error names the JSON path.
  */
-import { Data, Either, ParseResult, Schema } from "effect"
+import { Either, ParseResult, Schema } from "effect"
 import {
   DecodeError,
   formatPath,

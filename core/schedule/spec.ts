@@ -5,7 +5,7 @@
  * JSON path and the reason (`phases[1].ratio: visual and text cannot both be 0`). Unknown keys are
  * errors, so a typo never passes silently.
  */
-import { Data, Either, Schema } from "effect"
+import { Either, Schema } from "effect"
 import {
   DecodeError,
   firstIssue,

@@ -3,7 +3,7 @@
  * (phase bounds, group base lrs) and the helpers the rules' messages use. Like the rules, it
  * never imports the planner.
  */
-import { groupBaseLrs, type Modality, type Phase, type ScheduleSpec } from "../spec.ts"
+import { groupBaseLrs, type Phase, type ScheduleSpec } from "../spec.ts"
 import type { StepPlan } from "../step-plan.ts"
 
 /** One executed (or planned) step: the StepPlan fields, whoever produced them. */
