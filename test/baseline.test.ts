@@ -1,8 +1,11 @@
 /** Baseline comparison: deltas, directions, the strict threshold, missing configs and metrics. */
 import { describe, expect, it } from "vitest"
 import {
+  abortedLines,
   classify,
   compareResults,
+  comparisonRows,
+  comparisonVerdict,
   deltaPct,
   formatDelta,
   METRICS,
@@ -180,5 +183,83 @@ describe("compareResults", () => {
     const c = compareResults(results([config("a")]), results([config("a")], { ...machine, cpu: "CPU B" }))
     expect(c.machineNote).toContain("CPU A")
     expect(c.machineNote).toContain("CPU B")
+  })
+})
+
+describe("comparison output (item 7)", () => {
+  const OOM = "out-of-memory at step 0: needs 61.3 GiB but a100-40g has 40.0 GiB"
+  /** A config that aborted before its first measured step: no steps, no statistics. */
+  const aborted = (id: string): ConfigResult =>
+    buildConfigResult(
+      {
+        id,
+        label: id,
+        ratio: { visual: 8, text: 1 },
+        batch: { visual: 16, text: 8 },
+        adapter: "sim",
+        runId: `r-${id}`,
+        aborted: OOM,
+      },
+      [],
+    )
+
+  it("values carry their units: samples/s, ms, human bytes", () => {
+    const r = results([config("a")])
+    const rows = comparisonRows(compareResults(r, r))
+    const row = (metric: string) => rows.find((x) => x[1] === metric)!
+    expect(row("throughput.samplesPerSec").slice(2)).toEqual([
+      "424 samples/s",
+      "424 samples/s",
+      "±0.0%",
+      "ok",
+    ])
+    expect(row("latency.visual.mean").slice(2, 4)).toEqual(["10 ms", "10 ms"])
+    expect(row("memory.peak").slice(2, 4)).toEqual(["900 B", "900 B"])
+    expect(row("memory.swing.max").slice(2, 4)).toEqual(["500 B", "500 B"])
+  })
+
+  it("a summary line when all is well", () => {
+    const r = results([config("a"), config("b")])
+    expect(comparisonVerdict(compareResults(r, r))).toBe(
+      "all 12 gated metrics within 15% (2 configs compared)",
+    )
+    const faster = compareResults(results([config("a")]), results([withThroughput(config("a"), 2)]))
+    expect(comparisonVerdict(faster)).toBe("all 6 gated metrics within 15% (1 config compared; 2 improved)")
+    const slower = compareResults(results([withThroughput(config("a"), 2)]), results([config("a")]))
+    expect(comparisonVerdict(slower)).toMatch(
+      /^2 metric\(s\) regressed beyond 15%: .* \(2 of 6 gated metrics; 1 config compared\)$/,
+    )
+  })
+
+  it("aborted configs read aborted on either side, never 0 0 ±0.0% ok; a new abort fails", () => {
+    const baseline = results([config("a"), aborted("both"), aborted("fixed"), config("broke")])
+    const current = results([config("a"), aborted("both"), config("fixed"), aborted("broke")])
+    const c = compareResults(baseline, current)
+    expect(c.aborted.map((a) => a.config)).toEqual(["both", "fixed", "broke"])
+    expect(c.deltas.every((d) => d.config === "a")).toBe(true)
+    expect(c.newlyAborted.map((a) => a.config)).toEqual(["broke"])
+    expect(c.regressions).toEqual([])
+    expect(c.failed).toBe(true)
+    const rows = comparisonRows(c).filter((r) => r[0] !== "a")
+    expect(rows).toEqual([
+      ["both", "(all metrics)", "aborted", "aborted", "—", "aborted on both sides"],
+      ["fixed", "(all metrics)", "aborted", "completed", "—", "completes now (aborted in the baseline)"],
+      ["broke", "(all metrics)", "completed", "aborted", "—", "REGRESSED (aborts now)"],
+    ])
+    expect(abortedLines(c)).toEqual([
+      `aborted in the baseline: both: ${OOM}`,
+      `aborted now: both: ${OOM}`,
+      `aborted in the baseline: fixed: ${OOM}`,
+      `aborted now: broke: ${OOM}`,
+    ])
+    expect(regressionSummary(c)).toBe(
+      `1 configuration(s) completed in the baseline but aborted now: broke (${OOM})`,
+    )
+    // Aborted on both sides alone is no failure.
+    const same = compareResults(results([aborted("both")]), results([aborted("both")]))
+    expect(same.failed).toBe(false)
+    expect(comparisonVerdict(same)).toBe(
+      "no gated metric to compare: no configuration completed on both sides (0 configs compared; 1 aborted config(s) not compared)",
+    )
   })
 })
