@@ -214,7 +214,7 @@ describe("terminal sparklines", () => {
     expect(lines).toHaveLength(2 + fixture.configs.length)
     expect(lines[2]).toMatch(/^8:1 b4\/8 sim +steps █{8}▁█{8}▁/)
     expect(lines[2]).toContain("peak 942 MiB")
-    expect(lines[2]).toContain("swing 512 MiB")
+    expect(lines[2]).toContain("swing mean 512 MiB")
     expect(lines[2]).toContain("360 samples/s")
     expect(lines[5]).toContain("p99 V 92.8 ms  T 42.4 ms")
     // The figures differ between sim and tfjs, so each line names its own.

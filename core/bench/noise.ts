@@ -82,10 +82,14 @@ export const noiseWarnings = (results: SweepResults): ReadonlyArray<NoiseWarning
 export const noiseWarningText = (results: SweepResults, w: NoiseWarning): string => {
   const s = results.configs.find((c) => c.id === w.config)?.latency[w.modality]
   const what = s ? `mean ${formatMs(s.mean)} ${rmeText(s)} (n=${s.samplesCount})` : ""
-  return `${w.config} ${w.modality} step latency ${what}: ${w.reasons.join(", ")}; treat it as a rough figure (run more measured steps)`
+  return `${w.config} ${w.modality} step latency ${what}: ${w.reasons.join(", ")}`
 }
 
 /** `±0.3%`, `±62%`, `±∞%`. */
+/** Said once after the warnings. */
+export const NOISE_HINT =
+  "hint: treat the noisy figures as rough; more measured steps (the sweep's measuredSteps) or a quieter machine narrow them"
+
 export const rmeText = (s: Statistics): string =>
   `±${Number.isFinite(s.rme) ? (s.rme < 10 ? s.rme.toFixed(1) : Math.round(s.rme).toLocaleString("en-US")) : "∞"}%`
 

@@ -4,9 +4,9 @@
  * no script to show them.
  */
 import type { TopLevelSpec } from "vega-lite"
+import { figureTag } from "../memory-figure.ts"
 import type { ConfigResult, SweepResults } from "../results.ts"
 import { abortShort, ratioLabel, seriesText, targetKey, visualShare } from "../target.ts"
-import { memoryFigureText } from "./tables.ts"
 
 export interface ChartSpec {
   /** Stable id: the HTML figure's `data-chart`. */
@@ -159,7 +159,7 @@ export const throughputChart = (results: SweepResults): ChartSpec => {
   }
 }
 
-const panelOf = (c: ConfigResult): string => `${c.label}: ${memoryFigureText(c)}`
+const panelOf = (c: ConfigResult): string => `${c.label}: ${figureTag(c.memoryFigure, c.steps)}`
 
 export const memoryChart = (results: SweepResults): ChartSpec => ({
   id: "memory",
@@ -183,7 +183,15 @@ export const memoryChart = (results: SweepResults): ChartSpec => ({
         type: "nominal",
         title: null,
         sort: results.configs.map(panelOf),
-        header: { labelLimit: 600 },
+        // Each panel's config and memory figure above it, read horizontally.
+        header: {
+          labelAngle: 0,
+          labelOrient: "top",
+          labelAnchor: "start",
+          labelAlign: "left",
+          labelLimit: 640,
+          labelFontSize: 11,
+        },
       },
     },
     resolve: { scale: { y: "independent", x: "independent" } },

@@ -131,7 +131,7 @@ export const sparklines = (
       c.label.padEnd(labelWidth),
       picture + pad,
       `peak ${formatBytes(m?.peak)}`,
-      `swing ${formatBytes(m?.swing?.mean)}`,
+      `swing mean ${formatBytes(m?.swing?.mean)}`,
       `cv ${formatPercent(m?.cv)}`,
       ...(common ? [] : [`[${memoryFigureText(c)}]`]),
       `${formatNumber(c.throughput.samplesPerSec)} samples/s`,

@@ -21,6 +21,7 @@ import {
   crossRatioNotes,
   crossRatioText,
   isNoisy,
+  NOISE_HINT,
   type NoiseWarning,
   noiseWarnings,
   noiseWarningText,
@@ -191,32 +192,40 @@ export const reportTables = (results: SweepResults): ReadonlyArray<Table> => [
 export const summaryTable = (results: SweepResults): Table => {
   const common = commonMemoryFigure(results, "tag")
   const mem = (h: string) => (common ? `${h} (${common})` : h)
+  // Time is simulated or measured: in the headers when all configs agree, else in a column.
+  const clocks = new Set(results.configs.map(clock))
+  const oneClock = clocks.size === 1 ? [...clocks][0] : undefined
+  const timed = (h: string) => (oneClock ? `${h} (${oneClock})` : h)
   return {
     id: "summary",
     title: "Summary",
     columns: [
       left("config"),
-      right("steps/s"),
+      ...(oneClock ? [] : [left("clock")]),
+      right(timed("steps/s")),
       right("samples/s"),
       right("visual mean ± rme"),
       right("n V"),
       right("text mean ± rme"),
       right("n T"),
       right(mem("mem peak")),
-      right("swing max"),
-      right("cv"),
+      right("mem swing max"),
+      right("mem cv"),
       ...(common ? [] : [left("memory figure")]),
     ],
     rows: results.configs.map((c) => {
+      const clockCell = oneClock ? [] : [clock(c)]
       if (gone(c))
         return [
           c.id,
+          ...clockCell,
           `${ABORTED} (${abortShort(c.aborted!)})`,
           ...Array<string>(8).fill(MISSING),
           ...(common ? [] : [MISSING]),
         ]
       return [
         c.aborted ? `${c.id} (aborted)` : c.id,
+        ...clockCell,
         formatNumber(c.throughput.stepsPerSec),
         formatNumber(c.throughput.samplesPerSec),
         meanRme(c, "visual"),
@@ -255,6 +264,7 @@ export const findingLines = (
 ): ReadonlyArray<string> => [
   ...f.aborted.map((a) => `aborted: ${a.config}: ${a.reason}`),
   ...f.noise.map((w) => `warning: ${noiseWarningText(results, w)}`),
+  ...(f.noise.length > 0 ? [NOISE_HINT] : []),
   ...f.crossRatio.map((n) => `note: ${crossRatioText(n)}`),
 ]
 
