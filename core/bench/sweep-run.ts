@@ -95,10 +95,13 @@ export interface SweepOutput {
   }
 }
 
-const microText = (t: MicroTask): string =>
-  t.latency
-    ? `${t.name} mean ${(t.latency.mean as number).toFixed(3)} ms, p99 ${(t.latency.p99 as number).toFixed(3)} ms`
-    : `${t.name} failed (${t.error})`
+/** `visual step mean 45.034 ms ±0.0% (n=8), max 45.1 ms`: a handful of iterations has no real p99. */
+export const microText = (t: MicroTask): string => {
+  if (!t.latency) return `${t.name} failed (${t.error})`
+  const num = (k: string) => t.latency![k] as number
+  const rme = num("rme")
+  return `${t.name} mean ${num("mean").toFixed(3)} ms ±${Number.isFinite(rme) ? rme.toFixed(1) : "∞"}% (n=${num("samplesCount")}), max ${num("max").toFixed(3)} ms`
+}
 
 /** What the report says about how this bench measured. */
 export const benchNotes = (
