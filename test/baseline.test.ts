@@ -263,3 +263,28 @@ describe("comparison output (item 7)", () => {
     )
   })
 })
+
+describe("memory figures (item 2)", () => {
+  it("memory metrics of configs whose figures differ are not compared, and a note says why", () => {
+    const peak = {
+      ...config("a"),
+      memoryFigure: { source: "peakBytes", origin: "measured", sampledSteps: 18 },
+    } as const
+    const allocated = {
+      ...config("a"),
+      memory: { ...config("a").memory!, peak: 100 },
+      memoryFigure: { source: "allocatedBytes", origin: "measured", sampledSteps: 18 },
+    } as const
+    const c = compareResults(results([allocated]), results([peak]))
+    expect(c.deltas.some((d) => d.metric.startsWith("memory."))).toBe(false)
+    expect(c.failed).toBe(false)
+    expect(c.figureNotes).toEqual([
+      "a: memory is in-step peak, every step now but allocated, every step in the baseline; its memory metrics are not compared",
+    ])
+    // Same figure (or a v1 file that recorded none): compared as before.
+    expect(
+      compareResults(results([peak]), results([peak])).deltas.some((d) => d.metric === "memory.peak"),
+    ).toBe(true)
+    expect(compareResults(results([config("a")]), results([peak])).figureNotes).toEqual([])
+  })
+})

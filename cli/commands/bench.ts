@@ -75,6 +75,7 @@ const comparisonText = (c: Comparison, baselineFile: string, currentName: string
     `comparison of ${currentName} with ${baselineFile} (fail over ${c.thresholdPct}% on ${c.gated.join(", ")}; other metrics are shown, not gated):`,
   ]
   if (c.machineNote) lines.push(`note: ${c.machineNote}`)
+  for (const n of c.figureNotes) lines.push(`note: ${n}`)
   lines.push(table(COMPARISON_HEADERS, comparisonRows(c)))
   lines.push(...abortedLines(c))
   if (c.missingInCurrent.length > 0) lines.push(`only in the baseline: ${c.missingInCurrent.join(", ")}`)

@@ -16,6 +16,7 @@
  * not a regression.
  */
 import { formatBytes, formatMs, formatNumber } from "../common/index.ts"
+import { figureLabel } from "./memory-figure.ts"
 import type { ConfigResult, SweepResults } from "./results.ts"
 
 export type Direction = "higher-is-better" | "lower-is-better"
@@ -158,6 +159,11 @@ export interface Comparison {
   readonly missingInBaseline: ReadonlyArray<string>
   /** Set when the two results come from different machines (the numbers may not be comparable). */
   readonly machineNote: string | undefined
+  /**
+   * Configurations whose memory figures differ (an in-step peak against allocated bytes, say):
+   * their memory metrics measure different things, so they are not compared; one sentence each.
+   */
+  readonly figureNotes: ReadonlyArray<string>
 }
 
 export const deltaPct = (baseline: number, current: number): number =>
@@ -194,6 +200,7 @@ export const compareResults = (
   const curIds = new Set(current.configs.map((c) => c.id))
   const deltas: MetricDelta[] = []
   const aborted: AbortedConfig[] = []
+  const figureNotes: string[] = []
   for (const c of current.configs) {
     const b = base.get(c.id)
     if (!b) continue
@@ -201,7 +208,16 @@ export const compareResults = (
       aborted.push({ config: c.id, baseline: b.aborted, current: c.aborted })
       continue
     }
+    const bf = b.memoryFigure
+    const cf = c.memoryFigure
+    const otherFigure =
+      bf !== undefined && cf !== undefined && (bf.source !== cf.source || bf.origin !== cf.origin)
+    if (otherFigure)
+      figureNotes.push(
+        `${c.id}: memory is ${figureLabel(cf, c.steps)} now but ${figureLabel(bf, b.steps)} in the baseline; its memory metrics are not compared`,
+      )
     for (const m of METRICS) {
+      if (otherFigure && m.name.startsWith("memory.")) continue
       const bv = finite(m.get(b))
       const cv = finite(m.get(c))
       if (bv === undefined || cv === undefined) {
@@ -257,6 +273,7 @@ export const compareResults = (
     missingInCurrent: baseline.configs.filter((c) => !curIds.has(c.id)).map((c) => c.id),
     missingInBaseline: current.configs.filter((c) => !base.has(c.id)).map((c) => c.id),
     machineNote,
+    figureNotes,
   }
 }
 
