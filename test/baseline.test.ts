@@ -119,6 +119,14 @@ describe("compareResults", () => {
     expect(regressionSummary(c)).toBe(
       "2 metric(s) regressed beyond 15%: a throughput.stepsPerSec -50.0%, a throughput.samplesPerSec -50.0%",
     )
+    // A whole sweep that regressed: the first few, then how many more.
+    const many = compareResults(
+      results(["a", "b", "c", "d"].map((id) => withThroughput(config(id), 2))),
+      results(["a", "b", "c", "d"].map((id) => config(id))),
+    )
+    expect(regressionSummary(many)).toBe(
+      "8 metric(s) regressed beyond 15%: a throughput.stepsPerSec -50.0%, a throughput.samplesPerSec -50.0%, b throughput.stepsPerSec -50.0%, b throughput.samplesPerSec -50.0%, c throughput.stepsPerSec -50.0%, c throughput.samplesPerSec -50.0% and 2 more (see the table)",
+    )
     // The same change the other way is an improvement, not a failure.
     expect(compareResults(current, baseline).regressions).toEqual([])
     expect(compareResults(current, baseline).deltas.filter((d) => d.status === "improved")).toHaveLength(2)

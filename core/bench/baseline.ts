@@ -285,21 +285,27 @@ export const formatDelta = (d: number | undefined): string =>
       ? `${d > 0 ? "+" : "-"}∞%`
       : `${d > 0 ? "+" : d < 0 ? "" : "±"}${d.toFixed(1)}%`
 
-/** One line naming every regression and every newly aborted configuration, for the exit-1 message. */
+/** The first few items, then how many more: a line stays readable when a whole sweep regressed. */
+const listed = (items: ReadonlyArray<string>, max = 6): string =>
+  items.length <= max
+    ? items.join(", ")
+    : `${items.slice(0, max).join(", ")} and ${items.length - max} more (see the table)`
+
+/** One line naming the regressions and newly aborted configurations (the first few), for the exit-1 message. */
 export const regressionSummary = (c: Comparison): string =>
   [
     ...(c.regressions.length > 0
       ? [
-          `${c.regressions.length} metric(s) regressed beyond ${c.thresholdPct}%: ${c.regressions
-            .map((r) => `${r.config} ${r.metric} ${formatDelta(r.deltaPct)}`)
-            .join(", ")}`,
+          `${c.regressions.length} metric(s) regressed beyond ${c.thresholdPct}%: ${listed(
+            c.regressions.map((r) => `${r.config} ${r.metric} ${formatDelta(r.deltaPct)}`),
+          )}`,
         ]
       : []),
     ...(c.newlyAborted.length > 0
       ? [
-          `${c.newlyAborted.length} configuration(s) completed in the baseline but aborted now: ${c.newlyAborted
-            .map((a) => `${a.config} (${a.current})`)
-            .join(", ")}`,
+          `${c.newlyAborted.length} configuration(s) completed in the baseline but aborted now: ${listed(
+            c.newlyAborted.map((a) => `${a.config} (${a.current})`),
+          )}`,
         ]
       : []),
   ].join("; ")
