@@ -26,6 +26,7 @@ import {
   type TrainingSession,
 } from "../../core/run/index.ts"
 import { BACKEND_NAMES, BackendUnavailableError, useBackend } from "./backend.ts"
+import { loadGradients } from "./gradients.ts"
 import { describeAssignment } from "./param-groups.ts"
 import { isPresetName, PRESET_NAMES, PRESETS } from "./presets.ts"
 import { makeTrainer, NonFiniteLoss } from "./trainer.ts"
@@ -124,6 +125,13 @@ const open = (opts: OpenOptions) =>
         new AdapterUnavailable({
           message:
             e instanceof BackendUnavailableError ? e.message : `tfjs: ${e instanceof Error ? e.message : e}`,
+        }),
+    })
+    yield* Effect.tryPromise({
+      try: loadGradients,
+      catch: (e) =>
+        new AdapterUnavailable({
+          message: `tfjs: could not load tfjs-core's gradients: ${e instanceof Error ? e.message : e}`,
         }),
     })
     const trainer = yield* Effect.acquireRelease(
