@@ -91,7 +91,7 @@ describe("tfjs-core's gradient rules", () => {
         optimizer: { kind: "adamw", lr: 1e-3, groups: [{ name: "all" }] },
       }),
     )
-    const trainer = makeTrainer(spec, PRESETS.tiny, 4)
+    const trainer = makeTrainer(spec, PRESETS.tiny, { validationImages: 4 })
     const planner = makePlanner(spec)
     const kernels = new Set<string>()
     try {
