@@ -8,9 +8,10 @@
  *   profileEvery  run every Nth step under tf.profile to measure peakBytes, the most bytes live
  *                 inside the step (0 = never). Default: 1 (every step) on cpu and wasm, so that a
  *                 run's memory figure is the in-step peak and shows the visual/text swing (tiny,
- *                 batch 8: 24.3 MiB visual, 21.0 MiB text; the bytes left allocated after a step
- *                 barely differ); 25 on webgpu and tensorflow. What it costs: tf.profile records
- *                 every kernel (bytes, shapes, a timer), and the step time includes that. Measured
+ *                 batch 8: 24.3 MiB visual, 21.0 MiB text; the bytes left allocated after a step,
+ *                 0.7 MiB of weights and optimizer state, do not differ); 25 on webgpu and
+ *                 tensorflow. What it costs: tf.profile records every kernel (bytes, shapes, a
+ *                 timer), and the step time includes that. Measured
  *                 on wasm (tiny, 8:1, batch 8/8, 2-core Xeon under load, profiled and unprofiled
  *                 sessions stepped alternately; benchmarks/gpu-webgpu.ts --profile-cost): 200
  *                 steps, mean visual 129 -> 147 ms, text 101 -> 113 ms (+13%); 400 steps, visual
