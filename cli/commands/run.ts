@@ -33,6 +33,11 @@ export const adapterFlags = {
   lrScale: flag.number("lr-scale", "tfjs: factor on every lr of the schedule.", {
     default: "the preset's (10 for tiny and small)",
   }),
+  alignWeight: flag.number(
+    "align-weight",
+    "tfjs: weight of the loss aligning visual prompts to the text embeddings of their classes (0 = no alignment).",
+    { default: "1" },
+  ),
 }
 
 export const buildAdapterOptions = (o: {
@@ -42,6 +47,7 @@ export const buildAdapterOptions = (o: {
   backend: Option.Option<string>
   preset: Option.Option<string>
   lrScale?: Option.Option<number>
+  alignWeight?: Option.Option<number>
 }) => {
   const out: Record<string, unknown> = {}
   const set = (k: string, v: Option.Option<string>) => {
@@ -54,6 +60,7 @@ export const buildAdapterOptions = (o: {
     set("backend", o.backend)
     set("preset", o.preset)
     if (o.lrScale && Option.isSome(o.lrScale)) out.lrScale = o.lrScale.value
+    if (o.alignWeight && Option.isSome(o.alignWeight)) out.alignWeight = o.alignWeight.value
   }
   return out
 }
