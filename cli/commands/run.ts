@@ -1,6 +1,7 @@
 /** `interleave run`: a schedule as a recorded, resumable run. */
 import { Clock, Effect, Option } from "effect"
 import { ADAPTER_KINDS, adapterLayer } from "../../adapters/index.ts"
+import { bundledProfiles } from "../../adapters/sim/profiles.ts"
 import { runStamp } from "../../core/bench/index.ts"
 import { formatBytes, formatDuration } from "../../core/common/index.ts"
 import { runIdFrom, startRun } from "../../core/run/index.ts"
@@ -21,11 +22,16 @@ export const adapterFlags = {
     "What executes the steps: sim (cost model) or tfjs (real training).",
     "sim",
   ),
-  hardware: flag.text("hardware", "sim: hardware profile name or file.", {
-    value: "NAME",
-    default: "h100-sxm",
-  }),
-  model: flag.text("model", "sim: model profile name or file.", { value: "NAME", default: "trex2-tiny" }),
+  hardware: flag.text(
+    "hardware",
+    `sim: hardware profile, a bundled name (${bundledProfiles("hardware").join(", ")}) or a profile file.`,
+    { value: "NAME", default: "h100-sxm" },
+  ),
+  model: flag.text(
+    "model",
+    `sim: model profile, a bundled name (${bundledProfiles("models").join(", ")}) or a profile file.`,
+    { value: "NAME", default: "trex2-tiny" },
+  ),
   backend: flag.choice("backend", ["cpu", "wasm", "webgpu", "tensorflow"], "tfjs: TensorFlow.js backend.", {
     default: "wasm",
   }),
