@@ -26,5 +26,5 @@ export const exportCommand = defineCommand({
       yield* exportLog(o.run, o.format, w.write)
       yield* w.close
       if (out !== undefined) yield* note(`exported ${o.run} to ${out} (${o.format})`)
-    }).pipe((eff) => withStore(o.store, eff)),
+    }).pipe((eff) => withStore(o.store, eff, { readOnly: true })),
 })

@@ -1,4 +1,5 @@
 /** `interleave runs`: the runs in the store. */
+import { existsSync } from "node:fs"
 import { Effect, Option, Stream } from "effect"
 import { readRunEvents } from "../../core/run/index.ts"
 import { EventStore } from "../../core/store/index.ts"
@@ -44,7 +45,8 @@ export const runsCommand = defineCommand({
         })
       }
       if (o.json) return yield* json(rows)
-      if (rows.length === 0) return yield* line(`no runs in ${o.store}`)
+      if (rows.length === 0)
+        return yield* line(existsSync(o.store) ? `no runs in ${o.store}` : `no runs (no store at ${o.store})`)
       yield* line(
         table(
           ["run", "status", "steps", "adapter", "events", "started", "source"],
@@ -59,5 +61,5 @@ export const runsCommand = defineCommand({
           ]),
         ),
       )
-    }).pipe((eff) => withStore(o.store, eff)),
+    }).pipe((eff) => withStore(o.store, eff, { readOnly: true })),
 })

@@ -118,5 +118,5 @@ export const showCommand = defineCommand({
         yield* line(
           `\nfailed: step ${state.lastFailure.step} ${state.lastFailure.kind}: ${state.lastFailure.message}`,
         )
-    }).pipe((eff) => withStore(o.store, eff)),
+    }).pipe((eff) => withStore(o.store, eff, { readOnly: true })),
 })

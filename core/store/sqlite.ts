@@ -288,7 +288,7 @@ const schemaVersion = (sql: SqlClient, file: string): Effect.Effect<number, Stor
       Effect.fail(
         errorCode(e) === "SQLITE_NOTADB" || errorCode(e) === "SQLITE_CORRUPT"
           ? storeError(`${file} is not an interleave event store (a damaged SQLite file)`)(e)
-          : storeError(`cannot read ${file}`)(e),
+          : storeError(`cannot open ${file}`)(e),
       ),
     ),
   )
