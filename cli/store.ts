@@ -35,5 +35,13 @@ export const storeLayer = (file: string, options: StoreOptions = {}): Layer.Laye
 export const withStore = <A, E, R>(file: string, eff: Effect.Effect<A, E, R>, options?: StoreOptions) =>
   Effect.provide(eff, storeLayer(file, options)) as Effect.Effect<A, E | StoreError, Exclude<R, EventStore>>
 
+/** The files SQLite keeps a store in: the file and its -wal, -shm and -journal beside it. */
+export const storeFiles = (file: string): ReadonlyArray<string> => [
+  file,
+  `${file}-wal`,
+  `${file}-shm`,
+  `${file}-journal`,
+]
+
 /** Checkpoints of the runs in a store live next to it, in `<store>.checkpoints/<run>/`. */
 export const checkpointDirOf = (storeFile: string): string => `${storeFile}.checkpoints`

@@ -1,7 +1,6 @@
 /** Importing a log file as a run, and exporting a run as a log file. */
-import { createWriteStream } from "node:fs"
-import { Effect, Stream } from "effect"
-import { errnoText, InputError, OutputError } from "../common/index.ts"
+import { Effect, type Scope, Stream } from "effect"
+import { InputError, type OutputError, type OutputFileOptions, openOutputFile } from "../common/index.ts"
 import {
   fileEvents,
   type LogFormat,
@@ -58,7 +57,11 @@ export const importLog = (file: string, options: { readonly format?: LogFormat; 
   })
 
 /** Writes run `runId` as JSONL or MLLOG lines to `write`, in batches. */
-export const exportLog = (runId: string, format: LogFormat, write: (text: string) => Effect.Effect<void>) =>
+export const exportLog = <E>(
+  runId: string,
+  format: LogFormat,
+  write: (text: string) => Effect.Effect<void, E>,
+) =>
   Effect.gen(function* () {
     yield* summarizeLog(runId)
     const es = yield* EventStore
@@ -73,21 +76,30 @@ export const exportLog = (runId: string, format: LogFormat, write: (text: string
     )
   })
 
-/** A writer to a file (or stdout), with backpressure; `close` flushes. */
-export const streamWriter = (file: string | undefined) =>
-  Effect.try({
-    try: () => (file === undefined ? process.stdout : createWriteStream(file)),
-    catch: (e) => new OutputError({ message: `${file}: cannot write (${errnoText(e)})` }),
-  }).pipe(
-    Effect.map((sink) => ({
-      write: (text: string) =>
-        Effect.async<void>((resume) => {
-          if (sink.write(text)) resume(Effect.void)
-          else sink.once("drain", () => resume(Effect.void))
-        }),
-      close: Effect.async<void>((resume) => {
-        if (sink === process.stdout) resume(Effect.void)
-        else (sink as ReturnType<typeof createWriteStream>).end(() => resume(Effect.void))
-      }),
-    })),
-  )
+export interface LogWriter {
+  readonly write: (text: string) => Effect.Effect<void, OutputError>
+  /** Flushes, and publishes a file whole (see `openOutputFile`); a file never closed vanishes. */
+  readonly close: Effect.Effect<void, OutputError>
+}
+
+/** Standard output, with backpressure. */
+const stdoutWriter: LogWriter = {
+  write: (text) =>
+    Effect.async<void>((resume) => {
+      if (process.stdout.write(text)) resume(Effect.void)
+      else process.stdout.once("drain", () => resume(Effect.void))
+    }),
+  close: Effect.void,
+}
+
+/**
+ * A writer to `file` (checked and written as `openOutputFile` does: never onto a protected file,
+ * never over an existing one without `force`, published whole by `close`), or to stdout.
+ */
+export const streamWriter = (
+  file: string | undefined,
+  options: OutputFileOptions = {},
+): Effect.Effect<LogWriter, OutputError, Scope.Scope> =>
+  file === undefined
+    ? Effect.succeed(stdoutWriter)
+    : Effect.map(openOutputFile(file, options), (f) => ({ write: f.write, close: f.commit }))
