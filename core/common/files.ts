@@ -52,13 +52,29 @@ export const readTextFile = (file: string, what = "file"): Effect.Effect<string,
           }),
   })
 
-/** Checks that `file` is a readable regular file, without reading it (for streamed files). */
+/** What a path is, in words, when it is not a regular file. */
+const notRegular = (st: fs.Stats): string =>
+  st.isDirectory()
+    ? "is a directory"
+    : st.isFIFO()
+      ? "is a FIFO (a named pipe)"
+      : st.isSocket()
+        ? "is a socket"
+        : st.isCharacterDevice() || st.isBlockDevice()
+          ? "is a device"
+          : "is not a regular file"
+
+/**
+ * Checks that `file` is a readable regular file, without reading it (for streamed files, which
+ * may be read more than once: a pipe or a device cannot be, and opening a FIFO would block).
+ */
 export const checkReadableFile = (file: string, what = "file"): Effect.Effect<void, InputError> =>
   Effect.try({
     try: () => {
       const st = fs.statSync(file)
-      if (st.isDirectory()) throw new InputError({ message: `${file}: is a directory, expected a ${what}` })
-      fs.accessSync(file, fs.constants.R_OK)
+      if (!st.isFile()) throw new InputError({ message: `${file}: ${notRegular(st)}, expected a ${what}` })
+      // Opened and closed at once: permission checks as the kernel makes them (ACLs, root-squash).
+      fs.closeSync(fs.openSync(file, "r"))
     },
     catch: (e) =>
       e instanceof InputError
