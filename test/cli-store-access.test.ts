@@ -6,8 +6,10 @@
 import { execFileSync, spawnSync } from "node:child_process"
 import { chmodSync, existsSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs"
 import { join } from "node:path"
+import { Effect } from "effect"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { BIN, runCli, scenario, tempDir } from "./cli-helpers.ts"
+import { exited, holdLock } from "./support/sqlite-lock.ts"
 
 const dir = tempDir()
 afterAll(() => {
@@ -125,4 +127,42 @@ describe("a read-only store", () => {
       expect(execFileSync("stat", ["-c", "%U", store], { encoding: "utf8" }).trim()).toBe("root")
     })
   }
+})
+
+describe("a store another process keeps locked", () => {
+  it("import gives up after the wait with exit 3 and says so in one line; nothing is imported", async () => {
+    const store = join(dir, "locked.db")
+    expect(
+      (
+        await runCli([
+          "run",
+          scenario("text-first-3to2.json"),
+          "--steps",
+          "20",
+          "--run-id",
+          "x",
+          "--store",
+          store,
+        ])
+      ).code,
+    ).toBe(0)
+    const log = join(dir, "x.jsonl")
+    expect((await runCli(["export", "x", "--store", store, "--out", log])).code).toBe(0)
+    const holder = await Effect.runPromise(holdLock(store, 3_000))
+    try {
+      const r = await runCli(["import", log, "--run-id", "y", "--store", store], {
+        env: { INTERLEAVE_LOCK_WAIT_MS: "300" },
+      })
+      expect(r.code).toBe(3)
+      expect(r.stderr.trim()).toBe(
+        `interleave: cannot append to run y: ${store} is locked by another process (gave up after waiting 0.3 s for it)`,
+      )
+    } finally {
+      await Effect.runPromise(exited(holder))
+    }
+    const runs = JSON.parse((await runCli(["runs", "--store", store, "--json"])).stdout) as Array<{
+      runId: string
+    }>
+    expect(runs.map((r) => r.runId)).toEqual(["x"])
+  })
 })

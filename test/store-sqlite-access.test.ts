@@ -2,7 +2,6 @@
  * The SQLite store when it cannot simply be written: another process holding the lock, a full
  * disk, a read-only file in a read-only folder, an older schema read without upgrading it.
  */
-import { type ChildProcess, spawn } from "node:child_process"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
@@ -11,8 +10,8 @@ import Database from "better-sqlite3"
 import { Cause, Chunk, Effect, Exit, Option, Stream } from "effect"
 import type { EventStoreShape, StoreError } from "../core/store/event-store.ts"
 import { makeSqliteEventStore, SCHEMA_VERSION, type SqliteStoreOptions } from "../core/store/sqlite.ts"
+import { exited, holdLock } from "./support/sqlite-lock.ts"
 
-const ROOT = path.resolve(import.meta.dirname, "..")
 const root = fs.mkdtempSync(path.join(os.tmpdir(), "interleave-store-access-"))
 afterAll(() => {
   // Folders made read-only below: writable again, so that they can go.
@@ -49,35 +48,6 @@ const snapshot = (file: string) => ({
   mtimeMs: fs.statSync(file).mtimeMs,
   siblings: fs.readdirSync(path.dirname(file)).sort(),
 })
-
-/**
- * Another process that takes SQLite's write lock on `file` (BEGIN IMMEDIATE) and holds it for
- * `ms`; resolves once it holds it.
- */
-const holdLock = (file: string, ms: number) =>
-  Effect.async<ChildProcess, Error>((resume) => {
-    const child = spawn(
-      process.execPath,
-      [
-        "-e",
-        `const db = new (require("better-sqlite3"))(process.argv[1]);
-         db.exec("BEGIN IMMEDIATE");
-         process.stdout.write("locked\\n");
-         setTimeout(() => { db.exec("COMMIT"); db.close(); }, Number(process.argv[2]));`,
-        file,
-        String(ms),
-      ],
-      { cwd: ROOT, stdio: ["ignore", "pipe", "inherit"] },
-    )
-    child.stdout!.once("data", () => resume(Effect.succeed(child)))
-    child.once("error", (e) => resume(Effect.fail(e)))
-  })
-
-const exited = (child: ChildProcess) =>
-  Effect.async<void>((resume) => {
-    if (child.exitCode !== null) resume(Effect.void)
-    else child.once("exit", () => resume(Effect.void))
-  })
 
 describe("SQLite store: another process holding the lock", () => {
   it.live("waits out a lock held longer than SQLite's 5 s busy timeout, then appends", () =>

@@ -14,7 +14,7 @@ import {
   toMllogLines,
 } from "../log/index.ts"
 import type { Violation } from "../schedule/index.ts"
-import { EventStore, isStagingStream, STAGING_PREFIX } from "../store/index.ts"
+import { EventStore, isStagingStream, STAGING_PREFIX, StoreError } from "../store/index.ts"
 import { summarizeLog } from "./read.ts"
 import { verifyLog } from "./verify-log.ts"
 
@@ -154,6 +154,12 @@ export const writeLog = (log: CheckedLog, options: { readonly runId?: string | u
         es
           .renameStream(staging, id)
           .pipe(Effect.catchTag("StreamExists", () => new InputError({ message: exists }))),
+      ),
+      // The staging stream is no name for the user: the run it becomes is.
+      Effect.mapError((e) =>
+        e._tag === "StoreError"
+          ? new StoreError({ ...e, message: e.message.replaceAll(`stream ${staging}`, `run ${id}`) })
+          : e,
       ),
       // Whatever was staged and not published goes (a SIGKILL leaves it to removeStaleStaging).
       Effect.onExit((exit) => (Exit.isSuccess(exit) ? Effect.void : Effect.ignore(es.deleteStream(staging)))),
