@@ -100,6 +100,8 @@ export const replayRun = (
       const sink: EventStoreShape = {
         ...store,
         version: () => Effect.succeed(0),
+        // A replay writes nothing, so it must not make the recorded run look alive either.
+        heartbeat: () => Effect.succeed(false),
         append: (_stream, events, expected) =>
           Effect.gen(function* () {
             const rec = yield* nextRecorded(events.length)
