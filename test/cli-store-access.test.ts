@@ -4,7 +4,7 @@
  * store owned by another user can be read (run as `nobody` where runuser exists).
  */
 import { execFileSync, spawnSync } from "node:child_process"
-import { chmodSync, existsSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs"
+import { chmodSync, existsSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { Effect } from "effect"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
@@ -164,5 +164,40 @@ describe("a store another process keeps locked", () => {
       runId: string
     }>
     expect(runs.map((r) => r.runId)).toEqual(["x"])
+  })
+
+  it("a run that finds the store locked mid-way ends with exit 3, keeps its steps, and names the resume command", async () => {
+    const store = join(dir, "locked-run.db")
+    const long = join(dir, "long-run.json")
+    writeFileSync(
+      long,
+      JSON.stringify({
+        name: "long",
+        phases: [{ name: "joint", steps: 2_000_000, ratio: { visual: 8, text: 1 } }],
+        batch: { visual: { size: 2 }, text: { size: 2 } },
+        optimizer: { kind: "adamw", lr: 1e-4, groups: [{ name: "head" }] },
+      }),
+    )
+    const writer = runCli(["run", long, "--run-id", "z", "--store", store], {
+      env: { INTERLEAVE_LOCK_WAIT_MS: "300" },
+    })
+    // Lock the store once the run has started appending.
+    for (let i = 0; i < 100 && !existsSync(`${store}-wal`); i++)
+      await new Promise((res) => setTimeout(res, 50))
+    await new Promise((res) => setTimeout(res, 300))
+    const holder = await Effect.runPromise(holdLock(store, 3_000))
+    const r = await writer
+    await Effect.runPromise(exited(holder))
+    expect(r.code).toBe(3)
+    expect(r.stderr).toMatch(
+      /is locked by another process .*; run z keeps every step recorded before this: resume it with `interleave resume z`/,
+    )
+    const runs = JSON.parse((await runCli(["runs", "--store", store, "--json"])).stdout) as Array<{
+      runId: string
+      stepsDone: number
+      status: string
+    }>
+    expect(runs[0]).toMatchObject({ runId: "z", status: "interrupted" })
+    expect(runs[0]!.stepsDone).toBeGreaterThan(0)
   })
 })
