@@ -15,10 +15,12 @@ import {
   type CalibrateOutput,
   calibrate,
   crossValidate,
+  decodeMeasured,
   fitSim,
   leastSquares,
   type MeasuredConfig,
   measuredFromResults,
+  measureSweep,
   mergeDuplicates,
   nnls,
   parseHoldOut,
@@ -191,7 +193,7 @@ const grid = (m: ModelProfile, ratios = RATIOS, batches = BATCHES, jitter = 0) =
   results(batches.flatMap((b) => ratios.map((r) => measureConfig(hw, m, r, b, jitter))))
 
 const measured = (r: SweepResults): ReadonlyArray<MeasuredConfig> =>
-  mergeDuplicates(Either.getOrThrow(measuredFromResults(r)).configs).configs
+  mergeDuplicates(Either.getOrThrow(measureSweep(r)).configs).configs
 
 const rel = (x: number, y: number) => Math.abs(x - y) / Math.max(Math.abs(y), 1e-300)
 
@@ -359,8 +361,21 @@ describe("what the sweep cannot identify is named and held at its prior", () => 
   })
 })
 
+describe("measured configs as a file", () => {
+  it("round-trips what measuredFromResults reads, and names a bad field", () => {
+    const configs = measuredFromResults(grid(truth))
+    const json = JSON.parse(JSON.stringify(configs))
+    expect(Either.getOrThrow(decodeMeasured(json))).toEqual(json)
+    json[1].batch.visual = -1
+    const e = decodeMeasured(json, "m.json")
+    expect(Either.isLeft(e) && e.left.message).toMatch(
+      /^m\.json: \[1\]\.batch\.visual: must be a finite number >= 0/,
+    )
+  })
+})
+
 describe("duplicates and hold-out groups", () => {
-  const data = Either.getOrThrow(measuredFromResults(grid(truth)))
+  const data = Either.getOrThrow(measureSweep(grid(truth)))
 
   it("merges configs that are the same measurement, naming them", () => {
     const m = mergeDuplicates(data.configs)

@@ -19,8 +19,9 @@
  * Duplicate configurations (same target, same batch of the modalities they run, same ratio) are
  * merged into their mean, with a warning naming them.
  */
-import { Data, Either } from "effect"
+import { Data, Either, Schema } from "effect"
 import type { ConfigResult, SweepResults } from "../../core/bench/index.ts"
+import { firstIssue, issueText } from "../../core/common/index.ts"
 import type { Modality } from "../../core/schedule/index.ts"
 import { HIGH_WATER_FIGURES, MODALITY_LIST, memoryAt, physicalTerms } from "./cost-model.ts"
 import type {
@@ -229,6 +230,40 @@ export interface MeasuredConfig {
     | undefined
 }
 
+const NonNeg = Schema.Finite.pipe(Schema.nonNegative({ message: () => "must be a finite number >= 0" }))
+const Pair = Schema.Struct({ visual: NonNeg, text: NonNeg })
+const OptionalPair = Schema.Struct({ visual: Schema.optional(NonNeg), text: Schema.optional(NonNeg) })
+
+/** A file of measured configurations (what `measuredFromResults` gives, as JSON), from any source. */
+export const MeasuredConfigs = Schema.Array(
+  Schema.Struct({
+    id: Schema.String.pipe(Schema.minLength(1, { message: () => "must be a non-empty string" })),
+    ids: Schema.Array(Schema.String),
+    sweepBatches: Schema.Array(Schema.String),
+    batch: Pair,
+    ratio: Pair,
+    steps: Pair,
+    meanStepMs: OptionalPair,
+    switchFraction: Pair,
+    memory: Schema.optional(Schema.Struct({ peakBytes: NonNeg, byModality: OptionalPair })),
+  }),
+).annotations({ identifier: "an array of measured configs" })
+
+const decodeMeasuredEither = Schema.decodeUnknownEither(MeasuredConfigs, {
+  onExcessProperty: "error",
+  errors: "first",
+})
+
+/** Decodes a parsed measured-configs file; the error names the source and the field. */
+export const decodeMeasured = (
+  input: unknown,
+  source = "measurements",
+): Either.Either<ReadonlyArray<MeasuredConfig>, FitError> =>
+  Either.mapLeft(
+    decodeMeasuredEither(input),
+    (e) => new FitError({ message: `${source}: ${issueText(firstIssue(e, "invalid measurements"))}` }),
+  )
+
 /** What a results file says about where its numbers come from. */
 export interface MeasuredSweep {
   readonly configs: ReadonlyArray<MeasuredConfig>
@@ -280,11 +315,33 @@ const figureOf = (c: ConfigResult): MemoryFigureName | undefined => {
 const targetOf = (c: ConfigResult): string =>
   [c.adapter, c.backend, c.preset, c.hardware].filter((x) => x !== undefined).join("/")
 
+/** Every completed configuration of a results file, as the fit reads it (any target, not merged). */
+export const measuredFromResults = (results: SweepResults): MeasuredConfig[] =>
+  results.configs.filter((c) => c.aborted === undefined).map(toMeasured)
+
+const toMeasured = (c: ConfigResult): MeasuredConfig => ({
+  id: c.id,
+  ids: [c.id],
+  sweepBatches: [`${c.batch.visual}/${c.batch.text}`],
+  batch: c.batch,
+  ratio: c.ratio,
+  steps: { visual: c.latency.visual?.samplesCount ?? 0, text: c.latency.text?.samplesCount ?? 0 },
+  meanStepMs: { visual: c.latency.visual?.mean, text: c.latency.text?.mean },
+  switchFraction: { visual: switchFractionOf(c, "visual"), text: switchFractionOf(c, "text") },
+  memory: c.memory
+    ? {
+        peakBytes: c.memory.peak,
+        byModality: { visual: c.memory.byModality.visual?.peak, text: c.memory.byModality.text?.peak },
+      }
+    : undefined,
+})
+
 /**
- * The fit's input from a results file: the configurations of one target that completed. With
- * several targets, `target` (a substring of "adapter/backend/preset/hardware") picks one.
+ * The fit's input from a results file: the configurations of one target that completed, with
+ * where they come from. With several targets, `target` (a substring of
+ * "adapter/backend/preset/hardware") picks one.
  */
-export const measuredFromResults = (
+export const measureSweep = (
   results: SweepResults,
   options: { readonly target?: string | undefined } = {},
 ): Either.Either<MeasuredSweep, FitError> => {
@@ -329,22 +386,7 @@ export const measuredFromResults = (
   }
   const first = configs[0]!
   return Either.right({
-    configs: configs.map((c) => ({
-      id: c.id,
-      ids: [c.id],
-      sweepBatches: [`${c.batch.visual}/${c.batch.text}`],
-      batch: c.batch,
-      ratio: c.ratio,
-      steps: { visual: c.latency.visual?.samplesCount ?? 0, text: c.latency.text?.samplesCount ?? 0 },
-      meanStepMs: { visual: c.latency.visual?.mean, text: c.latency.text?.mean },
-      switchFraction: { visual: switchFractionOf(c, "visual"), text: switchFractionOf(c, "text") },
-      memory: c.memory
-        ? {
-            peakBytes: c.memory.peak,
-            byModality: { visual: c.memory.byModality.visual?.peak, text: c.memory.byModality.text?.peak },
-          }
-        : undefined,
-    })),
+    configs: configs.map(toMeasured),
     sweep: results.name,
     machine: `${results.machine.cpu}, ${results.machine.cores} cores, ${results.machine.platform}${results.machine.gpu ? `, ${results.machine.gpu}` : ""}`,
     adapter: first.adapter,
@@ -929,7 +971,7 @@ export interface CalibrateOutput {
 
 export const calibrate = (input: CalibrateInput): Either.Either<CalibrateOutput, FitError> =>
   Either.gen(function* () {
-    const sweep = yield* measuredFromResults(input.results, { target: input.target })
+    const sweep = yield* measureSweep(input.results, { target: input.target })
     const merged = mergeDuplicates(sweep.configs)
     const configs = merged.configs
     const priors = priorsFrom(input.hardware, input.model)
