@@ -6,7 +6,8 @@ import { readFileSync, statSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import Database from "better-sqlite3"
 import { beforeAll, describe, expect, it } from "vitest"
-import { runCli, scenario, spawnCli, tempDir, writeJson } from "./cli-helpers.ts"
+import { scenario, spawnCli, tempDir, writeJson } from "./cli-helpers.ts"
+import { cliInProcess as runCli } from "./cli-inprocess.ts"
 
 const dir = tempDir()
 const store = join(dir, "runs.db")

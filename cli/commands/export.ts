@@ -1,5 +1,5 @@
 /** `interleave export`: a run's event log as JSONL or MLPerf MLLOG lines. */
-import { Effect, Option } from "effect"
+import { Console, Effect, Option } from "effect"
 import { exportLog, streamWriter } from "../../core/run/index.ts"
 import { defineCommand } from "../command.ts"
 import { flag, flagWithDefault } from "../flags.ts"
@@ -26,6 +26,11 @@ export const exportCommand = defineCommand({
   run: (o) =>
     Effect.gen(function* () {
       const out = Option.getOrUndefined(o.out)
+      if (out === undefined) {
+        // To stdout through the console, a batch of lines at a time (Linux writes pipes synchronously).
+        const toConsole = (text: string) => Console.log(text.endsWith("\n") ? text.slice(0, -1) : text)
+        return yield* withStore(o.store, exportLog(o.run, o.format, toConsole), { readOnly: true })
+      }
       // Checked before the store is opened: `--out` may never be the store or its -wal/-shm.
       const w = yield* streamWriter(out, {
         label: "--out",
@@ -34,6 +39,6 @@ export const exportCommand = defineCommand({
       })
       yield* withStore(o.store, exportLog(o.run, o.format, w.write), { readOnly: true })
       yield* w.close
-      if (out !== undefined) yield* note(`exported ${o.run} to ${out} (${o.format})`)
+      yield* note(`exported ${o.run} to ${out} (${o.format})`)
     }).pipe(Effect.scoped),
 })
