@@ -16,7 +16,7 @@ export const adapterFlags = {
   adapter: flagWithDefault.choice(
     "adapter",
     ADAPTER_KINDS,
-    "What executes the steps: sim (cost model) or tfjs (real training).",
+    "What executes the steps: sim (cost model), tfjs (real training in-process), pytorch (the bundled PyTorch trainer) or exec (any trainer command that speaks the step protocol, docs/step-protocol.md).",
     "sim",
   ),
   hardware: flag.text("hardware", "sim: hardware profile name or file.", {
@@ -27,11 +27,39 @@ export const adapterFlags = {
   backend: flag.choice("backend", ["cpu", "wasm", "webgpu", "tensorflow"], "tfjs: TensorFlow.js backend.", {
     default: "wasm",
   }),
-  preset: flag.choice("preset", ["tiny", "small", "base"], "tfjs: model size.", { default: "tiny" }),
-  lrScale: flag.number("lr-scale", "tfjs: factor on every lr of the schedule.", {
+  preset: flag.choice("preset", ["tiny", "small", "base"], "tfjs, pytorch: model size.", { default: "tiny" }),
+  lrScale: flag.number("lr-scale", "tfjs, pytorch: factor on every lr of the schedule.", {
     default: "the preset's (10 for tiny and small)",
   }),
+  python: flag.text("python", "pytorch: the Python interpreter (it needs torch).", {
+    value: "PATH",
+    default: "/usr/bin/python3",
+  }),
+  device: flag.text("device", "pytorch: torch device, cpu, cuda or cuda:N.", {
+    value: "DEVICE",
+    default: "cpu",
+  }),
+  alignWeight: flag.number("align-weight", "pytorch: weight of the visual-text alignment loss (0 = off).", {
+    default: "1",
+  }),
+  cmd: flag.text(
+    "cmd",
+    "exec: the trainer's command line, split into words like a shell's but run without one (write sh -c '...' for a shell).",
+    { value: "COMMAND" },
+  ),
+  trainerOptions: flag.text("trainer-options", "exec: trainer options as a JSON object, sent in hello.", {
+    value: "JSON",
+    default: "{}",
+  }),
+  stepTimeout: flag.number(
+    "step-timeout",
+    "exec, pytorch: seconds a step (or evaluation, checkpoint, restore) may take before the run fails and the trainer is ended.",
+    { value: "SECONDS", default: "600" },
+  ),
 }
+
+/** Adapters whose steps are real training (evaluation and checkpoints by default). */
+const REAL_TRAINING = new Set(["tfjs", "pytorch", "exec"])
 
 export const buildAdapterOptions = (o: {
   adapter: string
@@ -40,21 +68,63 @@ export const buildAdapterOptions = (o: {
   backend: Option.Option<string>
   preset: Option.Option<string>
   lrScale?: Option.Option<number>
-}) => {
-  const out: Record<string, unknown> = {}
-  const set = (k: string, v: Option.Option<string>) => {
-    if (Option.isSome(v)) out[k] = v.value
-  }
-  if (o.adapter === "sim") {
-    set("hardware", o.hardware)
-    set("model", o.model)
-  } else {
-    set("backend", o.backend)
-    set("preset", o.preset)
-    if (o.lrScale && Option.isSome(o.lrScale)) out.lrScale = o.lrScale.value
-  }
-  return out
-}
+  python?: Option.Option<string>
+  device?: Option.Option<string>
+  alignWeight?: Option.Option<number>
+  cmd?: Option.Option<string>
+  trainerOptions?: Option.Option<string>
+  stepTimeout?: Option.Option<number>
+}) =>
+  Effect.gen(function* () {
+    const out: Record<string, unknown> = {}
+    const set = (k: string, v: Option.Option<string | number> | undefined) => {
+      if (v && Option.isSome(v)) out[k] = v.value
+    }
+    if (o.adapter === "sim") {
+      set("hardware", o.hardware)
+      set("model", o.model)
+    } else if (o.adapter === "tfjs") {
+      set("backend", o.backend)
+      set("preset", o.preset)
+      set("lrScale", o.lrScale)
+    } else if (o.adapter === "pytorch") {
+      set("python", o.python)
+      set("device", o.device)
+      set("preset", o.preset)
+      set("alignWeight", o.alignWeight)
+      set("lrScale", o.lrScale)
+      set("stepTimeout", o.stepTimeout)
+    } else if (o.adapter === "exec") {
+      if (!o.cmd || Option.isNone(o.cmd))
+        return yield* badInput('--adapter exec needs --cmd COMMAND (e.g. --cmd "python3 train.py")')
+      out.cmd = o.cmd.value
+      if (o.trainerOptions && Option.isSome(o.trainerOptions)) {
+        let parsed: unknown
+        try {
+          parsed = JSON.parse(o.trainerOptions.value)
+        } catch (e) {
+          return yield* badInput(`--trainer-options: not JSON (${e instanceof Error ? e.message : e})`)
+        }
+        if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed))
+          return yield* badInput("--trainer-options: must be a JSON object")
+        out.options = parsed
+      }
+      set("stepTimeout", o.stepTimeout)
+    }
+    const given = (k: string, v: Option.Option<unknown> | undefined, kinds: string) =>
+      v && Option.isSome(v) && !kinds.split(",").includes(o.adapter)
+        ? `--${k} is for --adapter ${kinds.split(",").join(" or ")}`
+        : undefined
+    const misplaced =
+      given("python", o.python, "pytorch") ??
+      given("device", o.device, "pytorch") ??
+      given("align-weight", o.alignWeight, "pytorch") ??
+      given("cmd", o.cmd, "exec") ??
+      given("trainer-options", o.trainerOptions, "exec") ??
+      given("step-timeout", o.stepTimeout, "pytorch,exec")
+    if (misplaced) return yield* badInput(misplaced)
+    return out
+  })
 
 const nonNegative = (name: string, v: Option.Option<number>) =>
   Option.isSome(v) && (!Number.isInteger(v.value) || v.value < 0)
@@ -72,17 +142,21 @@ export const runCommand = defineCommand({
     }),
     evalEvery: flag.integer("eval-every", "Evaluate every K steps when the adapter can.", {
       value: "K",
-      default: "50 for tfjs, never for sim",
+      default: "50 for tfjs, pytorch and exec, never for sim",
     }),
     checkpointEvery: flag.integer("checkpoint-every", "Checkpoint stateful adapters every K steps.", {
       value: "K",
-      default: "100 for tfjs",
+      default: "100 for tfjs, pytorch and exec",
     }),
     store: storeFlag,
     runId: runIdFlag,
     json: jsonFlag,
   },
-  examples: ["interleave run scenarios/trex2-joint-8to1.json --adapter tfjs --steps 450"],
+  examples: [
+    "interleave run scenarios/trex2-joint-8to1.json --adapter tfjs --steps 450",
+    "interleave run scenarios/trex2-joint-8to1.json --adapter pytorch --steps 450",
+    'interleave run scenarios/trex2-joint-8to1.json --adapter exec --cmd "python3 my_trainer.py"',
+  ],
   run: (o) =>
     Effect.gen(function* () {
       yield* nonNegative("eval-every", o.evalEvery)
@@ -94,13 +168,14 @@ export const runCommand = defineCommand({
       const total = Math.min(steps ?? Number.POSITIVE_INFINITY, totalSteps(spec))
       const progress = makeProgress({ label: id, total })
       const opts: EngineOptions = {
-        evalEvery: Option.getOrElse(o.evalEvery, () => (o.adapter === "tfjs" ? 50 : 0)),
-        checkpointEvery: Option.getOrElse(o.checkpointEvery, () => (o.adapter === "tfjs" ? 100 : 0)),
+        evalEvery: Option.getOrElse(o.evalEvery, () => (REAL_TRAINING.has(o.adapter) ? 50 : 0)),
+        checkpointEvery: Option.getOrElse(o.checkpointEvery, () => (REAL_TRAINING.has(o.adapter) ? 100 : 0)),
         checkpointDir: checkpointDirOf(o.store),
         onProgress: progress.update,
       }
+      const adapterOptions = yield* buildAdapterOptions(o)
       const summary = yield* startRun(
-        { runId: id, spec, source: o.scenario, steps, adapterOptions: buildAdapterOptions(o) },
+        { runId: id, spec, source: o.scenario, steps, adapterOptions },
         opts,
       ).pipe(Effect.provide(adapterLayer(o.adapter)), Effect.ensuring(Effect.sync(progress.done)))
       yield* reportRun(summary, o.json)
