@@ -688,7 +688,12 @@ def serve_protocol(device: str) -> int:
     def hello(spec, options):
         trainer = Trainer(spec, options, device=device)
         state["t"] = trainer
-        return trainer.info()
+        info = trainer.info()
+        # CPU kernels with a fixed thread count are deterministic here (tests check restore and
+        # re-runs bit for bit); CUDA's atomics are not: the engine's CUDA default applies.
+        if trainer.device.type == "cpu":
+            info["reproducible"] = "exact"
+        return info
 
     return sdk.serve(
         step=lambda plan: state["t"].step(plan),
