@@ -189,6 +189,37 @@ describe.runIf(torch)("--adapter pytorch", () => {
 })
 
 describe.runIf(pythonTestsRun("exec CLI tests with Python trainers"))(
+  "Ctrl-C while the trainer is mid-step",
+  () => {
+    it("exits 130, ends the trainer, and the run resumes to completion", async () => {
+      const spec = writeJson(dir, "sigint.json", {
+        name: "sigint",
+        phases: [{ name: "joint", steps: 60, ratio: { visual: 2, text: 1 } }],
+        batch: { visual: { size: 2 }, text: { size: 2 } },
+        optimizer: { kind: "sgd", lr: 0.1, groups: [{ name: "all" }] },
+      })
+      const raw = join(ROOT, "python", "tests", "raw_trainer.py")
+      const cmd = `${PYTHON} ${raw} --stateless --hang-at 40 --once ${join(dir, "hung-once")}`
+      const args = ["run", spec, "--adapter", "exec", "--cmd", cmd, "--run-id", "sigint", "--store", store]
+      const child = spawnCli(args)
+      const code = new Promise<number | null>((r) => child.on("exit", (c) => r(c)))
+      // Steps 0-39 take microseconds; step 40 hangs. The engine appends what it did on the signal.
+      const started = await waitForSteps("sigint", 0)
+      await new Promise((r) => setTimeout(r, 1500))
+      child.kill("SIGINT")
+      expect(await code).toBe(130)
+      expect(alive(Number(started.adapter.info.pid))).toBe(false)
+      const steps = stepsOf(await exported("sigint"))
+      expect(steps.map(([s]) => s)).toEqual([...Array(40).keys()])
+      const resumed = await cli(["resume", "sigint", "--json"])
+      expect(resumed.code, resumed.stderr).toBe(0)
+      expect(JSON.parse(resumed.stdout)).toMatchObject({ outcome: "completed", stepsCompleted: 60 })
+      expect(stepsOf(await exported("sigint")).map(([s]) => s)).toEqual([...Array(60).keys()])
+    })
+  },
+)
+
+describe.runIf(pythonTestsRun("exec CLI tests with Python trainers"))(
   "trainers that cannot start: exit 2, one line",
   () => {
     it("names what is wrong and what to do", async () => {

@@ -4,7 +4,7 @@ tests of what it does when a trainer breaks the protocol (test/exec-adapter.test
     raw_trainer.py [--garbage-at K] [--exit-at K] [--hang-at K] [--wrong-id-at K]
                    [--wrong-type-at K] [--bare-nan-at K] [--stderr-lines N] [--protocol V]
                    [--print-before-ready] [--ignore-term] [--stateless] [--extra-line-at K]
-                   [--refuse-hello]
+                   [--refuse-hello] [--once FILE]
 
 Steps reply with losses {"total": 1/(1+step)}; `--stderr-lines N` writes N numbered lines to
 stderr on every step; `--ignore-term` ignores SIGTERM (the engine must escalate to SIGKILL).
@@ -26,6 +26,7 @@ ap.add_argument("--print-before-ready", action="store_true")
 ap.add_argument("--ignore-term", action="store_true")
 ap.add_argument("--stateless", action="store_true")
 ap.add_argument("--refuse-hello", action="store_true")
+ap.add_argument("--once", metavar="FILE", help="--hang-at / --exit-at only while FILE does not exist (then create it)")
 a = ap.parse_args()
 
 if a.ignore_term:
@@ -41,6 +42,12 @@ def err(text):
     sys.stderr.write(text + "\n")
     sys.stderr.flush()
 
+
+if a.once:
+    if os.path.exists(a.once):
+        a.hang_at = a.exit_at = -1
+    else:
+        open(a.once, "w").close()
 
 lines = 0
 for raw in sys.stdin:
