@@ -192,10 +192,11 @@ export const openProtocolSession = (config: ProtocolSessionConfig, spec: Schedul
         return reply as Reply
       })
 
-    const startFailed = (reason: string) => {
+    /** `quoteStderr`: a refusal says why itself; an exit or a stray line is explained by stderr. */
+    const startFailed = (reason: string, quoteStderr = true) => {
       const tail = child.stderrTail()
       const explained = config.explainStartFailure?.(reason, tail)
-      const last = lastLine(tail)
+      const last = quoteStderr ? lastLine(tail) : undefined
       return new AdapterUnavailable({
         message:
           explained ??
@@ -221,7 +222,7 @@ export const openProtocolSession = (config: ProtocolSessionConfig, spec: Schedul
       return yield* startFailed(`${greeting.reason} (in reply to hello)`)
     }
     if (greeting.type === "failure")
-      return yield* startFailed(`it refused hello: ${greeting.kind}: ${greeting.message}`)
+      return yield* startFailed(`it refused hello: ${greeting.kind}: ${greeting.message}`, false)
     if (greeting.type !== "ready" || greeting.id !== 0) {
       child.kill()
       return yield* startFailed(`out-of-turn reply: ${an(greeting.type)} with id ${greeting.id} to hello`)
