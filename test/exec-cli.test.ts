@@ -11,7 +11,7 @@ import { join } from "node:path"
 import Database from "better-sqlite3"
 import { afterAll, describe, expect, it } from "vitest"
 import { runCli, scenario, spawnCli, tempDir, writeJson } from "./cli-helpers.ts"
-import { alive, PYTHON, pythonTestsRun, ROOT, torchTestsRun } from "./exec-support.ts"
+import { alive, PYTHON, pythonTestsRun, ROOT, running, torchTestsRun } from "./exec-support.ts"
 
 const dir = tempDir("interleave-exec-cli-")
 afterAll(() => rmSync(dir, { recursive: true, force: true }))
@@ -53,9 +53,10 @@ const waitForSteps = async (run: string, n: number) => {
   throw new Error(`run ${run} never reached ${n} steps`)
 }
 
+/** Waits until an orphaned trainer (its interleave was killed) has stopped running. */
 const waitGone = async (pid: number) => {
-  for (let i = 0; i < 200 && alive(pid); i++) await new Promise((r) => setTimeout(r, 50))
-  return !alive(pid)
+  for (let i = 0; i < 200 && running(pid); i++) await new Promise((r) => setTimeout(r, 50))
+  return !running(pid)
 }
 
 /** Small batches: steps of a few ms, so that the kill tests are quick. */

@@ -3,6 +3,7 @@
  * not; INTERLEAVE_REQUIRE_TORCH=1 (CI) turns a missing torch into a failure instead of a skip.
  */
 import { spawnSync } from "node:child_process"
+import { readFileSync } from "node:fs"
 import { join } from "node:path"
 
 export const PYTHON = "/usr/bin/python3"
@@ -43,12 +44,29 @@ export const pythonTestsRun = (what: string): boolean => {
   return false
 }
 
-/** Whether a process with this pid exists (a zombie counts: it has not been reaped). */
+/**
+ * Whether a process with this pid exists (a zombie counts: it has not been reaped). For children
+ * of this process or of an interleave that is still running, whose reaping is on us.
+ */
 export const alive = (pid: number): boolean => {
   try {
     process.kill(pid, 0)
     return true
   } catch (e) {
     return (e as NodeJS.ErrnoException).code === "EPERM"
+  }
+}
+
+/**
+ * Whether a process with this pid is running (a zombie does not count). For the trainer of an
+ * interleave that was killed: the orphan is reaped by whoever adopts it, which is not ours to check.
+ */
+export const running = (pid: number): boolean => {
+  if (!alive(pid)) return false
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8")
+    return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3) !== "Z"
+  } catch {
+    return false
   }
 }
