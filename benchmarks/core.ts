@@ -403,7 +403,7 @@ const main = async () => {
       harnessExecOverhead:
         "skipped" in harnessExec
           ? null
-          : harnessExec.ratios.every((r) => r.ratio !== "8:1" || r.overhead <= 0.01),
+          : harnessExec.ratios.every((r) => r.ratio !== "8:1" || r.directOverhead <= 0.01),
     },
   }
   mkdirSync(join(import.meta.dirname, "results"), { recursive: true })
