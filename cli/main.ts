@@ -8,6 +8,7 @@ import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { Cause, Effect, Exit } from "effect"
 import { runCli } from "./app.ts"
 import { EXIT } from "./failure.ts"
+import { noteSignal, receivedSignal } from "./signals.ts"
 
 // `interleave export RUN | head`: a closed pipe ends the output quietly, not with a trace.
 for (const stream of [process.stdout, process.stderr])
@@ -17,13 +18,8 @@ for (const stream of [process.stdout, process.stderr])
   })
 
 // runMain interrupts on either signal; which one came decides the exit code.
-let signal: "SIGINT" | "SIGTERM" | undefined
-process.once("SIGINT", () => {
-  signal ??= "SIGINT"
-})
-process.once("SIGTERM", () => {
-  signal ??= "SIGTERM"
-})
+process.once("SIGINT", () => noteSignal("SIGINT"))
+process.once("SIGTERM", () => noteSignal("SIGTERM"))
 
 NodeRuntime.runMain(runCli(process.argv.slice(2)).pipe(Effect.provide(NodeContext.layer)), {
   disableErrorReporting: true,
@@ -33,7 +29,7 @@ NodeRuntime.runMain(runCli(process.argv.slice(2)).pipe(Effect.provide(NodeContex
       return
     }
     if (Cause.isInterruptedOnly(exit.cause)) {
-      const code = signal === "SIGTERM" ? EXIT.sigterm : EXIT.sigint
+      const code = receivedSignal() === "SIGTERM" ? EXIT.sigterm : EXIT.sigint
       process.exitCode = code
       onExit(code)
       return

@@ -60,13 +60,22 @@ export const printState = (s: RunState) => line(reportLines(runReport(s)).join("
 export const reportRun = (summary: RunSummary, asJson: boolean) =>
   Effect.gen(function* () {
     const s = summary.state
-    if (asJson) yield* json({ ...runReport(s), outcome: summary.status })
+    const r = summary.resumed
+    if (asJson) yield* json({ ...runReport(s), outcome: summary.status, ...(r ? { resumed: r } : {}) })
     else {
+      if (r)
+        yield* line(
+          `resumed run ${summary.runId} at step ${r.fromStep}${r.checkpoint ? `, from its checkpoint after step ${r.checkpoint.step} (${r.checkpoint.file})` : ""}${r.rerunSteps > 0 ? `; ${r.rerunSteps} step(s) re-run unrecorded to rebuild the trainer's state` : ""}`,
+        )
       yield* line(`run ${summary.runId}: ${summary.status}`)
       yield* printState(s)
       if (summary.status === "completed") yield* line(`\nnext: interleave verify --log ${summary.runId}`)
     }
     if (summary.status === "aborted") return yield* failedCheck(asJson ? "" : `run aborted: ${s.abortReason}`)
+    if (summary.status === "interrupted")
+      return yield* failedCheck(
+        `run ${summary.runId} interrupted: ${s.lastInterruption?.reason ?? "?"}; its steps are kept: resume it with \`interleave resume ${summary.runId}\``,
+      )
   })
 
 export const printCurves = (c: Curves, memory: MemorySource | undefined) =>

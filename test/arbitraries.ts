@@ -40,10 +40,20 @@ export const arbRatio: fc.Arbitrary<{ visual: number; text: number }> = fc.oneof
     .filter((r) => r.visual + r.text > 0),
 )
 
-const arbPhase = (maxSteps: number, minSteps: number): fc.Arbitrary<Omit<EncodedPhase, "name">> =>
+type DrawnPhase = Omit<EncodedPhase, "name" | "offset"> & {
+  /** The phase's offset as a fraction of its cycle (absent: no offset key). */
+  readonly offsetFrac: number | undefined
+}
+
+const arbPhase = (maxSteps: number, minSteps: number): fc.Arbitrary<DrawnPhase> =>
   fc.record({
     ratio: arbRatio,
     order: fc.constantFrom("visual-first" as const, "text-first" as const),
+    // Most phases have no offset; the rest any of 0..V+T-1 (mapped from a fraction, not chained).
+    offsetFrac: fc.oneof(
+      { weight: 2, arbitrary: fc.constant(undefined) },
+      { weight: 1, arbitrary: fc.double({ min: 0, max: 1, maxExcluded: true, noNaN: true }) },
+    ),
     // Short phases (shorter than a cycle, or a few cycles) are where off-by-ones live.
     steps: fc.oneof(
       { weight: 1, arbitrary: fc.integer({ min: 1, max: Math.min(maxSteps, 40) }) },
@@ -60,7 +70,7 @@ const arbGroup = fc.oneof(
 const GROUP_NAMES = ["backbone", "text-encoder", "neck", "head"]
 
 interface Draw {
-  readonly phases: ReadonlyArray<Omit<EncodedPhase, "name">>
+  readonly phases: ReadonlyArray<DrawnPhase>
   readonly accumulation: { readonly visual: number; readonly text: number }
   readonly optimizerLr: number
   readonly groups: ReadonlyArray<{ lr?: number; lrMultiplier?: number }>
@@ -74,7 +84,11 @@ interface Draw {
 
 /** Turns a draw into scenario JSON; fractions become step indices valid for this run's length. */
 const toScenario = (d: Draw, index: number): ScheduleSpecEncoded => {
-  const phases = d.phases.map((p, i) => ({ name: `p${i}`, ...p }))
+  const phases = d.phases.map(({ offsetFrac, ...p }, i) => {
+    const named: EncodedPhase = { name: `p${i}`, ...p }
+    if (offsetFrac !== undefined) named.offset = Math.floor(offsetFrac * (p.ratio.visual + p.ratio.text))
+    return named
+  })
   const total = phases.reduce((n, p) => n + p.steps, 0)
   const lr: Mutable<NonNullable<ScheduleSpecEncoded["lr"]>> = { modalityFactor: { ...d.modalityFactor } }
   let w = 0
@@ -107,12 +121,12 @@ const toScenario = (d: Draw, index: number): ScheduleSpecEncoded => {
   }
 }
 
-/** One line: `p0 12@0:1 vf | p1 37@8:1 tf | acc v2 t1 | warmup linear 5 from 0.001 | ...` */
+/** One line: `p0 12@0:1 vf | p1 37@8:1 tf +1 | acc v2 t1 | warmup linear 5 from 0.001 | ...` */
 export const describeSpec = (spec: ScheduleSpec): string => {
   const phases = spec.phases
     .map(
       (p) =>
-        `${p.name} ${p.steps}@${p.ratio.visual}:${p.ratio.text} ${p.order === "text-first" ? "tf" : "vf"}`,
+        `${p.name} ${p.steps}@${p.ratio.visual}:${p.ratio.text} ${p.order === "text-first" ? "tf" : "vf"}${p.offset !== undefined ? ` +${p.offset}` : ""}`,
     )
     .join(" | ")
   const w = spec.lr.warmup

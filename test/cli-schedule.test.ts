@@ -1,9 +1,15 @@
-/** `plan` and `verify` through the real binary, including every bad-input case of a scenario file. */
-import { describe, expect, it } from "vitest"
-import { expectedVisualSteps } from "../core/schedule/plan.ts"
-import { baseScenario, runCli, scenario, tempDir, writeJson } from "./cli-helpers.ts"
+/**
+ * `plan` and `verify`, including every bad-input case of a scenario file: in-process (the command
+ * exactly as the binary runs it, with a capturing console), plus a smoke test of the real binary.
+ */
+import { existsSync, rmSync } from "node:fs"
+import { join } from "node:path"
+import { afterAll, describe, expect, it } from "vitest"
+import { baseScenario, runCli as runBinary, scenario, tempDir, writeJson } from "./cli-helpers.ts"
+import { cliInProcess as runCli } from "./cli-inprocess.ts"
 
 const dir = tempDir()
+afterAll(() => rmSync(dir, { recursive: true, force: true }))
 
 describe("interleave verify <scenario>", () => {
   it("passes the T-Rex2 joint scenario with the counts the closed formula gives", async () => {
@@ -11,9 +17,8 @@ describe("interleave verify <scenario>", () => {
     expect(r.stderr).toBe("")
     expect(r.code).toBe(0)
     const out = JSON.parse(r.stdout)
-    const visual =
-      expectedVisualSteps({ steps: 90, ratio: { visual: 0, text: 1 }, order: "visual-first" }) +
-      expectedVisualSteps({ steps: 9000, ratio: { visual: 8, text: 1 }, order: "visual-first" })
+    // 90 text-only steps, then floor(9000 / 9) * 8 + min(9000 mod 9, 8) visual steps.
+    const visual = 0 + 1000 * 8 + 0
     expect(out).toMatchObject({
       ok: true,
       steps: 9090,
@@ -21,7 +26,6 @@ describe("interleave verify <scenario>", () => {
       textSteps: 9090 - visual,
       violations: [],
     })
-    expect(visual).toBe(8000)
     expect(out.updates).toEqual({ visual: 8000, text: 1090 })
   })
 
@@ -39,7 +43,78 @@ describe("interleave verify <scenario>", () => {
   })
 })
 
+describe("interleave verify: the text output counts what the JSON counts", () => {
+  it("FAIL gives the total and, per rule, how many were found and how many are shown", async () => {
+    const store = join(dir, "verify-counts.db")
+    const run = await runCli([
+      "run",
+      scenario("trex2-joint-8to1.json"),
+      "--steps",
+      "200",
+      "--store",
+      store,
+      "--run-id",
+      "v",
+    ])
+    expect(run.code, run.stderr).toBe(0)
+    const args = ["verify", "--log", "v", "--spec", scenario("text-first-3to2.json"), "--store", store]
+    const text = await runCli(args)
+    const data = JSON.parse((await runCli([...args, "--json"])).stdout)
+    expect(text.code).toBe(1)
+    const rules = Object.keys(data.violationCounts)
+    expect(text.stdout).toContain(`FAIL: ${data.violationTotal} violations of ${rules.length} rules`)
+    expect(data.violationTotal).toBeGreaterThan(data.violations.length)
+    for (const rule of rules) {
+      const found = data.violationCounts[rule]
+      const shown = data.violations.filter((v: { rule: string }) => v.rule === rule).length
+      const head = `  [${rule}] ${found} violation${found === 1 ? "" : "s"}`
+      expect(text.stdout).toContain(shown < found ? `${head}, first ${shown} shown\n` : `${head}\n`)
+    }
+    // Each shown violation names its step first.
+    const shownLines = text.stdout.split("\n").filter((l) => l.startsWith("    "))
+    expect(shownLines).toHaveLength(data.violations.length)
+    for (const l of shownLines) expect(l).toMatch(/^ {4}(step|position) \d+/)
+  })
+
+  it("PASS lists the rules checked", async () => {
+    const r = await runCli(["verify", scenario("visual-only.json")])
+    expect(r.stdout).toContain(
+      "PASS: all 11 rules hold: step-sequence, phase-boundaries, modality-pattern, max-run, phase-counts, accumulation, lr-finite, lr-warmup, lr-decay, lr-group-ratios, lr-matches-spec",
+    )
+  })
+})
+
 describe("interleave plan", () => {
+  it("summarises each phase: its predicate in a trainer's words, its first cycles, its counts", async () => {
+    const trex = await runCli(["plan", scenario("trex2-joint-8to1.json")])
+    expect(trex.code).toBe(0)
+    expect(trex.stdout).toContain("iter = the step within its phase, from 0")
+    expect(trex.stdout).toContain(
+      [
+        "phase text-only: steps 0..89 (90), 0:1 visual-first, offset 0",
+        "  always text (0:1)",
+        "  first cycles: T T ...",
+        "  0 visual + 90 text steps",
+        "phase joint: steps 90..9089 (9,000), 8:1 visual-first, offset 0",
+        "  visual iff iter % 9 < 8   (text at iter 8, 17, 26, ...)",
+        "  first cycles: VVVVVVVVT VVVVVVVVT ...",
+        "  8,000 visual + 1,000 text steps",
+      ].join("\n"),
+    )
+    const petdino = await runCli(["plan", scenario("petdino-swin-t.json"), "--count", "9"])
+    expect(petdino.stdout).toContain(
+      [
+        "phase joint: steps 0..11999 (12,000), 8:1 visual-first, offset 1",
+        "  visual iff (iter + 1) % 9 < 8   (text at iter 7, 16, 25, ...)",
+        "  first cycles: VVVVVVVT VVVVVVVVT ...",
+        "  10,667 visual + 1,333 text steps",
+      ].join("\n"),
+    )
+    const textFirst = await runCli(["plan", scenario("text-first-3to2.json")])
+    expect(textFirst.stdout).toContain("  visual iff iter % 5 >= 2   (text at iter 0, 1, 5, ...)")
+    expect(textFirst.stdout).toContain("  first cycles: TTVVV TTVVV ...")
+  })
+
   it("shows VVVVVVVVT cycles in the joint phase", async () => {
     const r = await runCli(["plan", scenario("trex2-joint-8to1.json"), "--from", "90", "--count", "27"])
     expect(r.code).toBe(0)
@@ -152,6 +227,30 @@ const cases: ReadonlyArray<{ name: string; json: unknown; message: RegExp }> = [
   },
   { name: "missing batch", json: withValue(["batch"], undefined), message: /batch: is required/ },
   {
+    name: "offset as long as the cycle",
+    json: withValue(["phases", 1, "offset"], 9),
+    message: /phases\[1\]\.offset: must be less than the cycle length V\+T = 9, got 9/,
+  },
+  {
+    name: "negative offset",
+    json: withValue(["phases", 1, "offset"], -1),
+    message: /phases\[1\]\.offset: must be an integer >= 0/,
+  },
+  {
+    name: "an lr that overflows by its modality factor",
+    json: { ...withValue(["optimizer", "lr"], 1e300), lr: { modalityFactor: { visual: 1, text: 1e10 } } },
+    message:
+      /lr\.modalityFactor\.text: 10000000000 x the base lr of group "backbone" \(1e\+299\) is Infinity; every lr of the run must be finite/,
+  },
+  {
+    name: "an lr multiplier that overflows",
+    json: {
+      ...withValue(["optimizer", "lr"], 1e300),
+      optimizer: { kind: "adamw", lr: 1e300, groups: [{ name: "backbone", lrMultiplier: 1e10 }] },
+    },
+    message: /optimizer\.groups\[0\]\.lrMultiplier: optimizer\.lr 1e\+300 x 10000000000 is Infinity/,
+  },
+  {
     name: "bad order",
     json: withValue(["phases", 1, "order"], "random"),
     message: /phases\[1\]\.order: must be one of "visual-first", "text-first", got "random"/,
@@ -187,25 +286,36 @@ describe("bad scenario files: one clear error, exit 2, no stack trace", () => {
   })
 })
 
-describe("--help", () => {
-  it("is available on every command", async () => {
-    for (const cmd of [
-      "plan",
-      "verify",
-      "run",
-      "runs",
-      "show",
-      "replay",
-      "resume",
-      "fork",
-      "diff",
-      "export",
-      "import",
-      "backends",
+describe("interleave run refuses a spec that verify would reject", () => {
+  it("an lr of 1e308 x a modality factor of 1e308: exit 2, the field named, no store created", async () => {
+    const bad = structuredClone(baseScenario()) as Record<string, unknown>
+    bad.optimizer = { kind: "adamw", lr: 1e308, groups: [{ name: "head" }] }
+    bad.lr = { modalityFactor: { visual: 1, text: 1e308 } }
+    const file = writeJson(dir, "overflow.json", bad)
+    const store = join(dir, "x.db")
+    const r = await runCli(["run", file, "--store", store])
+    expect(r.code).toBe(2)
+    expect(r.stderr).toContain(
+      'lr.modalityFactor.text: 1e+308 x the base lr of group "head" (1e+308) is Infinity',
+    )
+    expect(existsSync(store)).toBe(false)
+  })
+})
+
+describe("the real binary", () => {
+  it("verify, plan, a bad scenario and --help: the same output and exit codes as in-process", async () => {
+    const bad = writeJson(dir, "smoke-bad.json", { ...baseScenario(), phases: [] })
+    for (const args of [
+      ["verify", scenario("trex2-joint-8to1.json"), "--json"],
+      ["plan", scenario("petdino-swin-t.json"), "--count", "3"],
+      ["verify", bad],
+      ["plan", "--help"],
     ]) {
-      const r = await runCli([cmd, "--help"])
-      expect(r.code, cmd).toBe(0)
-      expect(r.stdout, cmd).toContain(cmd)
+      const [spawned, inProcess] = await Promise.all([runBinary(args), runCli(args)])
+      expect(spawned.code, args.join(" ")).toBe(inProcess.code)
+      expect(spawned.stdout).toBe(inProcess.stdout)
+      expect(spawned.stderr).toBe(inProcess.stderr)
+      expect(spawned.stderr).not.toMatch(/\n\s+at /)
     }
   })
 })

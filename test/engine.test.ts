@@ -8,7 +8,7 @@ import { SimAdapterLive } from "../adapters/sim/sim.ts"
 import { type RunEvent, toEnvelope } from "../core/log/events.ts"
 import { evolveRunState, foldRunState, initialRunState } from "../core/log/projections.ts"
 import { forkRun, readRunEvents, replayRun, resumeRun, startRun } from "../core/run/index.ts"
-import { checkSchedule } from "../core/schedule/invariants.ts"
+import { checkSchedule } from "../core/schedule/invariants/index.ts"
 import { makePlanner } from "../core/schedule/plan.ts"
 import { forkSpecWithRatio } from "../core/schedule/ratio-fork.ts"
 import { decodeSpec, type ScheduleSpec } from "../core/schedule/spec.ts"
@@ -48,15 +48,18 @@ const events = (runId: string) =>
   Stream.runCollect(readRunEvents(runId)).pipe(Effect.map((c) => Array.from(c)))
 
 /** Events without wall-clock fields and run ids, for "equal event for event (timestamps aside)". */
+/** A log as training wrote it: without wall clocks, ids, and the resume's own session event. */
 const comparable = (es: ReadonlyArray<RunEvent>) =>
-  es.map((e) => {
-    const { startedAt, completedAt, abortedAt, runId, ...rest } = e as Record<string, unknown>
-    void startedAt
-    void completedAt
-    void abortedAt
-    void runId
-    return rest
-  })
+  es
+    .filter((e) => e._tag !== "RunResumed")
+    .map((e) => {
+      const { startedAt, completedAt, abortedAt, runId, ...rest } = e as Record<string, unknown>
+      void startedAt
+      void completedAt
+      void abortedAt
+      void runId
+      return rest
+    })
 
 const start = (
   runId: string,
@@ -121,7 +124,15 @@ describe("engine + sim", () => {
           expect(first.state.lastStep).toBe(k - 1)
           const second = yield* resumeRun(id, { flushEvery: 5 })
           expect(second.status).toBe("completed")
-          expect(comparable(yield* events(id))).toEqual(full)
+          const log = yield* events(id)
+          expect(comparable(log)).toEqual(full)
+          // The resume itself is on record, where it happened, saying where it resumed.
+          const resumed = log.filter((e) => e._tag === "RunResumed")
+          expect(resumed).toHaveLength(1)
+          expect(resumed[0]).toMatchObject({ fromStep: k })
+          expect(log.findIndex((e) => e._tag === "RunResumed")).toBe(
+            log.findIndex((e) => e._tag === "StepCompleted" && e.step === k - 1) + 1,
+          )
         }
       }),
     )

@@ -16,9 +16,15 @@ import {
   rules,
   type StepRecord,
   type VerifyReport,
-} from "../core/schedule/invariants.ts"
+} from "../core/schedule/invariants/index.ts"
 import { planRange, planStep } from "../core/schedule/plan.ts"
-import { decodeSpec, type ScheduleSpec, type ScheduleSpecEncoded, totalSteps } from "../core/schedule/spec.ts"
+import {
+  decodeSpec,
+  encodeSpec,
+  type ScheduleSpec,
+  type ScheduleSpecEncoded,
+  totalSteps,
+} from "../core/schedule/spec.ts"
 import { arbSpec, describeSpec } from "./arbitraries.ts"
 
 // ---------------------------------------------------------------------------------------------
@@ -196,6 +202,101 @@ describe("checker options", () => {
       ]),
     )
     for (const r of rules) expect(r.description.length).toBeGreaterThan(10)
+  })
+})
+
+describe("a phase with an offset (PET-DINO's (iter + 1) % 9 < 8)", () => {
+  const petdino = (accumulation = 1): ScheduleSpec =>
+    decode({
+      name: "petdino",
+      phases: [{ name: "joint", steps: 40, ratio: { visual: 8, text: 1 }, offset: 1 }],
+      batch: { visual: { size: 1, accumulation }, text: { size: 1 } },
+      optimizer: { kind: "sgd", lr: 0.1, groups: [{ name: "all" }] },
+    })
+
+  it("when planned, then the first cycle is 7 visual steps, text falls at 7, 16, 25, 34 and every rule holds", () => {
+    const spec = petdino()
+    const records = plan(spec)
+    expect(records.filter((r) => r.modality === "text").map((r) => r.step)).toEqual([7, 16, 25, 34])
+    expect(records.slice(0, 9).map((r) => `${r.cycle}.${r.position}`)).toEqual(
+      "0.1 0.2 0.3 0.4 0.5 0.6 0.7 0.8 1.0".split(" "),
+    )
+    // (40 + 1) = 4 cycles + 5: G(41) - G(1) = 4*8 + 5 - 1 = 36 visual.
+    expect(checkSchedule(spec, records)).toMatchObject({ ok: true, visualSteps: 36, textSteps: 4, cycles: 5 })
+  })
+
+  it("when accumulating 4, then the shortened first block (7 steps) is a group run of its own", () => {
+    const records = plan(petdino(4))
+    expect(records.slice(0, 17).map((r) => `${r.micro}${r.update ? "u" : ""}`)).toEqual(
+      "0 1 2 3u 0 1 2u 0u 0 1 2 3u 0 1 2 3u 0u".split(" "),
+    )
+    expect(checkSchedule(petdino(4), records).ok).toBe(true)
+  })
+
+  it("when a log followed T-Rex2's unshifted cycle instead, then modality-pattern names step 7", () => {
+    const unshifted = decode({
+      ...encodeSpec(petdino()),
+      phases: [{ name: "joint", steps: 40, ratio: { visual: 8, text: 1 } }],
+    })
+    const report = checkSchedule(petdino(), planRange(unshifted))
+    expect(expectFirst(report, "modality-pattern", 7)).toBe(
+      "step 7 (phase joint, step 7 of phase): expected text, got visual (8:1 visual-first, offset 1)",
+    )
+    expect(expectFirst(report, "phase-boundaries", 0)).toContain(
+      "expected cycle 0 position 1, got cycle 0 position 0",
+    )
+  })
+})
+
+describe("finishing at the recorded length (a run that stopped early)", () => {
+  it("one pass with finish({ endAt }) equals a check held to that length from the start", () => {
+    fc.assert(
+      fc.property(arbSpec, fc.double({ min: 0, max: 1, maxExcluded: true, noNaN: true }), (spec, at) => {
+        const n = Math.floor(at * totalSteps(spec))
+        const prefix = plan(spec, n)
+        const c = makeChecker(spec)
+        for (const r of prefix) c.push(r)
+        const once = c.finish({ endAt: n })
+        expect(once.violations).toEqual([])
+        expect(once).toEqual(checkSchedule(spec, prefix, { limit: n }))
+      }),
+      { numRuns: 150 },
+    )
+  })
+
+  it("a prefix with a fault still fails; the planned length is the default; a bad endAt is refused", () => {
+    const spec = trex()
+    const faulty = withAt(plan(spec, 20), 12, () => ({ modality: "visual" }))
+    const c = makeChecker(spec)
+    for (const r of faulty) c.push(r)
+    const report = c.finish({ endAt: 20 })
+    expect(report.limit).toBe(20)
+    expect(rulesAt(report)).toEqual(["modality-pattern", "max-run", "phase-counts"])
+    expect(rulesAt(checkSchedule(spec, plan(spec, 20)))).toEqual(["step-sequence", "phase-counts"])
+    expect(() => makeChecker(spec).finish({ endAt: -1 })).toThrow(RangeError)
+  })
+})
+
+describe("the report counts", () => {
+  it("violationTotal is every violation found, rulesChecked every rule run", () => {
+    const spec = joint(360)
+    const records = plan(spec).map((r) => ({ ...r, modality: "visual" as const }))
+    const report = checkSchedule(spec, records, { maxViolationsPerRule: 3 })
+    expect(report.violationCounts).toMatchObject({ "modality-pattern": 40, "max-run": 1, "phase-counts": 1 })
+    expect(report.violationTotal).toBe(Object.values(report.violationCounts).reduce((a, b) => a + b, 0))
+    expect(report.violations.length).toBeLessThan(report.violationTotal)
+    expect(report.rulesChecked).toEqual(ruleNames)
+    expect(checkSchedule(spec, records, { rules: ["max-run"] }).rulesChecked).toEqual(["max-run"])
+  })
+
+  it("lrs near the top of the float range keep their ratios without overflowing the check", () => {
+    const spec = decode({
+      name: "huge",
+      phases: [{ name: "joint", steps: 9, ratio: { visual: 8, text: 1 } }],
+      batch: { visual: { size: 1 }, text: { size: 1 } },
+      optimizer: { kind: "sgd", lr: 1e300, groups: [{ name: "a" }, { name: "b", lrMultiplier: 2 }] },
+    })
+    expect(checkSchedule(spec, planRange(spec)).violations).toEqual([])
   })
 })
 

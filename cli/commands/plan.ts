@@ -1,17 +1,73 @@
 /** `interleave plan`: what each step of a schedule does. */
 import { Effect } from "effect"
 import { formatNumber } from "../../core/common/index.ts"
-import { loadScenario, makePlanner, type ScheduleSpec, type StepPlan } from "../../core/schedule/index.ts"
+import {
+  expectedVisualSteps,
+  loadScenario,
+  makePlanner,
+  type Planner,
+  predicateText,
+  type ScheduleSpec,
+  type StepPlan,
+} from "../../core/schedule/index.ts"
 import { defineCommand } from "../command.ts"
 import { badInput } from "../failure.ts"
 import { flagWithDefault } from "../flags.ts"
 import { jsonFlag, scenarioArg } from "../options.ts"
 import { json, line, table } from "../output.ts"
 
-const planTable = (spec: ScheduleSpec, plans: ReadonlyArray<StepPlan>, total: number): string[] => {
+const letter = (p: StepPlan): string => (p.modality === "visual" ? "V" : "T")
+
+/** `VVVVVVVT`, or `1000V 1T` when a cycle is too long to read letter by letter. */
+const cycleText = (letters: string): string => {
+  if (letters.length <= 32) return letters
+  return (letters.match(/V+|T+/g) ?? []).map((run) => `${run.length}${run[0]}`).join(" ")
+}
+
+// Bounds the scan for a phase's summary: a cycle of millions of steps is summarised, not walked.
+const SCAN = 100_000
+
+/**
+ * Each phase as the planner plays it: its bounds and ratio, its predicate in a trainer's words,
+ * its first two cycles and its counts. Shown by default, since the step table's first rows may
+ * all fall in one phase (T-Rex2's text-only warm-up).
+ */
+const phaseSummary = (planner: Planner): string[] => {
+  const { spec, starts } = planner
+  const out: string[] = []
+  for (const [i, p] of spec.phases.entries()) {
+    const start = starts[i]!
+    const offset = p.offset ?? 0
+    const cycles: string[] = []
+    const textAt: number[] = []
+    let cycle = -1
+    const scan = Math.min(p.steps, SCAN)
+    for (let k = 0; k < scan && (cycles.length <= 2 || textAt.length < 3); k++) {
+      const plan = planner.at(start + k)
+      if (plan.cycle !== cycle) {
+        cycle = plan.cycle
+        cycles.push("")
+      }
+      if (cycles.length <= 2) cycles[cycles.length - 1] += letter(plan)
+      if (plan.modality === "text" && textAt.length < 3) textAt.push(k)
+    }
+    const visual = expectedVisualSteps(p)
+    const both = p.ratio.visual > 0 && p.ratio.text > 0
+    const texts = both && textAt.length > 0 ? `   (text at iter ${textAt.join(", ")}, ...)` : ""
+    out.push(
+      `phase ${p.name}: steps ${start}..${start + p.steps - 1} (${formatNumber(p.steps)}), ${p.ratio.visual}:${p.ratio.text} ${p.order}, offset ${offset}`,
+      `  ${predicateText(p)}${texts}`,
+      `  first cycles: ${cycles.slice(0, 2).map(cycleText).join(" ")}${cycles.length > 2 || scan < p.steps ? " ..." : ""}`,
+      `  ${formatNumber(visual)} visual + ${formatNumber(p.steps - visual)} text steps`,
+    )
+  }
+  return out
+}
+
+const planTable = (spec: ScheduleSpec, plans: ReadonlyArray<StepPlan>): string[] => {
   const groups = spec.optimizer.groups.map((g) => g.name)
   const out = [
-    `${spec.name}: ${total} steps in ${spec.phases.length} phase(s); showing ${plans[0]!.step}..${plans.at(-1)!.step}`,
+    `steps ${plans[0]!.step}..${plans.at(-1)!.step} (--from, --count)`,
     table(
       [
         "step",
@@ -52,7 +108,7 @@ const planTable = (spec: ScheduleSpec, plans: ReadonlyArray<StepPlan>, total: nu
       current += " "
       cycle = p.cycle
     }
-    current += p.modality === "visual" ? "V" : "T"
+    current += letter(p)
   }
   if (current) patterns.push(current)
   out.push("", `pattern (one group per cycle)\n${patterns.map((l) => `  ${l}`).join("\n")}`)
@@ -79,6 +135,15 @@ export const planCommand = defineCommand({
       const plans: StepPlan[] = []
       for (let i = o.from; i < Math.min(planner.total, o.from + o.count); i++) plans.push(planner.at(i))
       if (o.json) return yield* json(plans)
-      yield* line(planTable(spec, plans, planner.total).join("\n"))
+      const phases = spec.phases.length
+      yield* line(
+        [
+          `${spec.name}: ${formatNumber(planner.total)} steps in ${phases} phase${phases === 1 ? "" : "s"}; iter = the step within its phase, from 0`,
+          "",
+          ...phaseSummary(planner),
+          "",
+          ...planTable(spec, plans),
+        ].join("\n"),
+      )
     }),
 })

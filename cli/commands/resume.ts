@@ -4,9 +4,9 @@ import { adapterLayer } from "../../adapters/index.ts"
 import { resumeRun, summarizeLog } from "../../core/run/index.ts"
 import { defineCommand } from "../command.ts"
 import { jsonFlag, runArg, storeFlag } from "../options.ts"
-import { makeProgress } from "../progress.ts"
 import { reportRun } from "../run-report.ts"
-import { checkpointDirOf, withStore } from "../store.ts"
+import { withEngine } from "../run-session.ts"
+import { withStore } from "../store.ts"
 
 export const resumeCommand = defineCommand({
   name: "resume",
@@ -17,11 +17,9 @@ export const resumeCommand = defineCommand({
   run: (o) =>
     Effect.gen(function* () {
       const started = (yield* summarizeLog(o.run)).started!
-      const progress = makeProgress({ label: o.run, total: started.steps })
-      const summary = yield* resumeRun(o.run, {
-        checkpointDir: checkpointDirOf(o.store),
-        onProgress: progress.update,
-      }).pipe(Effect.provide(adapterLayer(started.adapter.kind)), Effect.ensuring(Effect.sync(progress.done)))
+      const summary = yield* withEngine({ runId: o.run, total: started.steps, store: o.store }, (opts) =>
+        resumeRun(o.run, opts).pipe(Effect.provide(adapterLayer(started.adapter.kind))),
+      )
       yield* reportRun(summary, o.json)
     }).pipe((eff) => withStore(o.store, eff)),
 })

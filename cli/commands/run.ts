@@ -1,16 +1,19 @@
 /** `interleave run`: a schedule as a recorded, resumable run. */
 import { Clock, Effect, Option } from "effect"
 import { ADAPTER_KINDS, adapterLayer } from "../../adapters/index.ts"
+import { bundledProfiles } from "../../adapters/sim/profiles.ts"
 import { runStamp } from "../../core/bench/index.ts"
-import { type EngineOptions, startRun } from "../../core/run/index.ts"
+import { formatBytes, formatDuration } from "../../core/common/index.ts"
+import { runIdFrom, startRun } from "../../core/run/index.ts"
 import { loadScenario, totalSteps } from "../../core/schedule/index.ts"
 import { defineCommand } from "../command.ts"
 import { badInput } from "../failure.ts"
 import { flag, flagWithDefault } from "../flags.ts"
 import { jsonFlag, runIdFlag, scenarioArg, storeFlag } from "../options.ts"
-import { makeProgress } from "../progress.ts"
+import { warn } from "../output.ts"
 import { reportRun } from "../run-report.ts"
-import { checkpointDirOf, withStore } from "../store.ts"
+import { withEngine } from "../run-session.ts"
+import { withStore } from "../store.ts"
 
 export const adapterFlags = {
   adapter: flagWithDefault.choice(
@@ -19,11 +22,16 @@ export const adapterFlags = {
     "What executes the steps: sim (cost model), tfjs (real training in-process), pytorch (the bundled PyTorch trainer) or exec (any trainer command that speaks the step protocol, docs/step-protocol.md).",
     "sim",
   ),
-  hardware: flag.text("hardware", "sim: hardware profile name or file.", {
-    value: "NAME",
-    default: "h100-sxm",
-  }),
-  model: flag.text("model", "sim: model profile name or file.", { value: "NAME", default: "trex2-tiny" }),
+  hardware: flag.text(
+    "hardware",
+    `sim: hardware profile, a bundled name (${bundledProfiles("hardware").join(", ")}) or a profile file.`,
+    { value: "NAME", default: "h100-sxm" },
+  ),
+  model: flag.text(
+    "model",
+    `sim: model profile, a bundled name (${bundledProfiles("models").join(", ")}) or a profile file.`,
+    { value: "NAME", default: "trex2-tiny" },
+  ),
   backend: flag.choice("backend", ["cpu", "wasm", "webgpu", "tensorflow"], "tfjs: TensorFlow.js backend.", {
     default: "wasm",
   }),
@@ -39,9 +47,11 @@ export const adapterFlags = {
     value: "DEVICE",
     default: "cpu",
   }),
-  alignWeight: flag.number("align-weight", "pytorch: weight of the visual-text alignment loss (0 = off).", {
-    default: "1",
-  }),
+  alignWeight: flag.number(
+    "align-weight",
+    "tfjs, pytorch: weight of the loss aligning visual prompts to the text embeddings of their classes (0 = no alignment).",
+    { default: "1" },
+  ),
   cmd: flag.text(
     "cmd",
     "exec: the trainer's command line, split into words like a shell's but run without one (write sh -c '...' for a shell).",
@@ -87,6 +97,7 @@ export const buildAdapterOptions = (o: {
       set("backend", o.backend)
       set("preset", o.preset)
       set("lrScale", o.lrScale)
+      set("alignWeight", o.alignWeight)
     } else if (o.adapter === "pytorch") {
       set("python", o.python)
       set("device", o.device)
@@ -118,7 +129,7 @@ export const buildAdapterOptions = (o: {
     const misplaced =
       given("python", o.python, "pytorch") ??
       given("device", o.device, "pytorch") ??
-      given("align-weight", o.alignWeight, "pytorch") ??
+      given("align-weight", o.alignWeight, "tfjs,pytorch") ??
       given("cmd", o.cmd, "exec") ??
       given("trainer-options", o.trainerOptions, "exec") ??
       given("step-timeout", o.stepTimeout, "pytorch,exec")
@@ -163,21 +174,47 @@ export const runCommand = defineCommand({
       yield* nonNegative("checkpoint-every", o.checkpointEvery)
       const spec = yield* loadScenario(o.scenario)
       const steps = Option.getOrUndefined(o.steps)
-      const runId = Option.getOrElse(o.runId, () => "")
-      const id = runId || `${spec.name}-${runStamp(yield* Clock.currentTimeMillis)}`
+      const runId = Option.isSome(o.runId)
+        ? o.runId.value
+        : runIdFrom(spec.name, runStamp(yield* Clock.currentTimeMillis))
       const total = Math.min(steps ?? Number.POSITIVE_INFINITY, totalSteps(spec))
-      const progress = makeProgress({ label: id, total })
-      const opts: EngineOptions = {
-        evalEvery: Option.getOrElse(o.evalEvery, () => (REAL_TRAINING.has(o.adapter) ? 50 : 0)),
-        checkpointEvery: Option.getOrElse(o.checkpointEvery, () => (REAL_TRAINING.has(o.adapter) ? 100 : 0)),
-        checkpointDir: checkpointDirOf(o.store),
-        onProgress: progress.update,
-      }
       const adapterOptions = yield* buildAdapterOptions(o)
-      const summary = yield* startRun(
-        { runId: id, spec, source: o.scenario, steps, adapterOptions },
-        opts,
-      ).pipe(Effect.provide(adapterLayer(o.adapter)), Effect.ensuring(Effect.sync(progress.done)))
+      const big = sizeWarning(total, o.adapter)
+      if (big) yield* warn(big)
+      // The store opens only once the input is known good: a refused spec leaves no file behind.
+      const summary = yield* withStore(
+        o.store,
+        withEngine(
+          {
+            runId,
+            total,
+            store: o.store,
+            engine: {
+              evalEvery: Option.getOrElse(o.evalEvery, () => (REAL_TRAINING.has(o.adapter) ? 50 : 0)),
+              checkpointEvery: Option.getOrElse(o.checkpointEvery, () =>
+                REAL_TRAINING.has(o.adapter) ? 100 : 0,
+              ),
+            },
+          },
+          (opts) =>
+            startRun({ runId, spec, source: o.scenario, steps, adapterOptions }, opts).pipe(
+              Effect.provide(adapterLayer(o.adapter)),
+            ),
+        ),
+      )
       yield* reportRun(summary, o.json)
-    }).pipe((eff) => withStore(o.store, eff)),
+    }),
 })
+
+/** Rough rates for the warning below: the sim records about 10^6 steps/s, a real adapter about 10. */
+const STEPS_PER_SEC: Record<string, number> = { sim: 1e6 }
+/** About two events a step, ~450 bytes each in the SQLite file. */
+const BYTES_PER_STEP = 900
+
+/** A warning for a run whose length is absurd for a run (10^15 steps), with time and store size. */
+export const sizeWarning = (steps: number, adapter: string): string | undefined => {
+  const seconds = steps / (STEPS_PER_SEC[adapter] ?? 10)
+  const bytes = steps * BYTES_PER_STEP
+  if (seconds < 6 * 3600 && bytes < 50 * 1024 ** 3) return undefined
+  return `${steps.toExponential(2)} steps would take about ${formatDuration(seconds * 1000)} on ${adapter} and write about ${formatBytes(bytes)} to the store; use --steps N to run a prefix (Ctrl-C stops it cleanly)`
+}

@@ -1,7 +1,8 @@
 /** `interleave show`: a run's state (at a step), curves, evaluations and failures. */
-import { Effect, Option, Stream } from "effect"
+import { Clock, Effect, Either, Option, Stream } from "effect"
 import { formatNumber } from "../../core/common/index.ts"
 import {
+  decodeEvent,
   type EvalCompleted,
   evolveCurves,
   makeCurves,
@@ -11,14 +12,52 @@ import {
   type Series,
   stepOf,
 } from "../../core/log/index.ts"
-import { readRunEvents, summarizeLog } from "../../core/run/index.ts"
+import { effectiveStatus, readRunEvents, summarizeLog } from "../../core/run/index.ts"
+import { EventStore } from "../../core/store/index.ts"
 import { defineCommand } from "../command.ts"
 import { badInput } from "../failure.ts"
 import { flag } from "../flags.ts"
 import { jsonFlag, runArg, storeFlag } from "../options.ts"
 import { json, line, table } from "../output.ts"
-import { printCurves, printState } from "../run-report.ts"
+import { printCurves, printState, reportLines } from "../run-report.ts"
 import { withStore } from "../store.ts"
+
+/** Tails a run in progress: a status line a second, until it completes, aborts or is interrupted. */
+const follow = (runId: string, from: number, fold: ReturnType<typeof makeRunStateFold>) =>
+  Effect.gen(function* () {
+    const store = yield* EventStore
+    let last = 0
+    let done = false
+    yield* store
+      .tail(runId, {
+        from,
+        pollMs: 250,
+        until: (e) => e.type === "RunCompleted" || e.type === "RunAborted" || e.type === "RunInterrupted",
+      })
+      .pipe(
+        Stream.mapChunksEffect((chunk) =>
+          Effect.gen(function* () {
+            for (const stored of chunk) {
+              const d = decodeEvent(stored, `run ${runId}, event ${stored.position}`, { validate: false })
+              if (Either.isRight(d)) fold.push(d.right)
+            }
+            const s = fold.state()
+            const t = yield* Clock.currentTimeMillis
+            done = s.status !== "running"
+            if (done || t - last >= 1000) {
+              last = t
+              yield* line(
+                `${runId}: ${s.status} · step ${s.lastStep + 1}/${s.plannedSteps} · loss V ${formatNumber(s.lastLoss.visual)} T ${formatNumber(s.lastLoss.text)}`,
+              )
+            }
+            return chunk
+          }),
+        ),
+        Stream.runDrain,
+      )
+    const end = fold.state()
+    yield* line(reportLines(runReport(end)).join("\n"))
+  })
 
 /** Points kept per curve by `show` (the fold thins them evenly, so memory stays bounded). */
 const SHOW_POINTS = 400
@@ -29,6 +68,10 @@ export const showCommand = defineCommand({
   args: { run: runArg },
   flags: {
     at: flag.integer("at", "The state as of this step.", { value: "STEP", default: "the end of the log" }),
+    follow: flag.boolean(
+      "follow",
+      "Keep reading a run in progress: a line per second until it ends or stops.",
+    ),
     store: storeFlag,
     json: jsonFlag,
   },
@@ -62,7 +105,19 @@ export const showCommand = defineCommand({
         ),
       )
       if (events === 0) return yield* summarizeLog(o.run) // names the missing run
-      const state = fold.state()
+      const folded = fold.state()
+      const store = yield* EventStore
+      const streamInfo = (yield* store.streams()).find((x) => x.stream === o.run)
+      const now = yield* Clock.currentTimeMillis
+      const state = {
+        ...folded,
+        status: effectiveStatus(
+          folded.status,
+          folded.writer,
+          (streamInfo as { heartbeatAt?: number } | undefined)?.heartbeatAt,
+          now,
+        ),
+      }
       if (limit !== undefined && state.lastStep < limit) {
         const last = (yield* summarizeLog(o.run)).state.lastStep
         return yield* badInput(`--at: step ${limit} is outside the recorded steps (0..${last})`)
@@ -118,5 +173,10 @@ export const showCommand = defineCommand({
         yield* line(
           `\nfailed: step ${state.lastFailure.step} ${state.lastFailure.kind}: ${state.lastFailure.message}`,
         )
+      if (state.status === "interrupted")
+        yield* line(
+          `\ninterrupted${state.lastInterruption ? `: ${state.lastInterruption.reason}` : " (its writer is gone)"}; resume with \`interleave resume ${o.run}\``,
+        )
+      if (o.follow && state.status === "running") yield* follow(o.run, events, fold)
     }).pipe((eff) => withStore(o.store, eff)),
 })

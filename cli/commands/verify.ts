@@ -13,11 +13,37 @@ import { withStore } from "../store.ts"
 
 type AnyViolation = { rule: string; message: string } & ({ step: number } | { position: number })
 
-export const reportVerify = (
-  label: string,
-  report: Omit<VerifyReport, "violations"> & { violations: ReadonlyArray<AnyViolation> },
-  asJson: boolean,
-) =>
+/** What both a schedule's and a recorded run's report carry (the JSON prints all of it). */
+type Reportable = Omit<VerifyReport, "violations" | "violationCounts" | "rulesChecked"> & {
+  readonly violations: ReadonlyArray<AnyViolation>
+  readonly violationCounts: Readonly<Partial<Record<string, number>>>
+  readonly rulesChecked: ReadonlyArray<string>
+}
+
+const plural = (n: number, word: string): string => `${n} ${word}${n === 1 ? "" : "s"}`
+
+/**
+ * The failures by rule: how many each rule found and how many of them are shown (the checker
+ * keeps only the first few per rule, but counts them all).
+ */
+export const violationLines = (report: Reportable): string[] => {
+  const rules = report.rulesChecked.filter((r) => (report.violationCounts[r] ?? 0) > 0)
+  const out = [`FAIL: ${plural(report.violationTotal, "violation")} of ${plural(rules.length, "rule")}`]
+  for (const rule of rules) {
+    const found = report.violationCounts[rule] ?? 0
+    const shown = report.violations.filter((v) => v.rule === rule)
+    const note = shown.length < found ? `, first ${shown.length} shown` : ""
+    out.push(`  [${rule}] ${plural(found, "violation")}${note}`)
+    for (const v of shown) {
+      // Messages name their step; say it where one does not start with it (a phase's counts).
+      const at = "step" in v ? `step ${v.step}` : `position ${v.position}`
+      out.push(`    ${v.message.startsWith(at) ? v.message : `${at}: ${v.message}`}`)
+    }
+  }
+  return out
+}
+
+export const reportVerify = (label: string, report: Reportable, asJson: boolean) =>
   Effect.gen(function* () {
     if (asJson) yield* json(report)
     else {
@@ -37,12 +63,11 @@ export const reportVerify = (
           ],
         ),
       )
-      if (report.ok) yield* line("PASS: every invariant holds")
-      else {
-        yield* line(`FAIL: ${report.violations.length} violation(s)`)
-        for (const v of report.violations)
-          yield* line(`  [${v.rule}] ${"step" in v ? `step ${v.step}` : `event ${v.position}`}: ${v.message}`)
-      }
+      if (report.ok)
+        yield* line(
+          `PASS: all ${plural(report.rulesChecked.length, "rule")} hold: ${report.rulesChecked.join(", ")}`,
+        )
+      else yield* line(violationLines(report).join("\n"))
     }
     if (!report.ok) return yield* failedCheck(asJson ? "" : "verification failed")
   })
@@ -78,13 +103,14 @@ export const verifyCommand = defineCommand({
       const override = Option.isSome(o.spec) ? yield* loadScenario(o.spec.value) : undefined
       const isFile = existsSync(target)
       const report = isFile
-        ? yield* verifyLog(target, () => Stream.map(fileEvents(target), (l) => l.event), override)
+        ? yield* verifyLog(
+            target,
+            Stream.map(fileEvents(target), (l) => l.event),
+            override,
+          )
         : yield* withStore(
             o.store,
-            Effect.zipRight(
-              summarizeLog(target),
-              verifyLog(target, () => readRunEvents(target), override),
-            ),
+            Effect.zipRight(summarizeLog(target), verifyLog(target, readRunEvents(target), override)),
           )
       const label = `${report.runId} (${report.source})${report.ending === "completed" ? "" : ` [${report.ending}: checked the ${report.steps} recorded steps]`}`
       const { runId: _r, source: _s, ending: _e, ...rest } = report

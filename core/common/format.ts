@@ -54,7 +54,9 @@ export const formatDuration = (ms: number | null | undefined): string => {
   const h = Math.floor(min / 60)
   if (h < 48) return `${h} h ${String(min % 60).padStart(2, "0")} min`
   const days = h / 24
-  return days < 365 * 3 ? `${days.toFixed(1)} days` : `${(days / 365.25).toExponential(2)} years`
+  if (days < 365 * 3) return `${days.toFixed(1)} days`
+  const years = days / 365.25
+  return years < 1e4 ? `${years.toFixed(1)} years` : `${years.toExponential(2)} years`
 }
 
 /** A rate per second: 12.3, 45.6k, 1.45M. */

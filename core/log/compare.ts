@@ -23,7 +23,15 @@ export interface Difference {
   readonly b: unknown
 }
 
-const WALL_CLOCK = new Set(["startedAt", "completedAt", "abortedAt", "versions"])
+const WALL_CLOCK = new Set([
+  "startedAt",
+  "completedAt",
+  "abortedAt",
+  "resumedAt",
+  "interruptedAt",
+  "versions",
+  "writer",
+])
 const MEASURED = new Set(["durationMs", "memory", "file", "info"])
 
 const numbersClose = (a: number, b: number, tol: number) =>

@@ -136,9 +136,14 @@ const logTerminal = defineLogRule({
 
 const logStepOrder = defineLogRule({
   name: "log-step-order",
-  description: "StepCompleted / StepFailed carry integer step indices, strictly increasing",
-  init: () => ({ last: -1, lastAt: -1 }),
+  description:
+    "StepCompleted / StepFailed carry integer step indices, strictly increasing, except that a step that failed may be run again after a RunResumed",
+  init: () => ({ last: -1, lastAt: -1, failed: -1, resumedSinceFailure: false }),
   check: (s, e) => {
+    if (e.type === "RunResumed") {
+      s.resumedSinceFailure = true
+      return undefined
+    }
     if (!isStep(e.type)) return undefined
     const step = e.step
     if (typeof step !== "number" || !Number.isInteger(step) || step < 0)
@@ -148,9 +153,15 @@ const logStepOrder = defineLogRule({
         message: `position ${e.position}: ${e.type} without a valid step index (got ${String(step)})`,
       }
     const { last, lastAt } = s
-    if (step > last) {
+    // A failed step (say, its trainer died) is retried by `resume`: the same index once more.
+    const retry = step === last && s.failed === step && s.resumedSinceFailure
+    if (step > last || retry) {
       s.last = step
       s.lastAt = e.position
+      if (e.type === "StepFailed") {
+        s.failed = step
+        s.resumedSinceFailure = false
+      } else s.failed = -1
       return undefined
     }
     return {

@@ -1,6 +1,6 @@
 /** The engine's own failures (the adapter's and the store's are defined at their seams). */
 import { Data } from "effect"
-import type { Difference } from "../log/compare.ts"
+import type { Difference } from "../log/index.ts"
 
 /** A run cannot be started, resumed or forked as asked (bad input: exit 2). */
 export class RunError extends Data.TaggedError("RunError")<{ readonly message: string }> {}

@@ -4,13 +4,14 @@ import {
   type Checkpointed,
   decodeEvent,
   EVENT_VERSIONS,
+  makeRunStateFold,
   type RunEvent,
   type RunEventType,
   type RunStarted,
-} from "../log/events.ts"
-import { makeRunStateFold, type RunState } from "../log/projections.ts"
-import { decodeSpec } from "../schedule/spec.ts"
-import { EventStore } from "../store/event-store.ts"
+  type RunState,
+} from "../log/index.ts"
+import { decodeSpec } from "../schedule/index.ts"
+import { EventStore } from "../store/index.ts"
 import { RunError } from "./errors.ts"
 
 /** What resume needs from a recorded log, gathered in one streaming pass. */

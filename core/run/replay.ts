@@ -5,12 +5,18 @@
  */
 import { join } from "node:path"
 import { Clock, Effect, Either, Stream } from "effect"
-import { compareEvents, type Difference } from "../log/compare.ts"
-import { decodeEvent, type RunEvent, stepOf } from "../log/events.ts"
-import { evolveRunState, initialRunState } from "../log/projections.ts"
-import { makePlanner } from "../schedule/plan.ts"
-import { EventStore, type EventStoreShape, StoreError } from "../store/event-store.ts"
-import { driveRun, type RunOutcomeStatus } from "./drive.ts"
+import {
+  compareEvents,
+  type Difference,
+  decodeEvent,
+  evolveRunState,
+  initialRunState,
+  type RunEvent,
+  stepOf,
+} from "../log/index.ts"
+import { makePlanner } from "../schedule/index.ts"
+import { EventStore, type EventStoreShape, StoreError } from "../store/index.ts"
+import { driveRun, type EngineOptions, RESUMABLE_FAILURES, type RunOutcomeStatus } from "./drive.ts"
 import { Divergence } from "./errors.ts"
 import { specOfRun, summarizeLog } from "./read.ts"
 import { newRunStarted } from "./start.ts"
@@ -37,13 +43,15 @@ export interface ReplayResult {
   readonly tolerance: ReplayTolerance
 }
 
+/** 1e-6 rather than 0.000001. */
+const tol = (x: number) => (x !== 0 && Math.abs(x) < 1e-3 ? x.toExponential() : String(x))
+
 /**
  * The comparison a session allows: its own `reproducible` statement, else the default (a stateless
  * adapter exactly, measurements included; a stateful one within 1e-6 on results, measurements not
  * compared). The schedule (steps, phases, modalities, updates, lrs) is compared exactly either way,
  * since it does not depend on the adapter: lrs are planned, not measured.
  */
-const tol = (x: number) => (x !== 0 && Math.abs(x) < 1e-3 ? x.toExponential() : String(x))
 
 export const replayTolerance = (session: TrainingSession): ReplayTolerance => {
   const r = session.reproducible
@@ -85,7 +93,16 @@ export const replayTolerance = (session: TrainingSession): ReplayTolerance => {
       }
 }
 
-export const replayRun = (runId: string, opts: { readonly checkpointDir?: string } = {}) =>
+/** Events of a run's writing sessions, not of its training: replay leaves them out of the comparison. */
+const isSessionEvent = (e: RunEvent): boolean =>
+  e._tag === "RunResumed" ||
+  e._tag === "RunInterrupted" ||
+  (e._tag === "StepFailed" && RESUMABLE_FAILURES.has(e.kind))
+
+export const replayRun = (
+  runId: string,
+  opts: { readonly checkpointDir?: string; readonly onProgress?: EngineOptions["onProgress"] } = {},
+) =>
   Effect.scoped(
     Effect.gen(function* () {
       const store = yield* EventStore
@@ -125,35 +142,55 @@ export const replayRun = (runId: string, opts: { readonly checkpointDir?: string
         found = d
         return Effect.fail(new StoreError({ message: d.message }))
       }
+      // The recorded log, read in order, without the events of its writing sessions (resumes,
+      // interruptions, steps whose machinery failed and that resume ran again): what an
+      // uninterrupted run would have written.
+      let cursor = 1
+      let pending: RunEvent[] = []
+      let recordedEnd = false
+      const nextRecorded = (n: number) =>
+        Effect.gen(function* () {
+          while (pending.length < n && !recordedEnd) {
+            const page = Array.from(
+              yield* Stream.runCollect(store.read(runId, { from: cursor, to: cursor + 4096 })),
+            )
+            if (page.length === 0) recordedEnd = true
+            cursor += page.length
+            for (const stored of page) {
+              const d = decodeEvent(stored, `run ${runId}, event ${stored.position}`, { validate: false })
+              if (Either.isLeft(d)) return yield* new StoreError({ message: d.left.message })
+              if (!isSessionEvent(d.right)) pending.push(d.right)
+            }
+          }
+          const out = pending.slice(0, n)
+          pending = pending.slice(n)
+          return out
+        })
       const sink: EventStoreShape = {
         ...store,
         version: () => Effect.succeed(0),
         append: (_stream, events, expected) =>
           Effect.gen(function* () {
-            const recorded = yield* Stream.runCollect(
-              store.read(runId, { from: expected, to: expected + events.length }),
-            )
-            const rec = Array.from(recorded)
+            const rec = yield* nextRecorded(events.length)
             for (const [i, env] of events.entries()) {
               const mine = env.data as RunEvent
-              const stored = rec[i]
+              const theirs = rec[i]
               const step = stepOf(mine)
-              if (!stored)
+              if (!theirs)
                 return yield* stop(
                   diverge(expected + i, step, { path: "log", a: "(end of log)", b: mine._tag }),
                 )
-              const theirs = decodeEvent(stored, `run ${runId}, event ${stored.position}`, {
-                validate: false,
-              })
-              if (Either.isLeft(theirs)) return yield* new StoreError({ message: theirs.left.message })
-              const d = compareEvents(theirs.right, mine, cmp)
+              const d = compareEvents(theirs, mine, cmp)
               if (d) return yield* stop(diverge(expected + i, step, d))
               compared++
             }
             return expected + events.length
           }),
       }
-      const stopAfter = log.state.status === "running" ? log.state.lastStep + 1 : undefined
+      const stopAfter =
+        log.state.status === "running" || log.state.status === "interrupted"
+          ? log.state.lastStep + 1
+          : undefined
       const result = yield* driveRun(
         {
           runId,
@@ -163,12 +200,16 @@ export const replayRun = (runId: string, opts: { readonly checkpointDir?: string
           session,
           version: 1,
           state: evolveRunState(initialRunState, started),
-          lastCheckpointStep: -1,
           pendingEval: false,
+          pendingCheckpoint: false,
           evalEvery: started.engine.evalEvery,
           checkpointEvery: started.engine.checkpointEvery,
         },
-        { stopAfter, checkpointDir: opts.checkpointDir ?? join(".interleave", "replay-checkpoints") },
+        {
+          stopAfter,
+          checkpointDir: opts.checkpointDir ?? join(".interleave", "replay-checkpoints"),
+          onProgress: opts.onProgress,
+        },
       ).pipe(
         Effect.provideService(EventStore, sink),
         Effect.catchTag(
@@ -176,11 +217,11 @@ export const replayRun = (runId: string, opts: { readonly checkpointDir?: string
           (e): Effect.Effect<never, StoreError | Divergence> => (found ? Effect.fail(found) : Effect.fail(e)),
         ),
       )
-      const replayedVersion = 1 + compared
-      if (replayedVersion < log.version)
-        return yield* diverge(replayedVersion, undefined, {
+      const more = yield* nextRecorded(1)
+      if (more.length > 0)
+        return yield* diverge(1 + compared, stepOf(more[0]!), {
           path: "log",
-          a: `${log.version - replayedVersion} more event(s)`,
+          a: `more event(s), from ${more[0]!._tag}`,
           b: "(end of replay)",
         })
       return {

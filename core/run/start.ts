@@ -1,14 +1,22 @@
 /** Starting a run from step 0, and continuing one that was interrupted or killed. */
-import { Clock, Effect } from "effect"
-import { runtimeVersions } from "../common/versions.ts"
-import { type Checkpointed, hashJson, type RunStarted, toEnvelope } from "../log/events.ts"
-import { evolveRunState, initialRunState } from "../log/projections.ts"
-import { makePlanner, type Planner } from "../schedule/plan.ts"
-import { encodeSpec, type ScheduleSpec, totalSteps } from "../schedule/spec.ts"
-import { EventStore } from "../store/event-store.ts"
-import { driveRun, type EngineOptions } from "./drive.ts"
+import { existsSync } from "node:fs"
+import { Clock, Effect, Either } from "effect"
+import { runtimeVersions } from "../common/index.ts"
+import {
+  type Checkpointed,
+  evolveRunState,
+  hashJson,
+  initialRunState,
+  type RunStarted,
+  toEnvelope,
+} from "../log/index.ts"
+import { encodeSpec, makePlanner, type Planner, type ScheduleSpec, totalSteps } from "../schedule/index.ts"
+import { EventStore } from "../store/index.ts"
+import { driveRun, type EngineOptions, isCheckpointStep, openCheckpointPath } from "./drive.ts"
 import { RunError } from "./errors.ts"
+import { currentWriter, isThisProcess, writerLiveness } from "./liveness.ts"
 import { specOfRun, summarizeLog } from "./read.ts"
+import { checkRunId } from "./run-id.ts"
 import { TrainingAdapter, type TrainingSession } from "./training-adapter.ts"
 
 export interface StartRunInput {
@@ -43,6 +51,7 @@ export const newRunStarted = (
     },
     versions: runtimeVersions(session.description.info),
     startedAt,
+    writer: currentWriter(),
     engine: {
       evalEvery: session.evaluate ? (opts.evalEvery ?? 0) : 0,
       checkpointEvery: session.stateless ? 0 : (opts.checkpointEvery ?? 0),
@@ -60,6 +69,8 @@ export const startRun = (input: StartRunInput, opts: EngineOptions = {}) =>
   Effect.scoped(
     Effect.gen(function* () {
       yield* checkSteps(input.steps)
+      const id = checkRunId(input.runId)
+      if (Either.isLeft(id)) return yield* new RunError({ message: id.left })
       const store = yield* EventStore
       const adapter = yield* TrainingAdapter
       if ((yield* store.version(input.runId)) > 0)
@@ -78,8 +89,8 @@ export const startRun = (input: StartRunInput, opts: EngineOptions = {}) =>
           session,
           version,
           state: evolveRunState(initialRunState, started),
-          lastCheckpointStep: -1,
           pendingEval: false,
+          pendingCheckpoint: false,
           evalEvery: started.engine.evalEvery,
           checkpointEvery: started.engine.checkpointEvery,
         },
@@ -88,27 +99,41 @@ export const startRun = (input: StartRunInput, opts: EngineOptions = {}) =>
     }),
   )
 
-/** Brings a stateful session to the state after `lastStep`: restore the checkpoint, re-run the rest. */
+/**
+ * Brings a stateful session to the state after `lastStep`: restore the checkpoint, re-run the rest
+ * without recording. A checkpoint file that is gone is bad input naming the run and the file.
+ */
 const catchUp = (
+  runId: string,
   session: TrainingSession,
   planner: Planner,
   lastCheckpoint: Checkpointed | undefined,
   lastStep: number,
+  base: string | undefined,
 ) =>
   Effect.gen(function* () {
-    if (session.stateless) return
+    if (session.stateless) return { restored: undefined, rerun: 0 }
     let from = 0
+    let restored: { step: number; file: string } | undefined
     if (lastCheckpoint && lastCheckpoint.step <= lastStep) {
-      yield* session.restore(lastCheckpoint.file)
+      const file = openCheckpointPath(lastCheckpoint.file, base)
+      if (!existsSync(file))
+        return yield* new RunError({
+          message: `run "${runId}": its checkpoint after step ${lastCheckpoint.step} is missing (${file}); it cannot be resumed without it. Fork it at step ${lastCheckpoint.step + 1} or earlier instead`,
+        })
+      yield* session.restore(file)
       from = lastCheckpoint.step + 1
+      restored = { step: lastCheckpoint.step, file: lastCheckpoint.file }
     }
     for (let s = from; s <= lastStep; s++) yield* session.step(planner.at(s))
+    return { restored, rerun: Math.max(0, lastStep + 1 - from) }
   })
 
 /** Continues a run that was interrupted or killed, from the step after the last one recorded. */
 export const resumeRun = (runId: string, opts: EngineOptions = {}) =>
   Effect.scoped(
     Effect.gen(function* () {
+      const store = yield* EventStore
       const log = yield* summarizeLog(runId)
       const started = log.started!
       if (log.state.status === "completed") return { runId, status: "completed" as const, state: log.state }
@@ -116,34 +141,67 @@ export const resumeRun = (runId: string, opts: EngineOptions = {}) =>
         return yield* new RunError({
           message: `run "${runId}" was aborted (${log.state.abortReason}); it cannot be resumed. Fork it from an earlier step instead`,
         })
+      const now = yield* Clock.currentTimeMillis
+      const w = log.state.writer
+      // Another live process is writing it (this process may resume its own runs: fork does).
+      if (
+        log.state.status === "running" &&
+        w &&
+        !isThisProcess(w) &&
+        writerLiveness(w, undefined, now) === "alive"
+      )
+        return yield* new RunError({
+          message: `run "${runId}" is still being written by process ${w.pid} on ${w.host}; stop it first (Ctrl-C keeps what it did)`,
+        })
       const spec = yield* specOfRun(started)
       const planner = makePlanner(spec)
       const adapter = yield* TrainingAdapter
       const session = yield* adapter.open({ spec, options: started.adapter.options })
       const lastStep = log.state.lastStep
-      yield* catchUp(session, planner, log.lastCheckpoint, lastStep)
+      const { restored, rerun } = yield* catchUp(
+        runId,
+        session,
+        planner,
+        log.lastCheckpoint,
+        lastStep,
+        opts.checkpointBase,
+      )
+      const resumed = {
+        _tag: "RunResumed" as const,
+        fromStep: lastStep + 1,
+        ...(restored ? { checkpoint: restored } : {}),
+        writer: currentWriter(),
+        resumedAt: now,
+      }
+      const version = yield* store.append(runId, [toEnvelope(resumed)], log.version)
       const evalEvery = started.engine.evalEvery
+      const ckptEvery = session.stateless ? 0 : started.engine.checkpointEvery
       const pendingEval =
         session.evaluate !== undefined &&
         evalEvery > 0 &&
         lastStep >= 0 &&
         (lastStep + 1) % evalEvery === 0 &&
         log.lastEvalStep !== lastStep
-      return yield* driveRun(
+      const pendingCheckpoint =
+        lastStep >= 0 &&
+        isCheckpointStep(planner, lastStep, ckptEvery, started.steps) &&
+        log.lastCheckpoint?.step !== lastStep
+      const summary = yield* driveRun(
         {
           runId,
           planner,
           limit: started.steps,
           from: lastStep + 1,
           session,
-          version: log.version,
-          state: log.state,
-          lastCheckpointStep: log.lastCheckpoint?.step ?? -1,
+          version,
+          state: evolveRunState(log.state, resumed),
           pendingEval,
+          pendingCheckpoint,
           evalEvery,
           checkpointEvery: started.engine.checkpointEvery,
         },
         opts,
       )
+      return { ...summary, resumed: { fromStep: resumed.fromStep, checkpoint: restored, rerunSteps: rerun } }
     }),
   )

@@ -1,5 +1,6 @@
 /** core/schedule: the spec, the planner and the schedule invariants. */
-export * from "./invariants.ts"
+export * from "./describe.ts"
+export * from "./invariants/index.ts"
 export * from "./load.ts"
 export * from "./plan.ts"
 export * from "./ratio-fork.ts"

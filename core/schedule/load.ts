@@ -1,6 +1,6 @@
 /** Reads a scenario file into a ScheduleSpec; every failure names the file. */
 import { Effect, Either } from "effect"
-import { InputError, readTextFile } from "../common/files.ts"
+import { InputError, readTextFile } from "../common/index.ts"
 import { parseSpec, type ScheduleSpec } from "./spec.ts"
 
 export const loadScenario = (file: string): Effect.Effect<ScheduleSpec, InputError> =>

@@ -3,38 +3,41 @@
  *
  * Random access in O(log #phases): resume, fork and property tests never walk from step 0.
  */
-import { groupBaseLrs, type Modality, type Phase, type ScheduleSpec, totalSteps } from "./spec.ts"
 
-export interface StepPlan {
-  readonly step: number
-  readonly phase: string
-  readonly phaseStep: number
-  readonly modality: Modality
-  /** Index of the V+T cycle inside the phase. */
-  readonly cycle: number
-  /** Position inside the cycle, 0..V+T-1. */
-  readonly position: number
-  /** Index of this micro-step inside its accumulation group. */
-  readonly micro: number
-  /** True on the micro-step that applies the group's accumulated gradient. */
-  readonly update: boolean
-  readonly lr: Readonly<Record<string, number>>
-}
+import {
+  groupBaseLrs,
+  type Modality,
+  type Phase,
+  phaseOffset,
+  type ScheduleSpec,
+  totalSteps,
+} from "./spec.ts"
+import type { StepPlan } from "./step-plan.ts"
 
-/** Whether phase step `i` is visual, straight from DESIGN.md's rule. */
-export const isVisualAt = (phase: Pick<Phase, "ratio" | "order">, i: number): boolean => {
+/** Whether phase step `i` is visual: DESIGN.md's rule on the cycle position (i + offset) mod (V+T). */
+export type { StepPlan }
+
+export const isVisualAt = (phase: Pick<Phase, "ratio" | "order" | "offset">, i: number): boolean => {
   const { visual: v, text: t } = phase.ratio
-  const pos = i % (v + t)
+  const pos = (i + phaseOffset(phase)) % (v + t)
   return phase.order === "text-first" ? pos >= t : pos < v
 }
 
-/** DESIGN.md's closed formula for the number of visual steps in a phase. */
-export const expectedVisualSteps = (phase: Pick<Phase, "ratio" | "order" | "steps">): number => {
+/** Visual steps among the cycle positions 0..m-1 of an unshifted phase (DESIGN.md's closed formula). */
+const visualBefore = (phase: Pick<Phase, "ratio" | "order">, m: number): number => {
   const { visual: v, text: t } = phase.ratio
   const c = v + t
-  const full = Math.floor(phase.steps / c) * v
-  const rest = phase.steps % c
-  return phase.order === "text-first" ? full + Math.max(rest - t, 0) : full + Math.min(rest, v)
+  const rest = m % c
+  return Math.floor(m / c) * v + (phase.order === "text-first" ? Math.max(rest - t, 0) : Math.min(rest, v))
+}
+
+/**
+ * Visual steps in a phase of `steps` steps. With an offset o the phase covers cycle positions
+ * o..o+N-1 of the unshifted pattern, so it holds F(N + o) - F(o) visual steps, F the closed formula.
+ */
+export const expectedVisualSteps = (phase: Pick<Phase, "ratio" | "order" | "steps" | "offset">): number => {
+  const o = phaseOffset(phase)
+  return visualBefore(phase, phase.steps + o) - visualBefore(phase, o)
 }
 
 /** The lr multiplier shared by every group at a global step (warm-up x decay), before modality factors. */
@@ -108,27 +111,29 @@ export const makePlanner = (spec: ScheduleSpec): Planner => {
     const phaseStep = step - starts[pi]!
     const { visual: v, text: t } = phase.ratio
     const c = v + t
-    const cycle = Math.floor(phaseStep / c)
-    const position = phaseStep % c
+    const shifted = phaseStep + phaseOffset(phase)
+    const cycle = Math.floor(shifted / c)
+    const position = shifted % c
     const visual = isVisualAt(phase, phaseStep)
     const modality: Modality = visual ? "visual" : "text"
 
     // The same-modality block this step sits in; with a zero side the whole phase is one block.
-    let offset: number
-    let blockLen: number
+    // An offset cuts the phase's first block short: it starts at the phase's first step.
+    let blockStart: number
+    let blockEnd: number
     if (v === 0 || t === 0) {
-      offset = phaseStep
-      blockLen = phase.steps
+      blockStart = 0
+      blockEnd = phase.steps
     } else {
       const visualFirst = phase.order !== "text-first"
       const blockStartInCycle = visual === visualFirst ? 0 : visualFirst ? v : t
-      offset = position - blockStartInCycle
-      const blockStart = phaseStep - offset
-      blockLen = Math.min(visual ? v : t, phase.steps - blockStart)
+      const unclipped = phaseStep - (position - blockStartInCycle)
+      blockStart = Math.max(0, unclipped)
+      blockEnd = Math.min(unclipped + (visual ? v : t), phase.steps)
     }
     const accumulation = spec.batch[modality].accumulation
-    const micro = offset % accumulation
-    const update = micro === accumulation - 1 || offset === blockLen - 1
+    const micro = (phaseStep - blockStart) % accumulation
+    const update = micro === accumulation - 1 || phaseStep === blockEnd - 1
 
     const factor = scheduleFactor(spec, step, total) * spec.lr.modalityFactor[modality]
     return { step, phase: phase.name, phaseStep, modality, cycle, position, micro, update, lr: lrFor(factor) }

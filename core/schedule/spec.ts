@@ -1,16 +1,18 @@
 /**
  * ScheduleSpec: what a scenario file says about an interleaved training schedule.
  *
- * Decoding is pure: `decodeSpec(json)` returns the spec or a `SpecError` whose message names the
+ * Decoding is pure: `decodeSpec(json)` returns the spec or a `DecodeError` whose message names the
  * JSON path and the reason (`phases[1].ratio: visual and text cannot both be 0`). Unknown keys are
  * errors, so a typo never passes silently.
  */
-import { Data, Either, Schema } from "effect"
+import { Either, Schema } from "effect"
 import {
+  DecodeError,
   firstIssue,
   NonEmptyString,
   NonNegFinite,
   NonNegInt,
+  notAnObject,
   oneOf,
   PosFinite,
   PosInt,
@@ -37,9 +39,18 @@ export const Phase = Schema.Struct({
   steps: PosInt,
   ratio: Ratio,
   order: Schema.optionalWith(CycleOrder, { default: () => "visual-first" as const }),
+  /**
+   * Where the phase enters its cycle: phase step i sits at cycle position (i + offset) mod (V+T),
+   * 0 <= offset < V+T. PET-DINO's `(iter + 1) % 9 < 8` is 8:1 visual-first with offset 1. Absent
+   * means 0 (kept absent, so specs without it encode, and hash, as before).
+   */
+  offset: Schema.optional(NonNegInt),
   description: Schema.optional(Schema.String),
 })
 export type Phase = typeof Phase.Type
+
+/** A phase's offset, 0 when absent. */
+export const phaseOffset = (p: Pick<Phase, "offset">): number => p.offset ?? 0
 
 export const ModalityBatch = Schema.Struct({
   /** Samples per micro-step. */
@@ -127,16 +138,6 @@ export const ScheduleSpec = Schema.Struct({
 export type ScheduleSpec = typeof ScheduleSpec.Type
 export type ScheduleSpecEncoded = typeof ScheduleSpec.Encoded
 
-export class SpecError extends Data.TaggedError("SpecError")<{
-  readonly source: string
-  readonly path: string
-  readonly reason: string
-}> {
-  override get message(): string {
-    return `${this.source}: ${this.path ? `${this.path}: ` : ""}${this.reason}`
-  }
-}
-
 const decodeUnknown = Schema.decodeUnknownEither(ScheduleSpec, { onExcessProperty: "error", errors: "first" })
 
 /** Cross-field rules that a per-field schema cannot express. */
@@ -145,6 +146,12 @@ const checkConsistency = (spec: ScheduleSpec): { path: string; reason: string } 
   for (const [i, p] of spec.phases.entries()) {
     if (names.has(p.name)) return { path: `phases[${i}].name`, reason: `duplicate phase name "${p.name}"` }
     names.add(p.name)
+    const c = p.ratio.visual + p.ratio.text
+    if (phaseOffset(p) >= c)
+      return {
+        path: `phases[${i}].offset`,
+        reason: `must be less than the cycle length V+T = ${c}, got ${p.offset}`,
+      }
   }
   const groups = new Set<string>()
   for (const [i, g] of spec.optimizer.groups.entries()) {
@@ -168,6 +175,35 @@ const checkConsistency = (spec: ScheduleSpec): { path: string; reason: string } 
         return { path, reason: `milestones must be strictly increasing (${prev} then ${m})` }
     }
   }
+  return checkRunnable(spec)
+}
+
+/**
+ * Every lr a run can record is finite: each group's base lr x each modality factor x the largest
+ * factor warm-up and decay apply. Without this, `run` would record `"lr":{"head":null}` (1e308 x
+ * 1e308) that `verify` then rejects. O(#groups), never per step.
+ */
+const checkRunnable = (spec: ScheduleSpec): { path: string; reason: string } | undefined => {
+  const { warmup, decay, modalityFactor } = spec.lr
+  // Warm-up and decay factors never exceed 1 today (UnitInterval); the max keeps that an assumption.
+  const top = Math.max(1, warmup?.startFactor ?? 0, decay.kind === "cosine" ? decay.floor : 0)
+  for (const [i, g] of spec.optimizer.groups.entries()) {
+    const base = g.lr ?? spec.optimizer.lr * (g.lrMultiplier ?? 1)
+    if (!Number.isFinite(base))
+      return {
+        path: `optimizer.groups[${i}].lrMultiplier`,
+        reason: `optimizer.lr ${spec.optimizer.lr} x ${g.lrMultiplier} is ${base}: group "${g.name}" needs a finite lr`,
+      }
+    for (const m of MODALITIES) {
+      const f = modalityFactor[m]
+      const lr = base * f * top
+      if (!Number.isFinite(lr))
+        return {
+          path: `lr.modalityFactor.${m}`,
+          reason: `${f} x the base lr of group "${g.name}" (${base}) is ${lr}; every lr of the run must be finite`,
+        }
+    }
+  }
   return undefined
 }
 
@@ -175,22 +211,25 @@ export const totalSteps = (spec: Pick<ScheduleSpec, "phases">): number =>
   spec.phases.reduce((n, p) => n + p.steps, 0)
 
 /** Decodes an already-parsed JSON value. `source` names the file in error messages. */
-export const decodeSpec = (input: unknown, source = "scenario"): Either.Either<ScheduleSpec, SpecError> =>
-  Either.flatMap(
+export const decodeSpec = (input: unknown, source = "scenario"): Either.Either<ScheduleSpec, DecodeError> => {
+  const shape = notAnObject(input, "a scenario")
+  if (shape) return Either.left(new DecodeError({ source, path: "", reason: shape }))
+  return Either.flatMap(
     Either.mapLeft(
       decodeUnknown(input),
-      (e) => new SpecError({ source, ...pathAndReason(firstIssue(e, "invalid scenario")) }),
+      (e) => new DecodeError({ source, ...pathAndReason(firstIssue(e, "invalid scenario")) }),
     ),
     (spec) => {
       const bad = checkConsistency(spec)
-      return bad ? Either.left(new SpecError({ source, ...bad })) : Either.right(spec)
+      return bad ? Either.left(new DecodeError({ source, ...bad })) : Either.right(spec)
     },
   )
+}
 
 /** Parses JSON text, then decodes; a JSON syntax error names the line and column. */
-export const parseSpec = (text: string, source = "scenario"): Either.Either<ScheduleSpec, SpecError> =>
+export const parseSpec = (text: string, source = "scenario"): Either.Either<ScheduleSpec, DecodeError> =>
   Either.flatMap(
-    Either.mapLeft(parseJsonText(text), (reason) => new SpecError({ source, path: "", reason })),
+    Either.mapLeft(parseJsonText(text), (reason) => new DecodeError({ source, path: "", reason })),
     (json) => decodeSpec(json, source),
   )
 

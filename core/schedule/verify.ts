@@ -1,5 +1,5 @@
 /** Verifying a configured schedule: the whole plan streamed through every rule, in constant memory. */
-import { makeChecker, type VerifyReport } from "./invariants.ts"
+import { makeChecker, type VerifyReport } from "./invariants/index.ts"
 import { makePlanner } from "./plan.ts"
 import type { ScheduleSpec } from "./spec.ts"
 

@@ -14,7 +14,7 @@ import interleave_sdk as sdk
 #   ("decoded": what the engine records as RunStarted.specHash), from core/events.ts and
 #   core/spec.ts; and canonicalJson(ODD) / hashJson(ODD) for the ODD value below.
 TS_HASHES = {
-    "petdino-swin-t": {"raw": "8414b623861f24a9", "decoded": "4aad7a72b26ad0af"},
+    "petdino-swin-t": {"raw": "5a4515ad664b2a6e", "decoded": "ca46e9f4633a1b38"},
     "text-first-3to2": {"raw": "8ece94718e23558e", "decoded": "d003258316bba926"},
     "trex2-joint-8to1": {"raw": "c49d397ed643e514", "decoded": "41a3e8253060e2c3"},
     "visual-accumulate-4": {"raw": "3232f86dc6b86215", "decoded": "d4b7e16c58b91fcf"},

@@ -113,7 +113,7 @@ class HookRecords(unittest.TestCase):
         mods = "".join(d["modality"][0] for d in steps)
         # PET-DINO's predicate puts text at iterations 7, 16, ...: recorded as the model said.
         self.assertEqual(mods, "vvvvvvvt" + "vvvvvvvvt" + "vvv")
-        self.assertEqual(steps[7]["position"], 7)  # coordinates from the spec (offset 0)
+        self.assertEqual(steps[7]["position"], 8)  # coordinates from the spec: offset 1 shifts the cycle
         d = steps[3]
         low = 4e-4 * 0.01
         self.assertEqual(d["lr"], {"backbone": low, "language-model": low, "neck": low, "head": 4e-4})

@@ -1,0 +1,38 @@
+/**
+ * What run, resume and fork share around the engine: progress, where checkpoints go (next to the
+ * store, recorded relative to its folder), and what a signal leaves behind: the run's steps so
+ * far, a RunInterrupted event, and a hint with the real run id.
+ */
+import { dirname, resolve } from "node:path"
+import { Console, Effect } from "effect"
+import type { EngineOptions, RunSummary } from "../core/run/index.ts"
+import { makeProgress } from "./progress.ts"
+import { interruptReason } from "./signals.ts"
+import { checkpointDirOf } from "./store.ts"
+
+export const withEngine = <E, R>(
+  o: {
+    readonly runId: string
+    readonly total: number
+    readonly store: string
+    readonly engine?: EngineOptions
+  },
+  body: (opts: EngineOptions) => Effect.Effect<RunSummary, E, R>,
+): Effect.Effect<RunSummary, E, R> => {
+  const progress = makeProgress({ label: o.runId, total: o.total })
+  const opts: EngineOptions = {
+    ...o.engine,
+    checkpointDir: resolve(checkpointDirOf(o.store)),
+    checkpointBase: dirname(resolve(o.store)),
+    onProgress: progress.update,
+    interruptReason,
+  }
+  return body(opts).pipe(
+    Effect.ensuring(Effect.sync(progress.done)),
+    Effect.onInterrupt(() =>
+      Console.error(
+        `interleave: ${interruptReason()}; run ${o.runId} keeps every step it recorded: resume it with \`interleave resume ${o.runId}\``,
+      ),
+    ),
+  )
+}
