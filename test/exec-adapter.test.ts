@@ -172,7 +172,9 @@ describe.runIf(runs)("exec adapter: trainers that break the protocol", () => {
       raw("--garbage-at", "5", "--stderr-lines", "2"),
       "garbage",
     )
-    expect(summary.status).toBe("aborted")
+    // The trainer broke, not the schedule: the run stays resumable.
+    expect(summary.status).toBe("interrupted")
+    expect(log.at(-1)!._tag).toBe("RunInterrupted")
     expect(failed).toMatchObject({ step: 5, kind: "adapter-error" })
     expect(failed!.message).toContain(
       'not a protocol reply (not JSON): "epoch 0 iter 5: loss=0.5" (in reply to step 5)',
@@ -188,6 +190,22 @@ describe.runIf(runs)("exec adapter: trainers that break the protocol", () => {
     expect(failed!.message).toMatch(/^the trainer exited with code 3 \(step 3\)/)
     expect(failed!.message).toContain("  | RuntimeError: the trainer fell over at step 3")
     expect(alive(pid)).toBe(false)
+  })
+
+  it("after a trainer crash, resume continues the run with a fresh child: every step once", async () => {
+    // The trainer exits in step 3 the first time only (--once), as a crashed process would not repeat.
+    const options = raw("--exit-at", "3", "--once", join(dir, "crashed-once"), "--stateless")
+    const steps = await world(
+      Effect.gen(function* () {
+        const first = yield* startRun({ runId: "crash", spec, source: "t", adapterOptions: options }, {})
+        expect(first.status).toBe("interrupted")
+        expect((yield* resumeRun("crash", {})).status).toBe("completed")
+        const log = yield* events("crash")
+        expect(log.filter((e) => e._tag === "StepFailed")).toHaveLength(1)
+        return log.flatMap((e) => (e._tag === "StepCompleted" ? [e.step] : []))
+      }),
+    )
+    expect(steps).toEqual([...Array(21).keys()])
   })
 
   it("a step past the step timeout: adapter-error, the hung child is killed", async () => {

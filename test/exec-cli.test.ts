@@ -1,7 +1,8 @@
 /**
  * Real trainers through the real binary: the bundled PyTorch trainer for 450 steps (verify passes,
  * both held-out metrics above chance), SIGKILL of interleave mid-run then resume (every step once,
- * the same losses as an uninterrupted run, which replays exactly), SIGKILL of the trainer child,
+ * the same losses as an uninterrupted run, which replays exactly), SIGKILL of the trainer child
+ * (a StepFailed, then resume completes),
  * trainers that cannot start (bad input, exit 2, one line), and a log written by a loop the
  * trainer owns (Recorder) that verifies, and fails at the step where one text step was moved.
  */
@@ -150,7 +151,7 @@ describe.runIf(torch)("--adapter pytorch", () => {
     expect(replay.stdout).toContain("losses and evaluations compared exactly")
   }, 180_000)
 
-  it("SIGKILL of the trainer child mid-run: a StepFailed adapter-error naming the signal", async () => {
+  it("SIGKILL of the trainer child mid-run: a StepFailed adapter-error naming the signal; resume completes", async () => {
     const child = spawnCli([
       "run",
       small(),
@@ -175,12 +176,7 @@ describe.runIf(torch)("--adapter pytorch", () => {
     expect(failed.data.kind).toBe("adapter-error")
     expect(failed.data.message).toMatch(/^the trainer was killed by signal SIGKILL \(step \d+\)/)
     expect(stderr).toContain("adapter-error at step")
-  })
-
-  // Needs the engine change the lead is making: an adapter-error (or device-lost) StepFailed
-  // leaves the run resumable instead of aborted. Today `resume` answers "run ... was aborted
-  // (adapter-error ...); it cannot be resumed". Enable once that lands.
-  it.skip("after the trainer child was killed, resume completes and verify --log passes", async () => {
+    // The trainer broke, not the schedule: resume restores the last checkpoint in a fresh child.
     const resumed = await cli(["resume", "child-killed", "--json"])
     expect(resumed.code, resumed.stderr).toBe(0)
     expect(JSON.parse(resumed.stdout)).toMatchObject({ outcome: "completed", stepsCompleted: 90 })
