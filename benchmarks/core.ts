@@ -36,7 +36,7 @@ import {
   type StoreError,
 } from "../core/store/index.ts"
 import { makePostgresEventStore } from "../core/store/postgres.ts"
-import { benchHarnessExec } from "./harness-exec.ts"
+import { benchHarnessExec, describeHarnessExec } from "./harness-exec.ts"
 import { benchHarnessOverhead } from "./harness-overhead.ts"
 import { benchGlobalOrderCost, withBenchPostgres } from "./store-bench-pg.ts"
 
@@ -367,16 +367,7 @@ const main = async () => {
         : undefined
   const harnessExec = torchMissing ? { skipped: torchMissing } : await benchHarnessExec({ log })
   if ("skipped" in harnessExec) log(`harness overhead pytorch (exec): SKIPPED, ${harnessExec.skipped}`)
-  else
-    for (const r of harnessExec.ratios)
-      log(
-        `harness overhead pytorch ${harnessExec.preset}/${harnessExec.device} ratio ${r.ratio} (${r.blocks} blocks x ${r.stepsPerBlock} steps): ` +
-          `engine ${fmt(r.engineMsPerStep)} ms/step vs bare Python loop ${fmt(r.bareMsPerStep)} ms/step: ${(r.overhead * 100).toFixed(2)}% (target <= 1% at 8:1), ` +
-          `directly (harness time / the trainer's step time) ${(r.directOverhead * 100).toFixed(2)}%; ` +
-          `protocol round trip mean ${fmt(r.roundTrip.meanUs)} µs, p50 ${fmt(r.roundTrip.p50Us)} µs, p99 ${fmt(r.roundTrip.p99Us)} µs; ` +
-          `harness time per step (engine wall minus the trainer's step time) mean ${fmt(r.harness.meanUs)} µs, p50 ${fmt(r.harness.p50Us)} µs, p99 ${fmt(r.harness.p99Us)} µs; ` +
-          `losses ${r.lossesIdentical ? "identical to" : "DIFFERENT from"} the bare loop's`,
-      )
+  else for (const line of describeHarnessExec(harnessExec)) log(line)
 
   const result = {
     suite: "core",

@@ -24,6 +24,7 @@ import { spawn } from "node:child_process"
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
+import { pathToFileURL } from "node:url"
 import { Effect, Either, Layer, Stream } from "effect"
 import { DEFAULT_PYTHON, PytorchAdapter, REFERENCE_TRAINER } from "../adapters/exec/index.ts"
 import { benchSpec } from "../core/bench/index.ts"
@@ -247,4 +248,25 @@ export const benchHarnessExec = async (
     batch,
     ratios: results,
   }
+}
+
+/** One line per ratio, every number with its unit. */
+export const describeHarnessExec = (h: HarnessExecResult): string[] => {
+  const f = (x: number, digits = 1) => x.toFixed(digits)
+  return h.ratios.map(
+    (r) =>
+      `harness pytorch ${h.preset}/${h.device} ratio ${r.ratio} (${r.blocks} blocks x ${r.stepsPerBlock} steps, ${h.store} store): ` +
+      `engine ${f(r.engineMsPerStep, 2)} ms/step vs the trainer's bare Python loop ${f(r.bareMsPerStep, 2)} ms/step: overhead ${f(r.overhead * 100, 2)}% (median of block pairs; target <= 1% at 8:1), ` +
+      `directly ${f(r.directOverhead * 100, 2)}% (harness time / the trainer's own ${f(r.drivenTrainerMsPerStep, 2)} ms/step); ` +
+      `protocol round trip per step mean ${f(r.roundTrip.meanUs)} us, p50 ${f(r.roundTrip.p50Us)} us, p99 ${f(r.roundTrip.p99Us)} us; ` +
+      `harness time per step (engine wall minus the trainer's step time) mean ${f(r.harness.meanUs)} us, p50 ${f(r.harness.p50Us)} us, p99 ${f(r.harness.p99Us)} us; ` +
+      `losses ${r.lossesIdentical ? "identical to" : "DIFFERENT from"} the bare loop's`,
+  )
+}
+
+// Run as a script (`node bin/run-ts.mjs benchmarks/harness-exec.ts`).
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  const result = await benchHarnessExec({ log: (s) => process.stderr.write(`${s}\n`) })
+  for (const line of describeHarnessExec(result)) process.stderr.write(`${line}\n`)
+  process.stdout.write(`${JSON.stringify(result, null, 2)}\n`)
 }
