@@ -18,6 +18,8 @@
  *  - harness time, µs per step, measured directly: the engine's wall time from one step's start to
  *    the next minus the trainer's own step time (round trip plus events, fold, store appends);
  *    mean, p50, p99;
+ *  - interleave's own CPU time per step (process.cpuUsage over the engine run / steps): what the
+ *    engine, store and the protocol's Node side cost, unaffected by waiting for a busy CPU;
  *  - whether the engine's losses equal the bare loop's (both runs start from the same seed).
  */
 import { spawn } from "node:child_process"
@@ -54,6 +56,8 @@ export interface HarnessExecRatioResult {
   readonly directOverhead: number
   readonly roundTrip: MicroStats
   readonly harness: MicroStats
+  /** CPU time of the interleave process per step (user + system), µs, median over blocks. */
+  readonly engineCpuUsPerStep: number
   readonly lossesIdentical: boolean
 }
 
@@ -159,6 +163,7 @@ export const benchHarnessExec = async (
       const roundTrip: number[] = []
       const harness: number[] = []
       const pairRatios: number[] = []
+      const engineCpu: number[] = []
       let identical = true
       await Effect.runPromise(
         Effect.scoped(
@@ -177,12 +182,15 @@ export const benchHarnessExec = async (
                       open: () => Effect.succeed(probe.wrapped),
                     }),
                   )
+                  const c0 = process.cpuUsage()
                   const t0 = performance.now()
                   yield* startRun(
                     { runId: `engine-${v}-${t}-${b}`, spec, source: "bench", adapterOptions: options },
                     { evalEvery: 0, checkpointEvery: 0 },
                   ).pipe(Effect.provide(layer))
                   const t1 = performance.now()
+                  const cpu = process.cpuUsage(c0)
+                  engineCpu.push((cpu.user + cpu.system) / perBlock)
                   engineMs.push((t1 - t0) / perBlock)
                   drivenMs.push(mean(probe.durations))
                   roundTrip.push(...probe.roundTrip)
@@ -234,6 +242,7 @@ export const benchHarnessExec = async (
         directOverhead: mean(harness) / 1000 / mean(drivenMs),
         roundTrip: stats(roundTrip),
         harness: stats(harness),
+        engineCpuUsPerStep: median(engineCpu),
         lossesIdentical: identical,
       })
     }
@@ -260,6 +269,7 @@ export const describeHarnessExec = (h: HarnessExecResult): string[] => {
       `directly ${f(r.directOverhead * 100, 2)}% (harness time / the trainer's own ${f(r.drivenTrainerMsPerStep, 2)} ms/step); ` +
       `protocol round trip per step mean ${f(r.roundTrip.meanUs)} us, p50 ${f(r.roundTrip.p50Us)} us, p99 ${f(r.roundTrip.p99Us)} us; ` +
       `harness time per step (engine wall minus the trainer's step time) mean ${f(r.harness.meanUs)} us, p50 ${f(r.harness.p50Us)} us, p99 ${f(r.harness.p99Us)} us; ` +
+      `interleave's CPU time ${f(r.engineCpuUsPerStep)} us per step; ` +
       `losses ${r.lossesIdentical ? "identical to" : "DIFFERENT from"} the bare loop's`,
   )
 }
