@@ -275,7 +275,12 @@ describe.runIf(runs)("exec adapter: trainers that break the protocol", () => {
     expect(extra.failed!.message).toMatch(
       /^(the trainer wrote on stdout while no request was pending|out-of-turn reply: an outcome with id 2 to step 2)/,
     )
-    for (const r of [id, type, extra]) expect(alive(r.pid)).toBe(false)
+    const kind = await runFailing(raw("--bad-kind-at", "2"), "bad-kind")
+    expect(kind.failed).toMatchObject({ step: 2, kind: "adapter-error" })
+    expect(kind.failed!.message).toMatch(
+      /^invalid failure reply to step 2: kind "toString" is not one of nan-loss/,
+    )
+    for (const r of [id, type, extra, kind]) expect(alive(r.pid)).toBe(false)
   })
 
   it("a bare NaN on the wire is read as the nan-loss it means", async () => {

@@ -172,7 +172,7 @@ export const openProtocolSession = (config: ProtocolSessionConfig, spec: Schedul
             broken(`out-of-turn reply: ${an(reply.type)} with id ${reply.id} to ${what} (request id ${id})`),
           )
         if (reply.type === "failure") {
-          const kind = KIND_OF[reply.kind]
+          const kind = Object.hasOwn(KIND_OF, reply.kind) ? KIND_OF[reply.kind] : undefined
           if (!kind)
             return yield* Effect.flip(
               broken(

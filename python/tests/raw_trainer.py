@@ -4,7 +4,7 @@ tests of what it does when a trainer breaks the protocol (test/exec-adapter.test
     raw_trainer.py [--garbage-at K] [--exit-at K] [--hang-at K] [--wrong-id-at K]
                    [--wrong-type-at K] [--bare-nan-at K] [--stderr-lines N] [--protocol V]
                    [--print-before-ready] [--ignore-term] [--stateless] [--extra-line-at K]
-                   [--refuse-hello] [--once FILE]
+                   [--refuse-hello] [--once FILE] [--bad-kind-at K]
 
 Steps reply with losses {"total": 1/(1+step)}; `--stderr-lines N` writes N numbered lines to
 stderr on every step; `--ignore-term` ignores SIGTERM (the engine must escalate to SIGKILL).
@@ -18,7 +18,8 @@ import sys
 import time
 
 ap = argparse.ArgumentParser()
-for name in ("garbage-at", "exit-at", "hang-at", "wrong-id-at", "wrong-type-at", "bare-nan-at", "extra-line-at"):
+for name in ("garbage-at", "exit-at", "hang-at", "wrong-id-at", "wrong-type-at", "bare-nan-at", "extra-line-at",
+             "bad-kind-at"):
     ap.add_argument(f"--{name}", type=int, default=-1)
 ap.add_argument("--stderr-lines", type=int, default=0)
 ap.add_argument("--protocol", type=int, default=1)
@@ -86,6 +87,9 @@ for raw in sys.stdin:
             sys.stdout.write(json.dumps({"type": "outcome", "id": rid, "step": s, "losses": {"total": float("nan")},
                                          "durationMs": 1.0, "samples": 1}) + "\n")
             sys.stdout.flush()
+            continue
+        if s == a.bad_kind_at:
+            send({"type": "failure", "id": rid, "kind": "toString", "message": "not a kind"})
             continue
         if s == a.wrong_id_at:
             rid += 1
