@@ -241,8 +241,8 @@ describe.runIf(pythonTestsRun("exec CLI tests with Python trainers"))(
         [["--adapter", "exec"], "--adapter exec needs --cmd COMMAND"],
         [["--adapter", "exec", "--cmd", "python3 t.py > log"], 'exec adapter: cmd: ">" is shell syntax'],
         [
-          ["--adapter", "exec", "--cmd", "x", "--trainer-options", "[1]"],
-          "--trainer-options: must be a JSON object",
+          ["--adapter", "exec", "--cmd", "x", "--hello-options", "[1]"],
+          "--hello-options: must be a JSON object",
         ],
         [["--step-timeout", "5"], "--step-timeout is for --adapter pytorch or exec"],
       ]

@@ -82,9 +82,7 @@ export const decodeExecOptions = (raw: Raw) =>
       return yield* r.fail(`args must be an array of strings, got ${JSON.stringify(args)}`)
     const options = raw.options ?? {}
     if (typeof options !== "object" || options === null || Array.isArray(options))
-      return yield* r.fail(
-        `options (--trainer-options) must be a JSON object, got ${JSON.stringify(options)}`,
-      )
+      return yield* r.fail(`options (--hello-options) must be a JSON object, got ${JSON.stringify(options)}`)
     const decoded: ExecOptions = {
       cmd,
       args: args as string[],

@@ -19,7 +19,7 @@ export const adapterFlags = {
   adapter: flagWithDefault.choice(
     "adapter",
     ADAPTER_KINDS,
-    "What executes the steps: sim (cost model), tfjs (real training in-process), pytorch (the bundled PyTorch trainer) or exec (any trainer command that speaks the step protocol, docs/step-protocol.md).",
+    "What executes the steps: sim (cost model), tfjs (training in-process), pytorch (the bundled PyTorch trainer), exec (a trainer command; docs/step-protocol.md).",
     "sim",
   ),
   hardware: flag.text(
@@ -57,85 +57,101 @@ export const adapterFlags = {
     "exec: the trainer's command line, split into words like a shell's but run without one (write sh -c '...' for a shell).",
     { value: "COMMAND" },
   ),
-  trainerOptions: flag.text("trainer-options", "exec: trainer options as a JSON object, sent in hello.", {
+  helloOptions: flag.text("hello-options", "exec: trainer options as a JSON object, sent in hello.", {
     value: "JSON",
     default: "{}",
   }),
   stepTimeout: flag.number(
     "step-timeout",
     "exec, pytorch: seconds a step (or evaluation, checkpoint, restore) may take before the run fails and the trainer is ended.",
-    { value: "SECONDS", default: "600" },
+    { value: "SEC", default: "600" },
   ),
 }
 
 /** Adapters whose steps are real training (evaluation and checkpoints by default). */
 const REAL_TRAINING = new Set(["tfjs", "pytorch", "exec"])
 
-export const buildAdapterOptions = (o: {
+interface AdapterFlagValues {
   adapter: string
   hardware: Option.Option<string>
   model: Option.Option<string>
   backend: Option.Option<string>
   preset: Option.Option<string>
   lrScale?: Option.Option<number>
+  alignWeight?: Option.Option<number>
   python?: Option.Option<string>
   device?: Option.Option<string>
-  alignWeight?: Option.Option<number>
   cmd?: Option.Option<string>
-  trainerOptions?: Option.Option<string>
+  helloOptions?: Option.Option<string>
   stepTimeout?: Option.Option<number>
-}) =>
-  Effect.gen(function* () {
-    const out: Record<string, unknown> = {}
-    const set = (k: string, v: Option.Option<string | number> | undefined) => {
-      if (v && Option.isSome(v)) out[k] = v.value
-    }
-    if (o.adapter === "sim") {
-      set("hardware", o.hardware)
-      set("model", o.model)
-    } else if (o.adapter === "tfjs") {
-      set("backend", o.backend)
-      set("preset", o.preset)
-      set("lrScale", o.lrScale)
-      set("alignWeight", o.alignWeight)
-    } else if (o.adapter === "pytorch") {
-      set("python", o.python)
-      set("device", o.device)
-      set("preset", o.preset)
-      set("alignWeight", o.alignWeight)
-      set("lrScale", o.lrScale)
-      set("stepTimeout", o.stepTimeout)
-    } else if (o.adapter === "exec") {
-      if (!o.cmd || Option.isNone(o.cmd))
-        return yield* badInput('--adapter exec needs --cmd COMMAND (e.g. --cmd "python3 train.py")')
-      out.cmd = o.cmd.value
-      if (o.trainerOptions && Option.isSome(o.trainerOptions)) {
-        let parsed: unknown
-        try {
-          parsed = JSON.parse(o.trainerOptions.value)
-        } catch (e) {
-          return yield* badInput(`--trainer-options: not JSON (${e instanceof Error ? e.message : e})`)
-        }
-        if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed))
-          return yield* badInput("--trainer-options: must be a JSON object")
-        out.options = parsed
-      }
-      set("stepTimeout", o.stepTimeout)
-    }
-    const given = (k: string, v: Option.Option<unknown> | undefined, kinds: string) =>
-      v && Option.isSome(v) && !kinds.split(",").includes(o.adapter)
-        ? `--${k} is for --adapter ${kinds.split(",").join(" or ")}`
-        : undefined
-    const misplaced =
-      given("python", o.python, "pytorch") ??
-      given("device", o.device, "pytorch") ??
-      given("align-weight", o.alignWeight, "tfjs,pytorch") ??
-      given("cmd", o.cmd, "exec") ??
-      given("trainer-options", o.trainerOptions, "exec") ??
-      given("step-timeout", o.stepTimeout, "pytorch,exec")
-    if (misplaced) return yield* badInput(misplaced)
-    return out
-  })
+}
+
+/** The trainer options of --hello-options, or why they are not a JSON object. */
+const helloOptionsOf = (text: string): Record<string, unknown> | string => {
+  let parsed: unknown
+  try {
+    parsed = JSON.parse(text)
+  } catch (e) {
+    return `--hello-options: not JSON (${e instanceof Error ? e.message : e})`
+  }
+  return typeof parsed === "object" && parsed !== null && !Array.isArray(parsed)
+    ? (parsed as Record<string, unknown>)
+    : "--hello-options: must be a JSON object"
+}
+
+/**
+ * What is wrong with the adapter flags, in one line (bad input), or undefined: --adapter exec
+ * without --cmd, --hello-options that are not a JSON object, a pytorch or exec flag given to
+ * another adapter (it would be ignored without a word).
+ */
+export const adapterFlagProblem = (o: AdapterFlagValues): string | undefined => {
+  if (o.adapter === "exec" && (!o.cmd || Option.isNone(o.cmd)))
+    return '--adapter exec needs --cmd COMMAND (e.g. --cmd "python3 train.py")'
+  if (o.helloOptions && Option.isSome(o.helloOptions)) {
+    const parsed = helloOptionsOf(o.helloOptions.value)
+    if (typeof parsed === "string") return parsed
+  }
+  const given = (k: string, v: Option.Option<unknown> | undefined, kinds: ReadonlyArray<string>) =>
+    v && Option.isSome(v) && !kinds.includes(o.adapter)
+      ? `--${k} is for --adapter ${kinds.join(" or ")}`
+      : undefined
+  return (
+    given("python", o.python, ["pytorch"]) ??
+    given("device", o.device, ["pytorch"]) ??
+    given("cmd", o.cmd, ["exec"]) ??
+    given("hello-options", o.helloOptions, ["exec"]) ??
+    given("step-timeout", o.stepTimeout, ["pytorch", "exec"])
+  )
+}
+
+/** The adapter options the flags give (check them with `adapterFlagProblem` first). */
+export const buildAdapterOptions = (o: AdapterFlagValues): Record<string, unknown> => {
+  const out: Record<string, unknown> = {}
+  const set = (k: string, v: Option.Option<string | number> | undefined) => {
+    if (v && Option.isSome(v)) out[k] = v.value
+  }
+  if (o.adapter === "sim") {
+    set("hardware", o.hardware)
+    set("model", o.model)
+  } else if (o.adapter === "tfjs") {
+    set("backend", o.backend)
+    set("preset", o.preset)
+    set("lrScale", o.lrScale)
+    set("alignWeight", o.alignWeight)
+  } else if (o.adapter === "pytorch") {
+    set("python", o.python)
+    set("device", o.device)
+    set("preset", o.preset)
+    set("alignWeight", o.alignWeight)
+    set("lrScale", o.lrScale)
+    set("stepTimeout", o.stepTimeout)
+  } else if (o.adapter === "exec") {
+    set("cmd", o.cmd)
+    if (o.helloOptions && Option.isSome(o.helloOptions)) out.options = helloOptionsOf(o.helloOptions.value)
+    set("stepTimeout", o.stepTimeout)
+  }
+  return out
+}
 
 const nonNegative = (name: string, v: Option.Option<number>) =>
   Option.isSome(v) && (!Number.isInteger(v.value) || v.value < 0)
@@ -178,7 +194,9 @@ export const runCommand = defineCommand({
         ? o.runId.value
         : runIdFrom(spec.name, runStamp(yield* Clock.currentTimeMillis))
       const total = Math.min(steps ?? Number.POSITIVE_INFINITY, totalSteps(spec))
-      const adapterOptions = yield* buildAdapterOptions(o)
+      const problem = adapterFlagProblem(o)
+      if (problem) return yield* badInput(problem)
+      const adapterOptions = buildAdapterOptions(o)
       const big = sizeWarning(total, o.adapter)
       if (big) yield* warn(big)
       // The store opens only once the input is known good: a refused spec leaves no file behind.
