@@ -131,14 +131,14 @@ export const openProtocolSession = (config: ProtocolSessionConfig, spec: Schedul
     )
     const hint = config.timeoutHint ? `; ${config.timeoutHint}` : ""
 
+    const timeoutText = (what: string, timeoutMs: number, timeoutName: string) =>
+      `${what} took longer than the ${timeoutName} (${seconds(timeoutMs)}${timeoutName === "step timeout" ? hint : ""})`
+
     /** One request, one answer; interruption (Ctrl-C mid-step) ends the child. */
     const ask = (line: string, timeoutMs: number, what: string, timeoutName = "step timeout") =>
       Effect.async<Answer>((resume) => {
-        const cancel = child.request(
-          line,
-          timeoutMs,
-          `${what} took longer than the ${timeoutName} (${seconds(timeoutMs)}${timeoutName === "step timeout" ? hint : ""})`,
-          (a) => resume(Effect.succeed(a)),
+        const cancel = child.request(line, timeoutMs, timeoutText(what, timeoutMs, timeoutName), (a) =>
+          resume(Effect.succeed(a)),
         )
         return Effect.sync(() => {
           cancel()
@@ -157,8 +157,11 @@ export const openProtocolSession = (config: ProtocolSessionConfig, spec: Schedul
       })
 
     const exchange = (type: RequestType, id: number, line: string, what: string, timeoutMs: number) =>
+      Effect.flatMap(ask(line, timeoutMs, what), (answer) => judge(type, id, what, answer))
+
+    /** What an answer to request `id` means: the reply it should be, or the failure it is. */
+    const judge = (type: RequestType, id: number, what: string, answer: Answer) =>
       Effect.gen(function* () {
-        const answer = yield* ask(line, timeoutMs, what)
         if (answer._tag === "Lost") return yield* Effect.flip(broken(`${answer.reason} (${what})`))
         const reply = decodeReply(answer.line)
         if (reply instanceof ProtocolViolation)
@@ -268,24 +271,50 @@ export const openProtocolSession = (config: ProtocolSessionConfig, spec: Schedul
         ) as Effect.Effect<R, StepFailure>
       })
 
+    /**
+     * A step. The reply is read in the pipe's callback and, when it is the outcome asked for (the
+     * usual case), handed back at once: this path runs once per step, between two training steps.
+     */
     const step: TrainingSession["step"] = (plan) =>
-      Effect.suspend(() => {
+      Effect.async<StepOutcome, StepFailure>((resume) => {
         const id = nextId++
-        const what = `step ${plan.step}`
-        return Effect.flatMap(
-          exchange("step", id, stepRequest(id, plan), what, config.stepTimeoutMs),
-          (r): Effect.Effect<StepOutcome, StepFailure> => {
-            const o = r as Outcome
-            if (o.step !== plan.step)
-              return Effect.flip(broken(`out-of-turn reply: the outcome of step ${o.step} to ${what}`))
-            return Effect.succeed({
-              losses: o.losses,
-              durationMs: o.durationMs,
-              samples: o.samples,
-              memory: o.memory,
-            })
+        const timeout = config.stepTimeoutMs
+        const cancel = child.request(
+          stepRequest(id, plan),
+          timeout,
+          timeoutText(`step ${plan.step}`, timeout, "step timeout"),
+          (answer) => {
+            if (answer._tag === "Line") {
+              const r = decodeReply(answer.line)
+              if (
+                !(r instanceof ProtocolViolation) &&
+                r.type === "outcome" &&
+                r.id === id &&
+                r.step === plan.step
+              )
+                return resume(
+                  Effect.succeed({
+                    losses: r.losses,
+                    durationMs: r.durationMs,
+                    samples: r.samples,
+                    memory: r.memory,
+                  }),
+                )
+            }
+            const what = `step ${plan.step}`
+            resume(
+              Effect.flatMap(judge("step", id, what, answer), (r) =>
+                Effect.flip(
+                  broken(`out-of-turn reply: the outcome of step ${(r as Outcome).step} to ${what}`),
+                ),
+              ),
+            )
           },
         )
+        return Effect.sync(() => {
+          cancel()
+          child.kill()
+        })
       })
 
     const cannot = (what: string) =>
