@@ -686,9 +686,17 @@ def serve_protocol(device: str) -> int:
     state: Dict[str, Trainer] = {}
 
     def hello(spec, options):
-        trainer = Trainer(spec, options, device=device)
+        try:
+            trainer = Trainer(spec, options, device=device)
+        except (ValueError, RuntimeError) as e:  # bad options, no CUDA: one line, no traceback
+            raise sdk.StepFailure("trainer-error", f"{type(e).__name__}: {e}") from None
         state["t"] = trainer
-        return trainer.info()
+        info = trainer.info()
+        # CPU kernels with a fixed thread count are deterministic here (tests check restore and
+        # re-runs bit for bit); CUDA's atomics are not: the engine's CUDA default applies.
+        if trainer.device.type == "cpu":
+            info["reproducible"] = "exact"
+        return info
 
     return sdk.serve(
         step=lambda plan: state["t"].step(plan),
