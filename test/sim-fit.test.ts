@@ -384,9 +384,22 @@ describe("duplicates and hold-out groups", () => {
     expect(merged.ids).toEqual(["sim-0x1-b2x2", "sim-0x1-b4x2"])
     expect(merged.sweepBatches).toEqual(["2/2", "4/2"])
     expect(m.warnings).toEqual([
-      "merged duplicate configs sim-0x1-b2x2, sim-0x1-b4x2 (same target, ratio 0:1, batch -/2 of the modalities they run): averaged",
+      "merged duplicate configs sim-0x1-b2x2, sim-0x1-b4x2 (same target, ratio 0:1, batch -/2 of the modalities they run): averaged; their mean step times differ by text 0.0% (the sweep's own repeatability)",
     ])
     expect(m.configs).toHaveLength(data.configs.length - 1)
+    // Repeated measurements that disagree: averaged weighted by steps, the disagreement stated.
+    const [a, b] = data.configs.filter((c) => c.ratio.visual === 0).slice(0, 2) as [
+      MeasuredConfig,
+      MeasuredConfig,
+    ]
+    const slow = {
+      ...b,
+      meanStepMs: { text: a.meanStepMs.text! * 1.5 },
+      steps: { visual: 0, text: a.steps.text * 3 },
+    }
+    const noisy = mergeDuplicates([a, slow])
+    expect(noisy.configs[0]!.meanStepMs.text).toBeCloseTo((a.meanStepMs.text! * (1 + 1.5 * 3)) / 4, 9)
+    expect(noisy.warnings[0]).toContain("their mean step times differ by text 50.0%")
   })
 
   it("parses whole groups and refuses what matches nothing or everything", () => {

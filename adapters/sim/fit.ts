@@ -436,8 +436,13 @@ export const mergeDuplicates = (
       visual: first.ratio.visual > 0 ? first.batch.visual : 0,
       text: first.ratio.text > 0 ? first.batch.text : 0,
     }
+    // How far the repeated measurements disagree: the sweep's own noise floor.
+    const spread = present(first).flatMap((m) => {
+      const ys = g.flatMap((c) => (c.meanStepMs[m] !== undefined ? [c.meanStepMs[m]!] : []))
+      return ys.length > 1 ? [`${m} ${(100 * (Math.max(...ys) / Math.min(...ys) - 1)).toFixed(1)}%`] : []
+    })
     warnings.push(
-      `merged duplicate configs ${g.map((c) => c.id).join(", ")} (same target, ratio ${ratioKey(first.ratio)}, batch ${batchKey(first)} of the modalities they run): averaged`,
+      `merged duplicate configs ${g.map((c) => c.id).join(", ")} (same target, ratio ${ratioKey(first.ratio)}, batch ${batchKey(first)} of the modalities they run): averaged${spread.length > 0 ? `; their mean step times differ by ${spread.join(", ")} (the sweep's own repeatability)` : ""}`,
     )
     const mem = g.every((c) => c.memory !== undefined)
       ? {
