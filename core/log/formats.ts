@@ -89,6 +89,8 @@ export const toMllogLines = (e: StoredEvent): string[] => {
       return [mllog(t, "INTERVAL_END", "run_stop", null, { status: "success", ...full })]
     case "RunAborted":
       return [mllog(t, "INTERVAL_END", "run_stop", null, { status: "aborted", reason: d.reason, ...full })]
+    default:
+      return [mllog(t, "POINT_IN_TIME", d._tag, null, { ...full })]
   }
 }
 
