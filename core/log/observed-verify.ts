@@ -28,6 +28,7 @@ import type { RunEvent, RunStarted } from "./events.ts"
 import type { ObservedAt, ObservedDescriptor } from "./observed-events.ts"
 
 export type ObservedRuleName =
+  | "event-log"
   | "observed-order"
   | "observed-intervals"
   | "observed-time"
