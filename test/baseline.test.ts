@@ -1,8 +1,11 @@
 /** Baseline comparison: deltas, directions, the strict threshold, missing configs and metrics. */
 import { describe, expect, it } from "vitest"
 import {
+  abortedLines,
   classify,
   compareResults,
+  comparisonRows,
+  comparisonVerdict,
   deltaPct,
   formatDelta,
   METRICS,
@@ -116,6 +119,14 @@ describe("compareResults", () => {
     expect(regressionSummary(c)).toBe(
       "2 metric(s) regressed beyond 15%: a throughput.stepsPerSec -50.0%, a throughput.samplesPerSec -50.0%",
     )
+    // A whole sweep that regressed: the first few, then how many more.
+    const many = compareResults(
+      results(["a", "b", "c", "d"].map((id) => withThroughput(config(id), 2))),
+      results(["a", "b", "c", "d"].map((id) => config(id))),
+    )
+    expect(regressionSummary(many)).toBe(
+      "8 metric(s) regressed beyond 15%: a throughput.stepsPerSec -50.0%, a throughput.samplesPerSec -50.0%, b throughput.stepsPerSec -50.0%, b throughput.samplesPerSec -50.0%, c throughput.stepsPerSec -50.0%, c throughput.samplesPerSec -50.0% and 2 more (see the table)",
+    )
     // The same change the other way is an improvement, not a failure.
     expect(compareResults(current, baseline).regressions).toEqual([])
     expect(compareResults(current, baseline).deltas.filter((d) => d.status === "improved")).toHaveLength(2)
@@ -180,5 +191,108 @@ describe("compareResults", () => {
     const c = compareResults(results([config("a")]), results([config("a")], { ...machine, cpu: "CPU B" }))
     expect(c.machineNote).toContain("CPU A")
     expect(c.machineNote).toContain("CPU B")
+  })
+})
+
+describe("comparison output (item 7)", () => {
+  const OOM = "out-of-memory at step 0: needs 61.3 GiB but a100-40g has 40.0 GiB"
+  /** A config that aborted before its first measured step: no steps, no statistics. */
+  const aborted = (id: string): ConfigResult =>
+    buildConfigResult(
+      {
+        id,
+        label: id,
+        ratio: { visual: 8, text: 1 },
+        batch: { visual: 16, text: 8 },
+        adapter: "sim",
+        runId: `r-${id}`,
+        aborted: OOM,
+      },
+      [],
+    )
+
+  it("values carry their units: samples/s, ms, human bytes", () => {
+    const r = results([config("a")])
+    const rows = comparisonRows(compareResults(r, r))
+    const row = (metric: string) => rows.find((x) => x[1] === metric)!
+    expect(row("throughput.samplesPerSec").slice(2)).toEqual([
+      "424 samples/s",
+      "424 samples/s",
+      "±0.0%",
+      "ok",
+    ])
+    expect(row("latency.visual.mean").slice(2, 4)).toEqual(["10 ms", "10 ms"])
+    expect(row("memory.peak").slice(2, 4)).toEqual(["900 B", "900 B"])
+    expect(row("memory.swing.max").slice(2, 4)).toEqual(["500 B", "500 B"])
+  })
+
+  it("a summary line when all is well", () => {
+    const r = results([config("a"), config("b")])
+    expect(comparisonVerdict(compareResults(r, r))).toBe(
+      "all 12 gated metrics within 15% (2 configs compared)",
+    )
+    const faster = compareResults(results([config("a")]), results([withThroughput(config("a"), 2)]))
+    expect(comparisonVerdict(faster)).toBe("all 6 gated metrics within 15% (1 config compared; 2 improved)")
+    const slower = compareResults(results([withThroughput(config("a"), 2)]), results([config("a")]))
+    expect(comparisonVerdict(slower)).toMatch(
+      /^2 metric\(s\) regressed beyond 15%: .* \(2 of 6 gated metrics; 1 config compared\)$/,
+    )
+  })
+
+  it("aborted configs read aborted on either side, never 0 0 ±0.0% ok; a new abort fails", () => {
+    const baseline = results([config("a"), aborted("both"), aborted("fixed"), config("broke")])
+    const current = results([config("a"), aborted("both"), config("fixed"), aborted("broke")])
+    const c = compareResults(baseline, current)
+    expect(c.aborted.map((a) => a.config)).toEqual(["both", "fixed", "broke"])
+    expect(c.deltas.every((d) => d.config === "a")).toBe(true)
+    expect(c.newlyAborted.map((a) => a.config)).toEqual(["broke"])
+    expect(c.regressions).toEqual([])
+    expect(c.failed).toBe(true)
+    const rows = comparisonRows(c).filter((r) => r[0] !== "a")
+    expect(rows).toEqual([
+      ["both", "(all metrics)", "aborted", "aborted", "—", "aborted on both sides"],
+      ["fixed", "(all metrics)", "aborted", "completed", "—", "completes now (aborted in the baseline)"],
+      ["broke", "(all metrics)", "completed", "aborted", "—", "REGRESSED (aborts now)"],
+    ])
+    expect(abortedLines(c)).toEqual([
+      `aborted in the baseline: both: ${OOM}`,
+      `aborted now: both: ${OOM}`,
+      `aborted in the baseline: fixed: ${OOM}`,
+      `aborted now: broke: ${OOM}`,
+    ])
+    expect(regressionSummary(c)).toBe(
+      `1 configuration(s) completed in the baseline but aborted now: broke (${OOM})`,
+    )
+    // Aborted on both sides alone is no failure.
+    const same = compareResults(results([aborted("both")]), results([aborted("both")]))
+    expect(same.failed).toBe(false)
+    expect(comparisonVerdict(same)).toBe(
+      "no gated metric to compare: no configuration completed on both sides (0 configs compared; 1 aborted config(s) not compared)",
+    )
+  })
+})
+
+describe("memory figures (item 2)", () => {
+  it("memory metrics of configs whose figures differ are not compared, and a note says why", () => {
+    const peak = {
+      ...config("a"),
+      memoryFigure: { source: "peakBytes", origin: "measured", sampledSteps: 18 },
+    } as const
+    const allocated = {
+      ...config("a"),
+      memory: { ...config("a").memory!, peak: 100 },
+      memoryFigure: { source: "allocatedBytes", origin: "measured", sampledSteps: 18 },
+    } as const
+    const c = compareResults(results([allocated]), results([peak]))
+    expect(c.deltas.some((d) => d.metric.startsWith("memory."))).toBe(false)
+    expect(c.failed).toBe(false)
+    expect(c.figureNotes).toEqual([
+      "a: memory is in-step peak, every step now but allocated, every step in the baseline; its memory metrics are not compared",
+    ])
+    // Same figure (or a v1 file that recorded none): compared as before.
+    expect(
+      compareResults(results([peak]), results([peak])).deltas.some((d) => d.metric === "memory.peak"),
+    ).toBe(true)
+    expect(compareResults(results([config("a")]), results([peak])).figureNotes).toEqual([])
   })
 })

@@ -2,10 +2,10 @@
  * `interleave bench` through the real binary on a small sim sweep: recorded runs, results and
  * reports, baselines (pass on the same run, fail on a planted regression), --sim-of, bad input.
  */
-import { existsSync, readFileSync } from "node:fs"
+import { existsSync, readFileSync, rmSync } from "node:fs"
 import { join } from "node:path"
 import { Either } from "effect"
-import { beforeAll, describe, expect, it } from "vitest"
+import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { parseSweepResults, type SweepResults } from "../core/bench/results.ts"
 import { baseScenario, runCli, tempDir, writeJson } from "./cli-helpers.ts"
 
@@ -43,12 +43,14 @@ beforeAll(async () => {
     env: { INTERLEAVE_PROGRESS: "1" },
   })
 }, 60_000)
+afterAll(() => rmSync(dir, { recursive: true, force: true }))
 
 describe("interleave bench <sweep>", () => {
   it("runs every configuration and writes results.json, report.md, report.html and micro.json", () => {
     expect(first.code, first.stderr).toBe(0)
     const results = readResults(join(out, "results.json"))
     expect(results.name).toBe("tiny-sim")
+    expect(results.schemaVersion).toBe(2)
     expect(results.configs.map((c) => c.id)).toEqual(IDS)
     for (const c of results.configs) {
       // Warm-up steps are left out: 18 measured steps, the first at step 3.
@@ -56,6 +58,8 @@ describe("interleave bench <sweep>", () => {
       expect(c.series.step[0]).toBe(3)
       expect(c.runId).toMatch(new RegExp(`^bench-tiny-sim-${c.id}-\\d{8}-\\d{6}-[0-9a-f]{4}$`))
       expect(c.hardware).toBe("h100-sxm")
+      // The sim's memory is named for what it is: its cost model's in-step footprint, on every step.
+      expect(c.memoryFigure).toEqual({ source: "peakBytes", origin: "simulated", sampledSteps: 18 })
     }
     const c81 = results.configs[3]!
     expect(c81.batch).toEqual({ visual: 4, text: 2 })
@@ -68,7 +72,8 @@ describe("interleave bench <sweep>", () => {
     const md = readFileSync(join(out, "report.md"), "utf8")
     expect(md).toContain("# Sweep: tiny-sim")
     expect(md).toContain("## How this bench measured")
-    expect(md).toContain("Memory series (`peakBytes`)")
+    expect(md).toContain("Memory figure in-step peak, simulated (sim cost model): the sim cost model's")
+    expect(md).not.toMatch(/tf\.memory\(\)/)
     const html = readFileSync(join(out, "report.html"), "utf8")
     for (const chart of ["throughput", "memory", "loss", "latency"])
       expect(html).toContain(`data-chart="${chart}"`)
@@ -83,9 +88,22 @@ describe("interleave bench <sweep>", () => {
     // The sim's step time is deterministic, and tinybench records the adapter's own duration.
     expect(tasks[0].latency.mean).toBeCloseTo(c81.latency.visual!.mean, 9)
 
-    expect(first.stdout).toContain("tiny-sim: memory over steps (6 configs)")
-    expect(first.stdout).toMatch(/sim-h100-sxm-8x1-b2x2\s+\S+\s+\S+/)
-    expect(first.stderr).toContain("[1/6] sim-h100-sxm-8x1-b2x2")
+    expect(first.stdout).toContain(
+      "tiny-sim: memory [in-step peak, simulated (sim cost model)] over the measured steps, 6 configs",
+    )
+    expect(first.stdout).toContain("mem peak (in-step peak, simulated)")
+    // Mean ± rme and n per modality; the 2 text steps of an 8:1 config are flagged.
+    expect(first.stdout).toMatch(
+      /sim-h100-sxm-8x1-b2x2 +[\d.]+ +[\d.]+ +[\d.]+ ms ±[\d.]+% +16 +[\d.]+ ms ±[\d.]+%! +2 /,
+    )
+    expect(first.stdout).toContain("warning: sim-h100-sxm-8x1-b2x2 text step latency")
+    // A line per finished configuration with the ETA, the last with the sweep's time.
+    const progress = first.stderr.split("\n").filter((l) => l.startsWith("bench: ["))
+    expect(progress).toHaveLength(6)
+    expect(progress[0]).toMatch(
+      /^bench: \[1\/6\] sim-h100-sxm-8x1-b2x2: completed, [\d.]+ steps\/s, [\d.]+ samples\/s \(simulated\); ETA \d/,
+    )
+    expect(progress[5]).toMatch(/; sweep took \d/)
     // The baseline is the results file.
     expect(readResults(baselineFile)).toEqual(readResults(join(out, "results.json")))
   })
@@ -122,8 +140,13 @@ describe("interleave bench <sweep>", () => {
       ]),
     ])
     expect(same.code, same.stderr).toBe(0)
-    expect(same.stdout).toContain(`comparison with ${baselineFile} (fail over 15% on throughput.stepsPerSec`)
-    expect(same.stdout).toMatch(/sim-h100-sxm-8x1-b2x2\s+throughput\.stepsPerSec\s+\S+\s+\S+\s+±0\.0%\s+ok/)
+    expect(same.stdout).toContain(
+      `comparison of this sweep with ${baselineFile} (fail over 15% on throughput.stepsPerSec`,
+    )
+    expect(same.stdout).toMatch(
+      /sim-h100-sxm-8x1-b2x2\s+throughput\.stepsPerSec\s+[\d.,]+ steps\/s\s+[\d.,]+ steps\/s\s+±0\.0%\s+ok/,
+    )
+    expect(same.stdout).toMatch(/all \d+ gated metrics within 15% \(6 configs compared\)/)
     expect(same.stdout).not.toContain("REGRESSED")
 
     expect(worse.code).toBe(1)
@@ -132,13 +155,13 @@ describe("interleave bench <sweep>", () => {
       "interleave: 2 metric(s) regressed beyond 15%: sim-h100-sxm-8x1-b2x2 throughput.stepsPerSec -50.0%, sim-h100-sxm-8x1-b2x2 throughput.samplesPerSec -50.0%",
     )
     expect(worse.stdout).toMatch(
-      /sim-h100-sxm-8x1-b2x2\s+throughput\.stepsPerSec\s+\S+\s+\S+\s+-50\.0%\s+REGRESSED/,
+      /sim-h100-sxm-8x1-b2x2\s+throughput\.stepsPerSec\s+[\d.,]+ steps\/s\s+[\d.,]+ steps\/s\s+-50\.0%\s+REGRESSED/,
     )
 
     // 50% slower is within --fail-over 60; with --json, stdout is the results and nothing else.
     expect(loose.code, loose.stderr).toBe(0)
     expect(Either.isRight(parseSweepResults(loose.stdout))).toBe(true)
-    expect(loose.stderr).toContain("comparison with")
+    expect(loose.stderr).toContain("comparison of this sweep with")
   }, 60_000)
 
   it("--sim-of fits the sim to a results file and reports the held-out error", async () => {
@@ -178,6 +201,88 @@ describe("interleave bench <sweep>", () => {
   }, 60_000)
 })
 
+describe("interleave bench --compare BASELINE --against CURRENT (item 7)", () => {
+  it("compares two saved results without running anything: units, a summary line, exit 1 on a regression", async () => {
+    const current = join(out, "results.json")
+    const baseline = JSON.parse(readFileSync(baselineFile, "utf8"))
+    baseline.configs[0].throughput.stepsPerSec *= 2
+    baseline.configs[0].throughput.samplesPerSec *= 2
+    const planted = writeJson(dir, "planted-against.json", baseline)
+    const [same, worse, asJson] = await Promise.all([
+      runCli(["bench", "--compare", baselineFile, "--against", current]),
+      runCli(["bench", "--compare", planted, "--against", current]),
+      runCli(["bench", "--compare", baselineFile, "--against", current, "--json"]),
+    ])
+    expect(same.code, same.stderr).toBe(0)
+    expect(same.stdout).toContain(`comparison of ${current} with ${baselineFile}`)
+    expect(same.stdout).toMatch(
+      /sim-h100-sxm-8x1-b4x2\s+latency\.visual\.mean\s+[\d.]+ ms\s+[\d.]+ ms\s+±0\.0%\s+ok/,
+    )
+    expect(same.stdout).toMatch(
+      /sim-h100-sxm-8x1-b4x2\s+memory\.peak\s+[\d.]+ [KMG]iB\s+[\d.]+ [KMG]iB\s+±0\.0%\s+ok/,
+    )
+    expect(same.stdout.trim().split("\n").at(-1)).toMatch(
+      /^all \d+ gated metrics within 15% \(6 configs compared\)$/,
+    )
+    // Nothing ran: no progress line, no new output directory.
+    expect(same.stderr).toBe("")
+
+    expect(worse.code).toBe(1)
+    expect(worse.stderr.trim()).toBe(
+      "interleave: 2 metric(s) regressed beyond 15%: sim-h100-sxm-8x1-b2x2 throughput.stepsPerSec -50.0%, sim-h100-sxm-8x1-b2x2 throughput.samplesPerSec -50.0%",
+    )
+
+    expect(asJson.code, asJson.stderr).toBe(0)
+    const parsed = JSON.parse(asJson.stdout)
+    expect(parsed.failed).toBe(false)
+    expect(parsed.deltas.length).toBeGreaterThan(0)
+  }, 60_000)
+})
+
+describe("interleave bench: aborted configurations (item 6)", () => {
+  const oomSweep = writeJson(dir, "oom-sweep.json", {
+    ...sweepJson,
+    name: "oom-sim",
+    ratios: ["8:1", "text-only"],
+    batchSizes: [{ visual: 16, text: 8 }],
+    targets: [{ adapter: "sim", hardware: "a100-40g", model: "trex2-swin-t" }],
+    microIterations: 0,
+  })
+  const OOM_ID = "sim-a100-40g-trex2-swin-t-8x1-b16x8"
+
+  it("says which aborted and why, shows it as aborted, and exits 1 unless --allow-aborts", async () => {
+    const outA = join(dir, "oom-a")
+    const [strict, allowed] = await Promise.all([
+      runCli(["bench", oomSweep, "--out", join(dir, "oom-s"), "--store", store]),
+      runCli(["bench", oomSweep, "--out", outA, "--store", store, "--allow-aborts"]),
+    ])
+    expect(strict.code).toBe(1)
+    expect(strict.stderr.trim().split("\n").at(-1)).toBe(
+      `interleave: 1 of 2 configurations aborted (${OOM_ID}; reasons above); pass --allow-aborts when a sweep probes memory limits`,
+    )
+    expect(allowed.code, allowed.stderr).toBe(0)
+    for (const r of [strict, allowed]) {
+      expect(r.stdout).toMatch(new RegExp(`^${OOM_ID} +aborted \\(OOM\\)`, "m"))
+      expect(r.stdout).toMatch(
+        new RegExp(`^aborted: ${OOM_ID}: out-of-memory at step 0: .*a100-40g has 40\\.00 GiB$`, "m"),
+      )
+      expect(r.stdout).not.toMatch(/(^|\s)0 samples\/s/)
+      expect(r.stderr).toContain(`[1/2] ${OOM_ID}: aborted: out-of-memory at step 0`)
+    }
+    const md = readFileSync(join(outA, "report.md"), "utf8")
+    expect(md).toContain(`- aborted: ${OOM_ID}: out-of-memory at step 0`)
+    expect(readFileSync(join(outA, "report.html"), "utf8")).toContain(">OOM<")
+    // Compared with itself, the aborted config is aborted on both sides, not "0 0 ±0.0% ok".
+    const results = join(outA, "results.json")
+    const cmp = await runCli(["bench", "--compare", results, "--against", results])
+    expect(cmp.code, cmp.stderr).toBe(0)
+    expect(cmp.stdout).toMatch(
+      new RegExp(`${OOM_ID}\\s+\\(all metrics\\)\\s+aborted\\s+aborted\\s+—\\s+aborted on both sides`),
+    )
+    expect(cmp.stdout).not.toMatch(new RegExp(`${OOM_ID}\\s+throughput`))
+  }, 60_000)
+})
+
 describe("interleave bench: bad input is one line naming the file and field, exit 2", () => {
   it("covers sweep, base, baseline and results files and the argument combinations", async () => {
     const bad = (name: string, value: unknown) => writeJson(dir, name, value)
@@ -204,7 +309,20 @@ describe("interleave bench: bad input is one line naming the file and field, exi
         `${join(dir, "bl.json")}: machine: is required`,
       ],
       [["bench", "--sim-of", bad("res.json", "[1,")], `${join(dir, "res.json")}: invalid JSON`],
-      [["bench"], "bench: give a sweep file (or --sim-of RESULTS)"],
+      [["bench"], "bench: give a sweep file, --compare BASELINE --against CURRENT, or --sim-of RESULTS"],
+      [["bench", "--against", baselineFile], "--against: needs --compare BASELINE"],
+      [
+        ["bench", sweep, "--compare", baselineFile, "--against", baselineFile],
+        "bench: give a sweep file or --against CURRENT, not both",
+      ],
+      [
+        ["bench", "--compare", join(dir, "missing.json"), "--against", baselineFile],
+        `${join(dir, "missing.json")}: no such baseline file`,
+      ],
+      [
+        ["bench", "--compare", baselineFile, "--against", bad("v3.json", { schemaVersion: 3 })],
+        `${join(dir, "v3.json")}: schemaVersion: unsupported results version 3 (this interleave reads versions 1 and 2)`,
+      ],
       [["bench", sweep, "--sim-of", baselineFile], "bench: give a sweep file or --sim-of RESULTS, not both"],
       [["bench", sweep, "--fail-over", "-1"], "--fail-over: must be a number >= 0, got -1"],
     ]

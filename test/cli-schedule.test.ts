@@ -1,8 +1,12 @@
-/** `plan` and `verify` through the real binary, including every bad-input case of a scenario file. */
+/**
+ * `plan` and `verify`, including every bad-input case of a scenario file: in-process (the command
+ * exactly as the binary runs it, with a capturing console), plus a smoke test of the real binary.
+ */
 import { existsSync, rmSync } from "node:fs"
 import { join } from "node:path"
 import { afterAll, describe, expect, it } from "vitest"
-import { baseScenario, runCli, scenario, tempDir, writeJson } from "./cli-helpers.ts"
+import { baseScenario, runCli as runBinary, scenario, tempDir, writeJson } from "./cli-helpers.ts"
+import { cliInProcess as runCli } from "./cli-inprocess.ts"
 
 const dir = tempDir()
 afterAll(() => rmSync(dir, { recursive: true, force: true }))
@@ -298,25 +302,20 @@ describe("interleave run refuses a spec that verify would reject", () => {
   })
 })
 
-describe("--help", () => {
-  it("is available on every command", async () => {
-    for (const cmd of [
-      "plan",
-      "verify",
-      "run",
-      "runs",
-      "show",
-      "replay",
-      "resume",
-      "fork",
-      "diff",
-      "export",
-      "import",
-      "backends",
+describe("the real binary", () => {
+  it("verify, plan, a bad scenario and --help: the same output and exit codes as in-process", async () => {
+    const bad = writeJson(dir, "smoke-bad.json", { ...baseScenario(), phases: [] })
+    for (const args of [
+      ["verify", scenario("trex2-joint-8to1.json"), "--json"],
+      ["plan", scenario("petdino-swin-t.json"), "--count", "3"],
+      ["verify", bad],
+      ["plan", "--help"],
     ]) {
-      const r = await runCli([cmd, "--help"])
-      expect(r.code, cmd).toBe(0)
-      expect(r.stdout, cmd).toContain(cmd)
+      const [spawned, inProcess] = await Promise.all([runBinary(args), runCli(args)])
+      expect(spawned.code, args.join(" ")).toBe(inProcess.code)
+      expect(spawned.stdout).toBe(inProcess.stdout)
+      expect(spawned.stderr).toBe(inProcess.stderr)
+      expect(spawned.stderr).not.toMatch(/\n\s+at /)
     }
   })
 })

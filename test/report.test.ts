@@ -6,10 +6,13 @@ import { NodeContext } from "@effect/platform-node"
 import { Effect, Either } from "effect"
 import { chromium } from "playwright-core"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import { chartSpecs, renderChartSvg } from "../core/bench/report/charts.ts"
+import { measuredFromResults } from "../adapters/sim/fit.ts"
+import { compareResults } from "../core/bench/baseline.ts"
+import { chartSpecs, renderChartSvg, throughputChart } from "../core/bench/report/charts.ts"
 import { renderHtml } from "../core/bench/report/html.ts"
 import { renderMarkdown } from "../core/bench/report/markdown.ts"
 import { sparkline, sparklines } from "../core/bench/report/sparkline.ts"
+import { findingLines, memoryTable, summaryTable } from "../core/bench/report/tables.ts"
 import { writeReport } from "../core/bench/report/write.ts"
 import {
   buildConfigResult,
@@ -20,9 +23,11 @@ import {
   parseSweepResults,
   type SweepResults,
 } from "../core/bench/results.ts"
+import { benchNotes } from "../core/bench/sweep-run.ts"
 import { formatBytes, formatNumber, formatPercent } from "../core/common/format.ts"
 
 const FIXTURE = join(import.meta.dirname, "fixtures", "sweep-results.json")
+const FIXTURE_V1 = join(import.meta.dirname, "fixtures", "sweep-results-v1.json")
 const fixture: SweepResults = Either.getOrThrow(parseSweepResults(readFileSync(FIXTURE, "utf8"), FIXTURE))
 const CHART_IDS = ["throughput", "latency", "memory", "loss"] as const
 
@@ -140,7 +145,11 @@ describe("markdown report", () => {
   it("has a header, the machine, and one row per config in each table", () => {
     expect(md).toMatch(/^# Sweep: fixture-sweep\n/)
     expect(md).toContain("Example CPU @ 2.0GHz, 2 cores, 8.00 GiB RAM, linux-x64, Node v20.20.2")
-    for (const title of ["Configurations and throughput", "Step latency (ms)", "Memory fluctuation"]) {
+    for (const title of [
+      "Configurations and throughput",
+      "Step latency per modality (ms per step; simulated for sim configs)",
+      "Memory fluctuation (bytes of each config's memory figure)",
+    ]) {
       const rows = rowsOf(title)
       expect(rows, title).toHaveLength(1 + fixture.configs.length) // header + rows
       for (const c of fixture.configs) expect(rows.some((r) => r.startsWith(`| ${c.label} |`))).toBe(true)
@@ -151,16 +160,18 @@ describe("markdown report", () => {
     const sim81 = fixture.configs[0]!
     const throughputRow = rowsOf("Configurations and throughput")[1]!
     expect(throughputRow).toBe(
-      `| 8:1 b4/8 sim | 8:1 | 4/8 | sim (tiny) | a100-40g | 45 | 0 | ${formatNumber(sim81.durationMs)} ms | ${formatNumber(sim81.throughput.stepsPerSec)} | ${formatNumber(sim81.throughput.samplesPerSec)} |`,
+      `| 8:1 b4/8 sim | 8:1 | 4/8 | sim (tiny) | a100-40g | completed | 45 | 0 | simulated | ${formatNumber(sim81.durationMs)} ms | ${formatNumber(sim81.throughput.stepsPerSec)} | ${formatNumber(sim81.throughput.samplesPerSec)} |`,
     )
     expect(throughputRow).toContain("| 81.1 | 360 |")
-    const memoryRow = rowsOf("Memory fluctuation")[1]!
+    const memoryRow = rowsOf("Memory fluctuation (bytes of each config's memory figure)")[1]!
     expect(memoryRow).toContain(`| ${formatBytes(sim81.memory!.peak)} |`)
     expect(memoryRow).toMatch(
-      /^\| 8:1 b4\/8 sim \| 942 MiB \| 421 MiB \| 522 MiB \| 17\.9% \| 1\.03× \| 512 MiB \| 521 MiB \| 5 \|$/,
+      /^\| 8:1 b4\/8 sim \| in-step peak, simulated \(sim cost model\) \| 942 MiB \| 421 MiB \| 522 MiB \| 17\.9% \| 1\.03× \| 512 MiB \| 521 MiB \| 5 \|$/,
     )
-    expect(rowsOf("Step latency (ms)")[4]).toContain("| 31 | 89.0 ± 1.0% | 88.9 | 92.8 | 4 |")
-    expect(rowsOf("Configurations and throughput")[4]).toContain("| 36 | 1 | 3,010 ms |")
+    expect(rowsOf("Step latency per modality (ms per step; simulated for sim configs)")[4]).toContain(
+      "| 31 | 89.0 ms ±1.0% | 88.9 ms | 92.8 ms | 4 | 41.2 ms ±4.0%! |",
+    )
+    expect(rowsOf("Configurations and throughput")[4]).toContain("| 36 | 1 | measured | 3,010 ms |")
   })
 
   it("escapes pipes in labels and handles an empty sweep", () => {
@@ -188,23 +199,27 @@ describe("terminal sparklines", () => {
     expect(sparkline([])).toBe("")
   })
 
-  it("a longer series shows each bucket's max and min", () => {
+  it("a longer series shows each group's max, one character per group: a trend, no max/min zigzag", () => {
     const line = sparkline(
       records(900).map((r) => r.memBytes),
       20,
     )
     expect(line).toHaveLength(20)
-    expect(line).toBe("█▁".repeat(10))
+    // Each group of 45 steps holds visual peaks: the line stays high (it used to read █▁█▁...).
+    expect(line).toMatch(/^[▇█]{20}$/)
   })
 
   it("one line per config with its key numbers", () => {
     const lines = sparklines(fixture).split("\n")
-    expect(lines).toHaveLength(1 + fixture.configs.length)
-    expect(lines[1]).toMatch(/^8:1 b4\/8 sim +█{8}▁█{8}▁/)
-    expect(lines[1]).toContain("peak 942 MiB")
-    expect(lines[1]).toContain("swing 512 MiB")
-    expect(lines[1]).toContain("360 samples/s")
-    expect(lines[4]).toContain("p99 V 92.8 ms  T 42.4 ms")
+    expect(lines).toHaveLength(2 + fixture.configs.length)
+    expect(lines[2]).toMatch(/^8:1 b4\/8 sim +steps █{8}▁█{8}▁/)
+    expect(lines[2]).toContain("peak 942 MiB")
+    expect(lines[2]).toContain("swing mean 512 MiB")
+    expect(lines[2]).toContain("360 samples/s")
+    expect(lines[5]).toContain("p99 V 92.8 ms  T 42.4 ms")
+    // The figures differ between sim and tfjs, so each line names its own.
+    expect(lines[2]).toContain("[in-step peak, simulated (sim cost model)]")
+    expect(lines[5]).toContain("[in-step peak, 35 of 36 steps]")
   })
 })
 
@@ -318,4 +333,133 @@ describe("HTML report", () => {
       }
     },
   )
+})
+
+/** A sweep over two sim targets at one batch size; the A100's visual-heavy ratios ran out of memory. */
+const twoTargets = (): SweepResults => {
+  const OOM = "out-of-memory at step 0: step 0 (visual, batch 16) needs 61.32 GiB but a100-40g has 40.00 GiB"
+  const ratios = [
+    ["16x1", "16:1", { visual: 16, text: 1 }],
+    ["1x1", "1:1", { visual: 1, text: 1 }],
+    ["1x0", "visual-only", { visual: 1, text: 0 }],
+    ["0x1", "text-only", { visual: 0, text: 1 }],
+    ["8x1", "8:1", { visual: 8, text: 1 }],
+  ] as const
+  const configs = ["h100-sxm", "a100-40g"].flatMap((hw) =>
+    ratios.map(([idPart, name, ratio]) => {
+      const aborted = hw === "a100-40g" && ratio.visual > 0 ? OOM : undefined
+      return buildConfigResult(
+        {
+          id: `sim-${hw}-trex2-swin-t-${idPart}-b16x8`,
+          label: `${name} b16/8 sim ${hw} trex2-swin-t`,
+          ratio,
+          batch: { visual: 16, text: 8 },
+          adapter: "sim",
+          hardware: hw,
+          runId: `r-${hw}-${idPart}`,
+          aborted,
+          memoryFigure: { source: "peakBytes", origin: "simulated", sampledSteps: aborted ? 0 : 18 },
+        },
+        aborted ? [] : records(18),
+      )
+    }),
+  )
+  return { ...fixture, configs }
+}
+
+describe("memory numbers name their figure (item 2)", () => {
+  it("the memory table, the summary table and the notes name the figure; a sim config's never says tf.memory", () => {
+    const rows = memoryTable(fixture).rows
+    expect(rows.map((r) => r[1])).toEqual([
+      "in-step peak, simulated (sim cost model)",
+      "in-step peak, simulated (sim cost model)",
+      "in-step peak, simulated (sim cost model)",
+      "in-step peak, 35 of 36 steps",
+    ])
+    // Figures differ: the terminal summary has a column for them.
+    const mixed = summaryTable(fixture)
+    expect(mixed.columns.at(-1)!.header).toBe("memory figure")
+    expect(mixed.rows.map((r) => r.at(-1))).toEqual([
+      "in-step peak, simulated",
+      "in-step peak, simulated",
+      "in-step peak, simulated",
+      "in-step peak, 35/36 steps",
+    ])
+    // One figure for all: the header says it.
+    const sims = { ...fixture, configs: fixture.configs.slice(0, 3) }
+    expect(summaryTable(sims).columns.map((c) => c.header)).toContain("mem peak (in-step peak, simulated)")
+    const notes = benchNotes({ warmupSteps: 3, measuredSteps: 45 }, fixture.configs, [])
+    const simNote = notes.find((n) => n.includes("sim-8x1-b4x8"))!
+    expect(simNote).toContain("Memory figure in-step peak, simulated (sim cost model)")
+    expect(simNote).not.toMatch(/tf\.memory|tf\.profile|numBytes/)
+    expect(notes.find((n) => n.includes("tfjs-cpu-8x1-b4x8"))).toContain("tf.profile peakBytes")
+  })
+
+  it("a version-1 results file still decodes: for --compare and for fitting the sim", () => {
+    const v1 = Either.getOrThrow(parseSweepResults(readFileSync(FIXTURE_V1, "utf8"), FIXTURE_V1))
+    expect(v1.schemaVersion).toBe(1)
+    expect(v1.configs.every((c) => c.memoryFigure === undefined)).toBe(true)
+    expect(memoryTable(v1).rows[0]![1]).toBe("figure not recorded (results v1)")
+    expect(measuredFromResults(v1).map((m) => m.id)).toEqual(fixture.configs.map((c) => c.id))
+    const c = compareResults(v1, fixture)
+    expect(c.failed).toBe(false)
+    expect(c.deltas.length).toBeGreaterThan(0)
+    // A version this build does not know is refused, naming the field.
+    const v3 = JSON.parse(readFileSync(FIXTURE, "utf8"))
+    v3.schemaVersion = 3
+    const bad = decodeSweepResults(v3, "r.json")
+    expect(Either.isLeft(bad) && bad.left.message).toBe(
+      "r.json: schemaVersion: unsupported results version 3 (this interleave reads versions 1 and 2)",
+    )
+  })
+})
+
+describe("aborted configurations read aborted, never 0 (item 6)", () => {
+  it("in the summary, the reports' tables and the findings", () => {
+    const r = twoTargets()
+    const summary = summaryTable(r)
+    const row = summary.rows.find((x) => x[0] === "sim-a100-40g-trex2-swin-t-16x1-b16x8")!
+    expect(row[1]).toBe("aborted (OOM)")
+    expect(row.slice(2).every((x) => x === "—")).toBe(true)
+    const md = renderMarkdown(r)
+    expect(md).toContain(
+      "| 16:1 b16/8 sim a100-40g trex2-swin-t | 16:1 | 16/8 | sim | a100-40g | aborted (OOM) | 0 | 0 | simulated | — | aborted | aborted |",
+    )
+    expect(md).not.toMatch(/a100-40g trex2-swin-t \|[^\n]*\| 0 \| 0 \|$/m)
+    expect(findingLines(r)).toContain(
+      "aborted: sim-a100-40g-trex2-swin-t-16x1-b16x8: out-of-memory at step 0: step 0 (visual, batch 16) needs 61.32 GiB but a100-40g has 40.00 GiB",
+    )
+  })
+})
+
+describe("throughput chart keyed by target (item 4)", () => {
+  it("one series per target and batch, aborted configs as marked gaps, ratios by visual share", () => {
+    const r = twoTargets()
+    const { spec } = throughputChart(r)
+    const values = (spec.data as { values: Array<Record<string, unknown>> }).values
+    const seriesOf = (id: string) => values.find((v) => v.config === id)!.series
+    expect(seriesOf("sim-h100-sxm-trex2-swin-t-8x1-b16x8")).toBe("sim h100-sxm trex2-swin-t b16/8")
+    expect(seriesOf("sim-a100-40g-trex2-swin-t-0x1-b16x8")).toBe("sim a100-40g trex2-swin-t b16/8")
+    expect(new Set(values.map((v) => v.series)).size).toBe(2)
+    // Aborted: no value (a gap in the line), the reason as a label; nothing plotted at 0.
+    const aborted = values.filter((v) => v.aborted !== null)
+    expect(aborted).toHaveLength(4)
+    expect(aborted.every((v) => v.samplesPerSec === null && v.aborted === "OOM")).toBe(true)
+    expect(values.some((v) => v.samplesPerSec === 0)).toBe(false)
+    const x = (spec as { layer: Array<{ encoding: { x: { sort: string[] } } }> }).layer[0]!.encoding.x
+    expect(x.sort).toEqual(["text-only", "1:1", "8:1", "16:1", "visual-only"])
+  })
+
+  it("the SVG draws a point per completed config and an OOM label per aborted one", async () => {
+    const r = twoTargets()
+    const svg = await renderChartSvg(throughputChart(r).spec)
+    const symbols = svg.split('class="mark-symbol role-mark')[1]!.split("</g>")[0]!
+    expect(symbols.match(/<path/g)).toHaveLength(6)
+    const texts = svg.split('class="mark-text role-mark')[1]!.split("</g>")[0]!
+    expect(texts.match(/>OOM</g)).toHaveLength(4)
+    const html = await renderHtml(r)
+    const figure = html.split('data-chart="throughput"')[1]!.split("</figure>")[0]!
+    expect(figure).toContain("they are not 0")
+    expect(figure).toContain(">OOM<")
+  })
 })

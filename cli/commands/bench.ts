@@ -7,24 +7,30 @@ import { join } from "node:path"
 import { Effect, Either, Option } from "effect"
 import { AdapterRegistryLive } from "../../adapters/index.ts"
 import {
+  abortedLines,
+  COMPARISON_HEADERS,
   type Comparison,
   compareResults,
+  comparisonRows,
+  comparisonVerdict,
   DEFAULT_THRESHOLD_PCT,
   encodeSweepResults,
-  formatDelta,
+  etaMs,
+  findingLines,
   loadSweep,
   METRIC_NAMES,
+  NOISY_MARK,
+  noiseWarnings,
   parseSweepResults,
   regressionSummary,
   runSweep,
   type SweepResults,
   sparklines,
+  summaryTable,
 } from "../../core/bench/index.ts"
 import {
-  formatBytes,
-  formatMs,
+  formatDuration,
   formatNumber,
-  formatPercent,
   InputError,
   readTextFile,
   writeJsonFile,
@@ -46,57 +52,35 @@ export const loadResults = (file: string, what: string) =>
     }),
   )
 
-const summaryTable = (results: SweepResults): string =>
-  table(
-    [
-      "config",
-      "steps/s",
-      "samples/s",
-      "p50 V",
-      "p99 V",
-      "p50 T",
-      "p99 T",
-      "mem peak",
-      "range",
-      "swing max",
-      "cv",
-    ],
-    results.configs.map((c) => [
-      c.aborted ? `${c.id} (aborted)` : c.id,
-      formatNumber(c.throughput.stepsPerSec),
-      formatNumber(c.throughput.samplesPerSec),
-      formatMs(c.latency.visual?.p50),
-      formatMs(c.latency.visual?.p99),
-      formatMs(c.latency.text?.p50),
-      formatMs(c.latency.text?.p99),
-      formatBytes(c.memory?.peak),
-      formatBytes(c.memory?.range),
-      formatBytes(c.memory?.swing?.max),
-      formatPercent(c.memory?.cv),
-    ]),
-  )
-
-const comparisonText = (c: Comparison, baselineFile: string): string => {
+/** The summary table, then a line per aborted configuration, noisy number and cross-ratio note. */
+const summaryText = (results: SweepResults): string => {
+  const t = summaryTable(results)
   const lines = [
-    `comparison with ${baselineFile} (fail over ${c.thresholdPct}% on ${c.gated.join(", ")}; other metrics are shown, not gated):`,
+    table(
+      t.columns.map((c) => c.header),
+      t.rows,
+    ),
+  ]
+  if (noiseWarnings(results).length > 0)
+    lines.push(
+      `${NOISY_MARK} after a mean: a noisy number (few steps, wide rme or outliers); see the warnings below`,
+    )
+  const found = findingLines(results)
+  if (found.length > 0) lines.push("", ...found)
+  return lines.join("\n")
+}
+
+const comparisonText = (c: Comparison, baselineFile: string, currentName: string): string => {
+  const lines = [
+    `comparison of ${currentName} with ${baselineFile} (fail over ${c.thresholdPct}% on ${c.gated.join(", ")}; other metrics are shown, not gated):`,
   ]
   if (c.machineNote) lines.push(`note: ${c.machineNote}`)
-  const fmt = (x: number | undefined) => (x === undefined ? "—" : formatNumber(x))
-  lines.push(
-    table(
-      ["config", "metric", "baseline", "current", "delta", "status"],
-      c.deltas.map((d) => [
-        d.config,
-        d.metric,
-        fmt(d.baseline),
-        fmt(d.current),
-        formatDelta(d.deltaPct),
-        d.status === "regressed" ? "REGRESSED" : d.status,
-      ]),
-    ),
-  )
+  for (const n of c.figureNotes) lines.push(`note: ${n}`)
+  lines.push(table(COMPARISON_HEADERS, comparisonRows(c)))
+  lines.push(...abortedLines(c))
   if (c.missingInCurrent.length > 0) lines.push(`only in the baseline: ${c.missingInCurrent.join(", ")}`)
   if (c.missingInBaseline.length > 0) lines.push(`not in the baseline: ${c.missingInBaseline.join(", ")}`)
+  lines.push(comparisonVerdict(c))
   return lines.join("\n")
 }
 
@@ -109,8 +93,13 @@ const splitList = (s: string) =>
 export const benchCommand = defineCommand({
   name: "bench",
   summary:
-    "Run a sweep of ratios x batch sizes x targets as recorded runs; write results.json and reports; compare with a baseline; or fit the sim to measured results (--sim-of).",
-  args: { sweep: arg.optional("sweep", "a sweep file (scenarios/sweeps/*.json); omit with --sim-of") },
+    "Run a sweep of ratios x batch sizes x targets as recorded runs; write results.json and reports; compare with a baseline (or two saved results: --compare B --against C); or fit the sim to measured results (--sim-of).",
+  args: {
+    sweep: arg.optional(
+      "sweep",
+      "a sweep file (scenarios/sweeps/*.json); omit with --sim-of, or with --compare BASELINE --against CURRENT",
+    ),
+  },
   flags: {
     out: flag.text("out", "Output directory.", { value: "DIR", default: "out/bench-NAME" }),
     json: jsonFlag,
@@ -122,9 +111,20 @@ export const benchCommand = defineCommand({
         value: "FILE",
       },
     ),
-    compare: flag.text("compare", "Compare with a saved baseline (results.json); exit 1 on a regression.", {
-      value: "FILE",
-    }),
+    compare: flag.text(
+      "compare",
+      "Compare with a saved baseline (results.json): this sweep's results, or with --against a second results file; exit 1 on a regression.",
+      { value: "FILE" },
+    ),
+    against: flag.text(
+      "against",
+      "With --compare and no sweep file: the current results.json to compare with the baseline; nothing is run.",
+      { value: "FILE" },
+    ),
+    allowAborts: flag.boolean(
+      "allow-aborts",
+      "Exit 0 even when configurations abort (out of memory, NaN loss): use it for a sweep that probes memory limits. Aborted configurations are reported either way; without the flag an abort exits 1.",
+    ),
     failOver: flagWithDefault.number(
       "fail-over",
       "With --compare: the % change in a gated metric's bad direction that fails.",
@@ -151,18 +151,26 @@ export const benchCommand = defineCommand({
       default: "leave-one-out",
     }),
   },
-  examples: ["interleave bench scenarios/sweeps/ratios-sim-h100.json --out out/sim"],
+  details: [
+    "Prints a summary table (per-step means with their rme and n, memory with its figure), the aborted configurations with their reasons, warnings for noisy numbers, and a memory sparkline per configuration; a line per finished configuration with the ETA goes to stderr.",
+    "Exits 1 when a configuration aborts, unless --allow-aborts (a sweep that probes memory limits, where out-of-memory configurations are expected, should pass it), and on a regression against --compare.",
+  ],
+  examples: [
+    "interleave bench scenarios/sweeps/ratios-sim-h100.json --out out/sim --allow-aborts",
+    "interleave bench scenarios/sweeps/ratios-tiny-wasm.json --compare baseline.json",
+    "interleave bench --compare out/old/results.json --against out/new/results.json",
+  ],
   run: (o) =>
     Effect.gen(function* () {
       if (Option.isSome(o.simOf)) {
         if (Option.isSome(o.sweep))
           return yield* badInput("bench: give a sweep file or --sim-of RESULTS, not both")
         if (Option.isSome(o.compare)) return yield* badInput("bench: --compare does not apply to --sim-of")
+        if (Option.isSome(o.against)) return yield* badInput("bench: --against does not apply to --sim-of")
         if (Option.isSome(o.saveBaseline))
           return yield* badInput("bench: --save-baseline does not apply to --sim-of")
         return yield* simFit({ file: o.simOf.value, out: o.out, holdOut: o.holdOut, json: o.json })
       }
-      if (Option.isNone(o.sweep)) return yield* badInput("bench: give a sweep file (or --sim-of RESULTS)")
       if (Option.isSome(o.holdOut)) return yield* badInput("bench: --hold-out applies only to --sim-of")
       if (!(o.failOver >= 0)) return yield* badInput(`--fail-over: must be a number >= 0, got ${o.failOver}`)
       const failMetrics = Option.isSome(o.failMetrics) ? splitList(o.failMetrics.value) : undefined
@@ -170,6 +178,31 @@ export const benchCommand = defineCommand({
       if (unknownMetric !== undefined)
         return yield* badInput(
           `--fail-metrics: unknown metric "${unknownMetric}" (known: ${METRIC_NAMES.join(", ")})`,
+        )
+      const compareOptions = { thresholdPct: o.failOver, ...(failMetrics ? { gate: failMetrics } : {}) }
+
+      // Two saved results files: compare them, run nothing.
+      if (Option.isSome(o.against)) {
+        if (Option.isSome(o.sweep))
+          return yield* badInput("bench: give a sweep file or --against CURRENT, not both")
+        if (Option.isNone(o.compare))
+          return yield* badInput(
+            "--against: needs --compare BASELINE (bench --compare BASELINE --against CURRENT)",
+          )
+        if (Option.isSome(o.saveBaseline))
+          return yield* badInput("bench: --save-baseline does not apply to --against (nothing is run)")
+        const baseline = yield* loadResults(o.compare.value, "baseline file")
+        const current = yield* loadResults(o.against.value, "results file")
+        const comparison = compareResults(baseline, current, compareOptions)
+        if (o.json) yield* json({ baseline: o.compare.value, current: o.against.value, ...comparison })
+        else yield* line(comparisonText(comparison, o.compare.value, o.against.value))
+        if (comparison.failed) return yield* failedCheck(regressionSummary(comparison))
+        return
+      }
+
+      if (Option.isNone(o.sweep))
+        return yield* badInput(
+          "bench: give a sweep file, --compare BASELINE --against CURRENT, or --sim-of RESULTS",
         )
       // Read the baseline first: a bad baseline should not cost a whole sweep.
       const baseline = Option.isSome(o.compare)
@@ -185,18 +218,29 @@ export const benchCommand = defineCommand({
           checkpointDir: checkpointDirOf(o.store),
           hooks: {
             onConfigStart: (i, n, config) => makeProgress({ label: `[${i + 1}/${n}] ${config.id}`, total }),
-            onConfigDone: (d) =>
-              note(
-                `bench: [${d.index + 1}/${d.count}] ${d.config.id}: ${d.summary.status}, ${formatNumber(d.result.throughput.stepsPerSec)} steps/s, ${formatNumber(d.result.throughput.samplesPerSec)} samples/s`,
-              ),
+            onConfigDone: (d) => {
+              const r = d.result
+              const what = r.aborted
+                ? `aborted: ${r.aborted}`
+                : `${d.summary.status}, ${formatNumber(r.throughput.stepsPerSec)} steps/s, ${formatNumber(r.throughput.samplesPerSec)} samples/s (${r.adapter === "sim" ? "simulated" : "measured"})`
+              const eta = etaMs(d.elapsedMs, d.index + 1, d.count)
+              const when =
+                d.index + 1 < d.count
+                  ? `ETA ${formatDuration(eta)}`
+                  : `sweep took ${formatDuration(d.elapsedMs)}`
+              return note(`bench: [${d.index + 1}/${d.count}] ${d.config.id}: ${what}; ${when}`)
+            },
           },
         }),
       ).pipe(Effect.provide(AdapterRegistryLive))
       const encoded = encodeSweepResults(out.results)
       if (Option.isSome(o.saveBaseline)) yield* writeJsonFile(o.saveBaseline.value, encoded)
-      if (o.json) yield* json(encoded)
-      else {
-        yield* line(summaryTable(out.results))
+      if (o.json) {
+        yield* json(encoded)
+        const found = findingLines(out.results)
+        if (found.length > 0) yield* note(found.join("\n"))
+      } else {
+        yield* line(summaryText(out.results))
         yield* line()
         yield* line(sparklines(out.results))
         yield* line()
@@ -205,16 +249,20 @@ export const benchCommand = defineCommand({
         )
         if (Option.isSome(o.saveBaseline)) yield* line(`saved baseline ${o.saveBaseline.value}`)
       }
+      const failures: string[] = []
       if (baseline && Option.isSome(o.compare)) {
-        const comparison = compareResults(baseline, out.results, {
-          thresholdPct: o.failOver,
-          ...(failMetrics ? { gate: failMetrics } : {}),
-        })
+        const comparison = compareResults(baseline, out.results, compareOptions)
         // With --json, stdout holds only the results; the comparison goes to stderr.
-        const text = comparisonText(comparison, o.compare.value)
+        const text = comparisonText(comparison, o.compare.value, "this sweep")
         if (o.json) yield* note(text)
         else yield* line(`\n${text}`)
-        if (comparison.regressions.length > 0) return yield* failedCheck(regressionSummary(comparison))
+        if (comparison.failed) failures.push(regressionSummary(comparison))
       }
+      const aborted = out.results.configs.filter((c) => c.aborted !== undefined)
+      if (aborted.length > 0 && !o.allowAborts)
+        failures.push(
+          `${aborted.length} of ${out.results.configs.length} configurations aborted (${aborted.map((c) => c.id).join(", ")}; reasons above); pass --allow-aborts when a sweep probes memory limits`,
+        )
+      if (failures.length > 0) return yield* failedCheck(failures.join("; "))
     }),
 })

@@ -6,6 +6,7 @@ import { defineCommand } from "../command.ts"
 import { failedCheck } from "../failure.ts"
 import { jsonFlag, runArg, storeFlag } from "../options.ts"
 import { json, line } from "../output.ts"
+import { makeProgress } from "../progress.ts"
 import { withStore } from "../store.ts"
 
 export const replayCommand = defineCommand({
@@ -17,8 +18,13 @@ export const replayCommand = defineCommand({
   run: (o) =>
     Effect.gen(function* () {
       const started = (yield* summarizeLog(o.run)).started!
-      const result = yield* replayRun(o.run, { checkpointDir: `${o.store}.replay-checkpoints` }).pipe(
+      const progress = makeProgress({ label: `replay ${o.run}`, total: started.steps })
+      const result = yield* replayRun(o.run, {
+        checkpointDir: `${o.store}.replay-checkpoints`,
+        onProgress: progress.update,
+      }).pipe(
         Effect.provide(adapterLayer(started.adapter.kind)),
+        Effect.ensuring(Effect.sync(progress.done)),
         Effect.either,
       )
       if (Either.isLeft(result)) {

@@ -1,6 +1,7 @@
 /** `interleave run`: a schedule as a recorded, resumable run. */
 import { Clock, Effect, Option } from "effect"
 import { ADAPTER_KINDS, adapterLayer } from "../../adapters/index.ts"
+import { bundledProfiles } from "../../adapters/sim/profiles.ts"
 import { runStamp } from "../../core/bench/index.ts"
 import { formatBytes, formatDuration } from "../../core/common/index.ts"
 import { runIdFrom, startRun } from "../../core/run/index.ts"
@@ -21,11 +22,16 @@ export const adapterFlags = {
     "What executes the steps: sim (cost model) or tfjs (real training).",
     "sim",
   ),
-  hardware: flag.text("hardware", "sim: hardware profile name or file.", {
-    value: "NAME",
-    default: "h100-sxm",
-  }),
-  model: flag.text("model", "sim: model profile name or file.", { value: "NAME", default: "trex2-tiny" }),
+  hardware: flag.text(
+    "hardware",
+    `sim: hardware profile, a bundled name (${bundledProfiles("hardware").join(", ")}) or a profile file.`,
+    { value: "NAME", default: "h100-sxm" },
+  ),
+  model: flag.text(
+    "model",
+    `sim: model profile, a bundled name (${bundledProfiles("models").join(", ")}) or a profile file.`,
+    { value: "NAME", default: "trex2-tiny" },
+  ),
   backend: flag.choice("backend", ["cpu", "wasm", "webgpu", "tensorflow"], "tfjs: TensorFlow.js backend.", {
     default: "wasm",
   }),
@@ -33,6 +39,11 @@ export const adapterFlags = {
   lrScale: flag.number("lr-scale", "tfjs: factor on every lr of the schedule.", {
     default: "the preset's (10 for tiny and small)",
   }),
+  alignWeight: flag.number(
+    "align-weight",
+    "tfjs: weight of the loss aligning visual prompts to the text embeddings of their classes (0 = no alignment).",
+    { default: "1" },
+  ),
 }
 
 export const buildAdapterOptions = (o: {
@@ -42,6 +53,7 @@ export const buildAdapterOptions = (o: {
   backend: Option.Option<string>
   preset: Option.Option<string>
   lrScale?: Option.Option<number>
+  alignWeight?: Option.Option<number>
 }) => {
   const out: Record<string, unknown> = {}
   const set = (k: string, v: Option.Option<string>) => {
@@ -54,6 +66,7 @@ export const buildAdapterOptions = (o: {
     set("backend", o.backend)
     set("preset", o.preset)
     if (o.lrScale && Option.isSome(o.lrScale)) out.lrScale = o.lrScale.value
+    if (o.alignWeight && Option.isSome(o.alignWeight)) out.alignWeight = o.alignWeight.value
   }
   return out
 }

@@ -2,20 +2,11 @@
 import { Effect, Stream } from "effect"
 import type { MemorySample, MemorySource } from "../log/index.ts"
 import { readRunEvents } from "../run/index.ts"
+import type { MemoryFigure } from "./memory-figure.ts"
 import type { MeasuredStep } from "./results.ts"
 
 /** Which per-step memory figure a configuration's series uses (see `memoryMeasure`). */
 export type MemoryMeasure = MemorySource
-
-export const MEASURE_TEXT: Record<MemoryMeasure, string> = {
-  peakBytes:
-    "peak bytes inside each step (tf.profile peakBytes; torch max_memory_allocated; the sim's step footprint)",
-  allocatedBytes: "live (allocated) bytes after each step (tf.memory().numBytes; torch memory_allocated)",
-  reservedBytes:
-    "bytes reserved by the allocator's pool after each step (torch memory_reserved; webgpu numBytesAllocatedInGPU)",
-  deviceBytes: "device bytes in use after each step (webgpu numBytesInGPU)",
-  rssBytes: "process resident set size after each step",
-}
 
 /**
  * The figure every measured step carries, by preference: the in-step peak (tfjs with profileEvery
@@ -39,6 +30,8 @@ export interface CollectedRun {
   readonly records: ReadonlyArray<MeasuredStep>
   /** Undefined when no figure was carried by every measured step. */
   readonly measure: MemoryMeasure | undefined
+  /** The figure as results.json names it: which one, simulated or measured, on how many steps. */
+  readonly figure: MemoryFigure | undefined
   readonly aborted: string | undefined
   readonly info: Readonly<Record<string, string>>
 }
@@ -49,11 +42,14 @@ export const collectRun = (runId: string, warmupSteps: number) =>
     const steps: Array<{ r: Omit<MeasuredStep, "memBytes">; m: MemorySample | undefined }> = []
     let aborted: string | undefined
     let info: Readonly<Record<string, string>> = {}
+    let simulated = false
     yield* readRunEvents(runId).pipe(
       Stream.runForEach((e) =>
         Effect.sync(() => {
-          if (e._tag === "RunStarted") info = e.adapter.info
-          else if (e._tag === "RunAborted") aborted = e.reason
+          if (e._tag === "RunStarted") {
+            info = e.adapter.info
+            simulated = e.adapter.kind === "sim"
+          } else if (e._tag === "RunAborted") aborted = e.reason
           else if (e._tag === "StepCompleted" && e.step >= warmupSteps)
             steps.push({
               r: {
@@ -86,11 +82,17 @@ export const collectRun = (runId: string, warmupSteps: number) =>
     const measure = memoryMeasure(steps.flatMap((s) => (s.m ? [s.m] : [])))
     const records: MeasuredStep[] = []
     let last: number | undefined
+    let sampledSteps = 0
     for (const s of steps) {
-      const bytes = s.m && measure ? s.m[measure] : last
+      const own = s.m && measure ? s.m[measure] : undefined
+      const bytes = own ?? last
       if (bytes === undefined) continue
+      if (own !== undefined) sampledSteps++
       last = bytes
       records.push({ ...s.r, memBytes: bytes })
     }
-    return { records, measure, aborted, info } satisfies CollectedRun
+    const figure: MemoryFigure | undefined = measure
+      ? { source: measure, origin: simulated ? "simulated" : "measured", sampledSteps }
+      : undefined
+    return { records, measure, figure, aborted, info } satisfies CollectedRun
   })

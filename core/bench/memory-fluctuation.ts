@@ -75,10 +75,12 @@ const modalityMemory = (bytes: ReadonlyArray<number>): typeof ModalityMemory.Typ
 }
 
 /** Groups samples (already in step order) into cycles, as `MemoryFluctuation.swing` defines. */
-const cyclesOf = (ordered: ReadonlyArray<MemoryPoint>): ReadonlyArray<ReadonlyArray<MemoryPoint>> => {
+export const cyclesOf = <P extends MemoryPoint>(
+  ordered: ReadonlyArray<P>,
+): ReadonlyArray<ReadonlyArray<P>> => {
   const labelled = ordered.every((s) => s.phase !== undefined && s.cycle !== undefined)
   if (labelled) {
-    const groups = new Map<string, MemoryPoint[]>()
+    const groups = new Map<string, P[]>()
     for (const s of ordered) {
       const key = JSON.stringify([s.phase, s.cycle])
       const g = groups.get(key)
@@ -87,8 +89,8 @@ const cyclesOf = (ordered: ReadonlyArray<MemoryPoint>): ReadonlyArray<ReadonlyAr
     }
     return [...groups.values()]
   }
-  const cycles: MemoryPoint[][] = []
-  let current: MemoryPoint[] = []
+  const cycles: P[][] = []
+  let current: P[] = []
   let prev: Modality | undefined
   for (const s of ordered) {
     // A visual step after a text step opens a new cycle.

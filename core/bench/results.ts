@@ -7,22 +7,41 @@
  * through JSON: numbers are `Schema.Finite`, except where a statistic is infinite by definition
  * (`rme` with a zero mean) or a step failed (NaN loss), which are written as the strings
  * "Infinity", "-Infinity", "NaN".
+ *
+ * Versions: 2 adds, per configuration, `memoryFigure` (which memory figure its memory numbers are,
+ * simulated or measured, on how many steps), `memoryCycle` (the memory folded onto the schedule's
+ * cycle, for pictures that must not alias) and `latencyOutliers`. Every v2 field is optional, so a
+ * version-1 file decodes as it is (its figure reads "not recorded"): old results still load for
+ * `--compare` and `--sim-of`. New files are written as version 2.
  */
 import * as os from "node:os"
-import { Data, Either, Schema } from "effect"
-import { firstIssue, latencyStatistics, NumberJson, parseJsonText, Statistics } from "../common/index.ts"
+import { Either, Schema } from "effect"
+import {
+  DecodeError,
+  firstIssue,
+  latencyStatistics,
+  NumberJson,
+  parseJsonText,
+  Statistics,
+} from "../common/index.ts"
 import { Modality } from "../schedule/index.ts"
+import { CycleProfile, cycleProfile } from "./cycle-profile.ts"
+import { MemoryFigure } from "./memory-figure.ts"
 import { MemoryFluctuation, memoryFluctuation } from "./memory-fluctuation.ts"
+import { outlierCount } from "./noise.ts"
 
-export const RESULTS_SCHEMA_VERSION = 1
+/** The version this build writes; it reads every version in `RESULTS_SCHEMA_VERSIONS`. */
+export const RESULTS_SCHEMA_VERSION = 2
+export const RESULTS_SCHEMA_VERSIONS = [1, 2] as const
 
 const NonNegInt = Schema.Int.pipe(Schema.nonNegative())
 const NonNegFinite = Schema.Finite.pipe(Schema.nonNegative())
 
 /**
  * Per-step series as parallel arrays (compact in JSON, direct to chart). All arrays have the same
- * length. `memBytes` is the memory sampled after the step (the adapter's main measure: tfjs logical
- * bytes, or device bytes where the backend has them); `loss` is NaN for a failed step.
+ * length. `memBytes` is the configuration's memory figure at the step (`ConfigResult.memoryFigure`
+ * names it: an in-step peak, allocated, reserved, device or RSS bytes, simulated or measured);
+ * `loss` is NaN for a failed step.
  * `sourceSteps` is the number of steps before downsampling (see `downsampleSeries`).
  */
 export const StepSeries = Schema.Struct({
@@ -71,8 +90,16 @@ export const ConfigResult = Schema.Struct({
   throughput: Schema.Struct({ stepsPerSec: NonNegFinite, samplesPerSec: NonNegFinite }),
   /** Per-step latency statistics per modality, ms; absent for a modality with no steps. */
   latency: Schema.Struct({ visual: Schema.optional(Statistics), text: Schema.optional(Statistics) }),
-  /** Absent when no memory was sampled. */
+  /** Absent when no memory was sampled. In bytes of the figure `memoryFigure` names. */
   memory: Schema.optional(MemoryFluctuation),
+  /** Which memory figure `memory` and `series.memBytes` are (v2; absent in v1 files and without memory). */
+  memoryFigure: Schema.optional(MemoryFigure),
+  /** The memory folded onto the schedule's cycle: one median cycle and the trend (v2). */
+  memoryCycle: Schema.optional(CycleProfile),
+  /** Latency samples beyond the outlier fence per modality (core/bench/noise.ts; v2). */
+  latencyOutliers: Schema.optional(
+    Schema.Struct({ visual: Schema.optional(NonNegInt), text: Schema.optional(NonNegInt) }),
+  ),
   series: StepSeries,
   /** Steps that failed (NaN loss, out of memory, device lost); 0 for a clean run. */
   failedSteps: Schema.optionalWith(NonNegInt, { default: () => 0 }),
@@ -94,8 +121,16 @@ export const Machine = Schema.Struct({
 })
 export type Machine = typeof Machine.Type
 
+const SchemaVersion = Schema.Literal(...RESULTS_SCHEMA_VERSIONS).annotations({
+  message: (issue) => ({
+    message: `unsupported results version ${JSON.stringify(issue.actual)} (this interleave reads versions ${RESULTS_SCHEMA_VERSIONS.join(" and ")})`,
+    override: true,
+  }),
+})
+
 export const SweepResults = Schema.Struct({
-  schemaVersion: Schema.Literal(RESULTS_SCHEMA_VERSION),
+  /** 1 or 2; files are written as `RESULTS_SCHEMA_VERSION`. */
+  schemaVersion: SchemaVersion,
   name: Schema.String,
   machine: Machine,
   /** ISO 8601 time at which the sweep started. */
@@ -105,34 +140,25 @@ export const SweepResults = Schema.Struct({
 export type SweepResults = typeof SweepResults.Type
 export type SweepResultsEncoded = typeof SweepResults.Encoded
 
-export class ResultsError extends Data.TaggedError("ResultsError")<{
-  readonly source: string
-  readonly reason: string
-}> {
-  override get message(): string {
-    return `${this.source}: ${this.reason}`
-  }
-}
-
 const decodeUnknown = Schema.decodeUnknownEither(SweepResults, { onExcessProperty: "error" })
 
 /** Decodes an already-parsed JSON value; the error names the first bad field. */
 export const decodeSweepResults = (
   input: unknown,
   source = "results",
-): Either.Either<SweepResults, ResultsError> =>
+): Either.Either<SweepResults, DecodeError> =>
   Either.mapLeft(decodeUnknown(input), (e) => {
     const i = firstIssue(e, "invalid results")
-    return new ResultsError({ source, reason: `${i.path || "(root)"}: ${i.reason}` })
+    return new DecodeError({ source, path: "", reason: `${i.path || "(root)"}: ${i.reason}` })
   })
 
 /** Parses JSON text, then decodes. */
 export const parseSweepResults = (
   text: string,
   source = "results",
-): Either.Either<SweepResults, ResultsError> =>
+): Either.Either<SweepResults, DecodeError> =>
   Either.flatMap(
-    Either.mapLeft(parseJsonText(text), (reason) => new ResultsError({ source, reason })),
+    Either.mapLeft(parseJsonText(text), (reason) => new DecodeError({ source, path: "", reason })),
     (json) => decodeSweepResults(json, source),
   )
 
@@ -226,6 +252,8 @@ export interface ConfigMeta {
   /** Total time of the measured steps; defaults to the sum of the step durations. */
   readonly durationMs?: number | undefined
   readonly aborted?: string | undefined
+  /** Which memory figure the records' `memBytes` are (see core/bench/collect.ts). */
+  readonly memoryFigure?: MemoryFigure | undefined
 }
 
 /** Summarizes a run's step records into a `ConfigResult` (statistics from core/common/statistics.ts). */
@@ -238,19 +266,20 @@ export const buildConfigResult = (
   const durationMs = meta.durationMs ?? records.reduce((s, r) => s + r.durationMs, 0)
   const seconds = durationMs / 1000
   const samples = records.reduce((s, r) => s + r.samples, 0)
-  const latencyOf = (m: Modality): Statistics | undefined =>
-    latencyStatistics(ok.filter((r) => r.modality === m).map((r) => r.durationMs))
-  const visual = latencyOf("visual")
-  const text = latencyOf("text")
-  const memory: MemoryFluctuation | undefined = memoryFluctuation(
-    records.map((r) => ({
-      step: r.step,
-      modality: r.modality,
-      bytes: r.memBytes,
-      phase: r.phase,
-      cycle: r.cycle,
-    })),
-  )
+  const samplesOf = (m: Modality) => ok.filter((r) => r.modality === m).map((r) => r.durationMs)
+  const visualMs = samplesOf("visual")
+  const textMs = samplesOf("text")
+  const visual = latencyStatistics(visualMs)
+  const text = latencyStatistics(textMs)
+  const points = records.map((r) => ({
+    step: r.step,
+    modality: r.modality,
+    bytes: r.memBytes,
+    phase: r.phase,
+    cycle: r.cycle,
+  }))
+  const memory: MemoryFluctuation | undefined = memoryFluctuation(points)
+  const memoryCycle = cycleProfile(points)
   return {
     id: meta.id,
     label: meta.label,
@@ -269,6 +298,12 @@ export const buildConfigResult = (
     },
     latency: { ...(visual ? { visual } : {}), ...(text ? { text } : {}) },
     ...(memory ? { memory } : {}),
+    ...(memory && meta.memoryFigure ? { memoryFigure: meta.memoryFigure } : {}),
+    ...(memoryCycle ? { memoryCycle } : {}),
+    latencyOutliers: {
+      ...(visual ? { visual: outlierCount(visualMs, visual) } : {}),
+      ...(text ? { text: outlierCount(textMs, text) } : {}),
+    },
     series: downsampleSeries(records, options.maxSeriesPoints),
     failedSteps: records.length - ok.length,
     ...(meta.aborted !== undefined ? { aborted: meta.aborted } : {}),

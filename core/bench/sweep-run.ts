@@ -9,7 +9,8 @@ import { Clock, Effect, Either } from "effect"
 import { InputError, looksLikePath, readTextFile, writeJsonFile } from "../common/index.ts"
 import { AdapterRegistry, type Progress, type RunSummary, startRun } from "../run/index.ts"
 import { loadScenario } from "../schedule/index.ts"
-import { collectRun, MEASURE_TEXT, type MemoryMeasure } from "./collect.ts"
+import { collectRun } from "./collect.ts"
+import { figureDescription, figureLabel } from "./memory-figure.ts"
 import { type MicroBench, type MicroTask, microBench } from "./micro.ts"
 import { writeReport } from "./report/write.ts"
 import {
@@ -17,6 +18,7 @@ import {
   type ConfigResult,
   currentMachine,
   encodeSweepResults,
+  RESULTS_SCHEMA_VERSION,
   type SweepResults,
 } from "./results.ts"
 import { type BenchConfig, expandSweep, parseSweep, type SweepFile, targetId } from "./sweep.ts"
@@ -65,6 +67,8 @@ export const loadSweep = (file: string) =>
 export interface ConfigDone {
   readonly index: number
   readonly count: number
+  /** Wall time since the sweep started, ms (every configuration done so far, warm-up and tinybench included). */
+  readonly elapsedMs: number
   readonly config: BenchConfig
   readonly summary: RunSummary
   readonly result: ConfigResult
@@ -91,24 +95,30 @@ export interface SweepOutput {
   }
 }
 
-const microText = (t: MicroTask): string =>
-  t.latency
-    ? `${t.name} mean ${(t.latency.mean as number).toFixed(3)} ms, p99 ${(t.latency.p99 as number).toFixed(3)} ms`
-    : `${t.name} failed (${t.error})`
+/** `visual step mean 45.034 ms ±0.0% (n=8), max 45.1 ms`: a handful of iterations has no real p99. */
+export const microText = (t: MicroTask): string => {
+  if (!t.latency) return `${t.name} failed (${t.error})`
+  const num = (k: string) => t.latency![k] as number
+  const rme = num("rme")
+  return `${t.name} mean ${num("mean").toFixed(3)} ms ±${Number.isFinite(rme) ? rme.toFixed(1) : "∞"}% (n=${num("samplesCount")}), max ${num("max").toFixed(3)} ms`
+}
 
 /** What the report says about how this bench measured. */
-const benchNotes = (
-  sweep: SweepFile,
-  measures: ReadonlyMap<string, MemoryMeasure>,
+export const benchNotes = (
+  sweep: Pick<SweepFile, "warmupSteps" | "measuredSteps">,
+  configs: ReadonlyArray<ConfigResult>,
   micro: ReadonlyArray<MicroBench>,
 ): string[] => {
-  const byMeasure = new Map<MemoryMeasure, string[]>()
-  for (const [id, m] of measures) byMeasure.set(m, [...(byMeasure.get(m) ?? []), id])
+  const byFigure = new Map<string, string[]>()
+  for (const c of configs) {
+    if (!c.memory) continue
+    const f = c.memoryFigure
+    const key = `${figureLabel(f, c.steps)}: ${f ? figureDescription(f) : "which figure was not recorded"}`
+    byFigure.set(key, [...(byFigure.get(key) ?? []), c.id])
+  }
   const notes = [
-    `Each configuration ran ${sweep.warmupSteps} warm-up steps (left out of every statistic) and ${sweep.measuredSteps} measured steps as a recorded run (its id is in results.json: \`interleave show RUN\`). Time is the adapter's step time (tfjs: wall time of the step; sim: simulated time); throughput divides the measured steps by the sum of their step times.`,
-    ...[...byMeasure].map(
-      ([m, ids]) => `Memory series (\`${m}\`): ${MEASURE_TEXT[m]}; configurations: ${ids.join(", ")}.`,
-    ),
+    `Each configuration ran ${sweep.warmupSteps} warm-up steps (left out of every statistic) and ${sweep.measuredSteps} measured steps as a recorded run (its id is in results.json: \`interleave show RUN\`). Time is the adapter's step time (tfjs: wall time of the step, measured; sim: simulated time from its cost model); throughput divides the measured steps (and their samples) by the total of their step times.`,
+    ...[...byFigure].map(([what, ids]) => `Memory figure ${what}; configurations: ${ids.join(", ")}.`),
   ]
   if (micro.length > 0)
     notes.push(
@@ -118,6 +128,13 @@ const benchNotes = (
     )
   return notes
 }
+
+/**
+ * Time left for the sweep, ms, assuming the configurations still to run take as long on average
+ * as those done so far (`done` of `total` in `elapsedMs`); undefined before the first is done.
+ */
+export const etaMs = (elapsedMs: number, done: number, total: number): number | undefined =>
+  done <= 0 ? undefined : Math.max(0, (elapsedMs / done) * Math.max(0, total - done))
 
 /** `20250101-120000-3fa2`: UTC time, plus a random suffix so that two runs in one second differ. */
 export const runStamp = (now: number): string => {
@@ -140,7 +157,6 @@ export const runSweep = (
     const stamp = runStamp(now)
     const createdAt = new Date(now).toISOString()
     const results: ConfigResult[] = []
-    const measures = new Map<string, MemoryMeasure>()
     const micro: MicroBench[] = []
     const microDone = new Map<string, MicroBench>()
     let gpu: string | undefined
@@ -163,7 +179,6 @@ export const runSweep = (
         },
       ).pipe(Effect.provide(adapter), Effect.ensuring(Effect.sync(() => progress?.done())))
       const got = yield* collectRun(runId, config.warmupSteps)
-      if (got.measure) measures.set(config.id, got.measure)
       const hardware = config.target.adapter === "sim" ? got.info.hardware : got.info.device
       if (config.target.adapter === "tfjs" && config.target.backend === "webgpu") gpu ??= got.info.device
       const result = buildConfigResult(
@@ -178,6 +193,7 @@ export const runSweep = (
           hardware,
           runId,
           aborted: summary.status === "aborted" ? (got.aborted ?? summary.state.abortReason) : undefined,
+          memoryFigure: got.figure,
         },
         got.records,
       )
@@ -192,12 +208,21 @@ export const runSweep = (
         microDone.set(microId, mb)
         micro.push(mb)
       }
-      if (options.hooks?.onConfigDone)
-        yield* options.hooks.onConfigDone({ index: i, count: configs.length, config, summary, result })
+      if (options.hooks?.onConfigDone) {
+        const elapsedMs = (yield* Clock.currentTimeMillis) - now
+        yield* options.hooks.onConfigDone({
+          index: i,
+          count: configs.length,
+          elapsedMs,
+          config,
+          summary,
+          result,
+        })
+      }
     }
     const machine = currentMachine()
     const sweepResults: SweepResults = {
-      schemaVersion: 1,
+      schemaVersion: RESULTS_SCHEMA_VERSION,
       name: sweep.name,
       machine: gpu ? { ...machine, gpu } : machine,
       createdAt,
@@ -212,7 +237,7 @@ export const runSweep = (
       note: "tinybench 6 single-step tasks per target and batch size; latency in ms, tinybench's Statistics (samples omitted); each sample is the adapter's own step duration (overriddenDuration), on a session without profiling",
       benches: micro,
     })
-    const report = yield* writeReport(options.outDir, sweepResults, benchNotes(sweep, measures, micro))
+    const report = yield* writeReport(options.outDir, sweepResults, benchNotes(sweep, results, micro))
     return {
       results: sweepResults,
       micro,

@@ -9,8 +9,14 @@
  *
  * Decoding follows core/spec.ts: unknown keys are errors, and every error names the JSON path.
  */
-import { Data, Either, ParseResult, Schema } from "effect"
-import { formatPath, firstIssue as genericIssue, parseJsonText } from "../common/index.ts"
+import { Either, ParseResult, Schema } from "effect"
+import {
+  DecodeError,
+  formatPath,
+  firstIssue as genericIssue,
+  notAnObject,
+  parseJsonText,
+} from "../common/index.ts"
 import { CycleOrder, decodeSpec, encodeSpec, type Ratio, type ScheduleSpec } from "../schedule/index.ts"
 
 /** tfjs backends and presets a sweep may name (checked against the adapter's lists in a test). */
@@ -119,16 +125,6 @@ export const SweepFile = Schema.Struct({
 })
 export type SweepFile = typeof SweepFile.Type
 
-export class SweepError extends Data.TaggedError("SweepError")<{
-  readonly source: string
-  readonly path: string
-  readonly reason: string
-}> {
-  override get message(): string {
-    return `${this.source}: ${this.path ? `${this.path}: ` : ""}${this.reason}`
-  }
-}
-
 const decodeUnknown = Schema.decodeUnknownEither(SweepFile, { onExcessProperty: "error", errors: "first" })
 
 /** Unions report every member's complaint; the user wants the one about the member they meant. */
@@ -162,13 +158,16 @@ const firstIssue = (error: ParseResult.ParseError, input: unknown): { path: stri
 }
 
 /** Decodes an already-parsed sweep file. */
-export const decodeSweep = (input: unknown, source = "sweep"): Either.Either<SweepFile, SweepError> =>
-  Either.mapLeft(decodeUnknown(input), (e) => new SweepError({ source, ...firstIssue(e, input) }))
+export const decodeSweep = (input: unknown, source = "sweep"): Either.Either<SweepFile, DecodeError> => {
+  const shape = notAnObject(input, "a sweep file")
+  if (shape) return Either.left(new DecodeError({ source, path: "", reason: shape }))
+  return Either.mapLeft(decodeUnknown(input), (e) => new DecodeError({ source, ...firstIssue(e, input) }))
+}
 
 /** Parses JSON text, then decodes; a syntax error names line and column. */
-export const parseSweep = (text: string, source = "sweep"): Either.Either<SweepFile, SweepError> =>
+export const parseSweep = (text: string, source = "sweep"): Either.Either<SweepFile, DecodeError> =>
   Either.flatMap(
-    Either.mapLeft(parseJsonText(text), (reason) => new SweepError({ source, path: "", reason })),
+    Either.mapLeft(parseJsonText(text), (reason) => new DecodeError({ source, path: "", reason })),
     (json) => decodeSweep(json, source),
   )
 
@@ -258,19 +257,19 @@ export const expandSweep = (
   sweep: SweepFile,
   base: ScheduleSpec,
   source = "sweep",
-): Either.Either<ReadonlyArray<BenchConfig>, SweepError> => {
+): Either.Either<ReadonlyArray<BenchConfig>, DecodeError> => {
   const batches = (sweep.batchSizes ?? [{ visual: base.batch.visual.size, text: base.batch.text.size }]).map(
     (b) => (typeof b === "number" ? { visual: b, text: b } : b),
   )
   const order = sweep.order ?? baseOrder(base)
   const steps = sweep.warmupSteps + sweep.measuredSteps
-  const dup = <A>(path: string, items: ReadonlyArray<A>, key: (a: A) => string): SweepError | undefined => {
+  const dup = <A>(path: string, items: ReadonlyArray<A>, key: (a: A) => string): DecodeError | undefined => {
     const seen = new Map<string, number>()
     for (const [i, item] of items.entries()) {
       const k = key(item)
       const j = seen.get(k)
       if (j !== undefined)
-        return new SweepError({ source, path: `${path}[${i}]`, reason: `same as ${path}[${j}] (${k})` })
+        return new DecodeError({ source, path: `${path}[${i}]`, reason: `same as ${path}[${j}] (${k})` })
       seen.set(k, i)
     }
     return undefined
@@ -287,7 +286,7 @@ export const expandSweep = (
         const id = `${targetId(target)}-${ratio.visual}x${ratio.text}-b${batch.visual}x${batch.text}`
         const spec = benchSpec(base, { name: `${sweep.name}-${id}`, ratio, batch, steps, order })
         if (Either.isLeft(spec))
-          return Either.left(new SweepError({ source, path: `base (for ${id})`, reason: spec.left }))
+          return Either.left(new DecodeError({ source, path: `base (for ${id})`, reason: spec.left }))
         out.push({
           id,
           label: `${ratioName(ratio)} b${batch.visual}/${batch.text} ${targetLabel(target)}`,

@@ -2,7 +2,7 @@
  * One way to turn an Effect Schema decode failure into `path: reason`, shared by every file the
  * tool reads (scenarios, sweeps, results, profiles, event logs), so all of them word errors alike.
  */
-import { ParseResult } from "effect"
+import { Data, ParseResult } from "effect"
 
 /** `["phases", 1, "ratio"]` -> `phases[1].ratio` */
 export const formatPath = (path: ReadonlyArray<PropertyKey>): string =>
@@ -34,3 +34,17 @@ export const firstIssue = (error: ParseResult.ParseError, fallback = "invalid"):
 /** `path: reason`, or the reason alone at the root. */
 export const issueText = (i: { readonly path: string; readonly reason: string }): string =>
   i.path ? `${i.path}: ${i.reason}` : i.reason
+
+/**
+ * A file the tool reads (scenario, sweep, results, profile) does not decode: which file, where in
+ * it (a JSON path, empty for the whole file), and why. One class for every such file.
+ */
+export class DecodeError extends Data.TaggedError("DecodeError")<{
+  readonly source: string
+  readonly path: string
+  readonly reason: string
+}> {
+  override get message(): string {
+    return `${this.source}: ${this.path ? `${this.path}: ` : ""}${this.reason}`
+  }
+}

@@ -59,3 +59,13 @@ export const oneOf = <const L extends ReadonlyArray<string>>(...values: L) =>
       override: true,
     }),
   })
+
+/** What a JSON value is, in words, for "a scenario must be a JSON object, got an array". */
+export const jsonKind = (u: unknown): string =>
+  u === null ? "null" : Array.isArray(u) ? "an array" : typeof u === "object" ? "an object" : `a ${typeof u}`
+
+/** Undefined when `u` is a JSON object; otherwise the reason a file of kind `what` is refused. */
+export const notAnObject = (u: unknown, what: string): string | undefined =>
+  typeof u === "object" && u !== null && !Array.isArray(u)
+    ? undefined
+    : `${what} must be a JSON object, got ${jsonKind(u)}`

@@ -16,7 +16,7 @@ import {
 } from "../log/index.ts"
 import { makePlanner } from "../schedule/index.ts"
 import { EventStore, type EventStoreShape, StoreError } from "../store/index.ts"
-import { driveRun, RESUMABLE_FAILURES, type RunOutcomeStatus } from "./drive.ts"
+import { driveRun, type EngineOptions, RESUMABLE_FAILURES, type RunOutcomeStatus } from "./drive.ts"
 import { Divergence } from "./errors.ts"
 import { specOfRun, summarizeLog } from "./read.ts"
 import { newRunStarted } from "./start.ts"
@@ -35,7 +35,10 @@ const isSessionEvent = (e: RunEvent): boolean =>
   e._tag === "RunInterrupted" ||
   (e._tag === "StepFailed" && RESUMABLE_FAILURES.has(e.kind))
 
-export const replayRun = (runId: string, opts: { readonly checkpointDir?: string } = {}) =>
+export const replayRun = (
+  runId: string,
+  opts: { readonly checkpointDir?: string; readonly onProgress?: EngineOptions["onProgress"] } = {},
+) =>
   Effect.scoped(
     Effect.gen(function* () {
       const store = yield* EventStore
@@ -133,7 +136,11 @@ export const replayRun = (runId: string, opts: { readonly checkpointDir?: string
           evalEvery: started.engine.evalEvery,
           checkpointEvery: started.engine.checkpointEvery,
         },
-        { stopAfter, checkpointDir: opts.checkpointDir ?? join(".interleave", "replay-checkpoints") },
+        {
+          stopAfter,
+          checkpointDir: opts.checkpointDir ?? join(".interleave", "replay-checkpoints"),
+          onProgress: opts.onProgress,
+        },
       ).pipe(
         Effect.provideService(EventStore, sink),
         Effect.catchTag(

@@ -3,6 +3,7 @@
  *
  * Random access in O(log #phases): resume, fork and property tests never walk from step 0.
  */
+
 import {
   groupBaseLrs,
   type Modality,
@@ -11,24 +12,11 @@ import {
   type ScheduleSpec,
   totalSteps,
 } from "./spec.ts"
-
-export interface StepPlan {
-  readonly step: number
-  readonly phase: string
-  readonly phaseStep: number
-  readonly modality: Modality
-  /** Index of the V+T cycle inside the phase: floor((phaseStep + offset) / (V+T)). */
-  readonly cycle: number
-  /** Position inside the cycle, (phaseStep + offset) mod (V+T); the first cycle starts at `offset`. */
-  readonly position: number
-  /** Index of this micro-step inside its accumulation group. */
-  readonly micro: number
-  /** True on the micro-step that applies the group's accumulated gradient. */
-  readonly update: boolean
-  readonly lr: Readonly<Record<string, number>>
-}
+import type { StepPlan } from "./step-plan.ts"
 
 /** Whether phase step `i` is visual: DESIGN.md's rule on the cycle position (i + offset) mod (V+T). */
+export type { StepPlan }
+
 export const isVisualAt = (phase: Pick<Phase, "ratio" | "order" | "offset">, i: number): boolean => {
   const { visual: v, text: t } = phase.ratio
   const pos = (i + phaseOffset(phase)) % (v + t)

@@ -1,16 +1,18 @@
 /**
  * ScheduleSpec: what a scenario file says about an interleaved training schedule.
  *
- * Decoding is pure: `decodeSpec(json)` returns the spec or a `SpecError` whose message names the
+ * Decoding is pure: `decodeSpec(json)` returns the spec or a `DecodeError` whose message names the
  * JSON path and the reason (`phases[1].ratio: visual and text cannot both be 0`). Unknown keys are
  * errors, so a typo never passes silently.
  */
-import { Data, Either, Schema } from "effect"
+import { Either, Schema } from "effect"
 import {
+  DecodeError,
   firstIssue,
   NonEmptyString,
   NonNegFinite,
   NonNegInt,
+  notAnObject,
   oneOf,
   PosFinite,
   PosInt,
@@ -136,16 +138,6 @@ export const ScheduleSpec = Schema.Struct({
 export type ScheduleSpec = typeof ScheduleSpec.Type
 export type ScheduleSpecEncoded = typeof ScheduleSpec.Encoded
 
-export class SpecError extends Data.TaggedError("SpecError")<{
-  readonly source: string
-  readonly path: string
-  readonly reason: string
-}> {
-  override get message(): string {
-    return `${this.source}: ${this.path ? `${this.path}: ` : ""}${this.reason}`
-  }
-}
-
 const decodeUnknown = Schema.decodeUnknownEither(ScheduleSpec, { onExcessProperty: "error", errors: "first" })
 
 /** Cross-field rules that a per-field schema cannot express. */
@@ -219,22 +211,25 @@ export const totalSteps = (spec: Pick<ScheduleSpec, "phases">): number =>
   spec.phases.reduce((n, p) => n + p.steps, 0)
 
 /** Decodes an already-parsed JSON value. `source` names the file in error messages. */
-export const decodeSpec = (input: unknown, source = "scenario"): Either.Either<ScheduleSpec, SpecError> =>
-  Either.flatMap(
+export const decodeSpec = (input: unknown, source = "scenario"): Either.Either<ScheduleSpec, DecodeError> => {
+  const shape = notAnObject(input, "a scenario")
+  if (shape) return Either.left(new DecodeError({ source, path: "", reason: shape }))
+  return Either.flatMap(
     Either.mapLeft(
       decodeUnknown(input),
-      (e) => new SpecError({ source, ...pathAndReason(firstIssue(e, "invalid scenario")) }),
+      (e) => new DecodeError({ source, ...pathAndReason(firstIssue(e, "invalid scenario")) }),
     ),
     (spec) => {
       const bad = checkConsistency(spec)
-      return bad ? Either.left(new SpecError({ source, ...bad })) : Either.right(spec)
+      return bad ? Either.left(new DecodeError({ source, ...bad })) : Either.right(spec)
     },
   )
+}
 
 /** Parses JSON text, then decodes; a JSON syntax error names the line and column. */
-export const parseSpec = (text: string, source = "scenario"): Either.Either<ScheduleSpec, SpecError> =>
+export const parseSpec = (text: string, source = "scenario"): Either.Either<ScheduleSpec, DecodeError> =>
   Either.flatMap(
-    Either.mapLeft(parseJsonText(text), (reason) => new SpecError({ source, path: "", reason })),
+    Either.mapLeft(parseJsonText(text), (reason) => new DecodeError({ source, path: "", reason })),
     (json) => decodeSpec(json, source),
   )
 

@@ -4,14 +4,16 @@
  * no script to show them.
  */
 import type { TopLevelSpec } from "vega-lite"
-import { formatRatio } from "../../common/index.ts"
+import { figureTag } from "../memory-figure.ts"
 import type { ConfigResult, SweepResults } from "../results.ts"
-import { adapterLabel } from "./tables.ts"
+import { abortShort, ratioLabel, seriesText, targetKey, visualShare } from "../target.ts"
 
 export interface ChartSpec {
   /** Stable id: the HTML figure's `data-chart`. */
   readonly id: "throughput" | "memory" | "loss" | "latency"
   readonly title: string
+  /** A sentence under the title (what is marked, what is left out). */
+  readonly note?: string | undefined
   readonly spec: TopLevelSpec
 }
 
@@ -38,54 +40,137 @@ const baseConfig = {
   legend: { labelFontSize: 11, titleFontSize: 12, labelLimit: 320 },
 } as const
 
-/** Everything that is not the ratio: configs with the same group form one line across ratios. */
-const groupOf = (c: ConfigResult): string => `${adapterLabel(c)} b${c.batch.visual}/${c.batch.text}`
+/**
+ * The line a configuration belongs to across ratios: its target (adapter, backend or hardware,
+ * model or preset) and batch size, in words. Two targets whose words coincide get their key too,
+ * so their points never join.
+ */
+export const seriesOf = (results: SweepResults): ((c: ConfigResult) => string) => {
+  const keyOf = (c: ConfigResult) => JSON.stringify([targetKey(c), c.batch.visual, c.batch.text])
+  const textKeys = new Map<string, Set<string>>()
+  for (const c of results.configs) {
+    const t = seriesText(c)
+    textKeys.set(t, (textKeys.get(t) ?? new Set()).add(keyOf(c)))
+  }
+  return (c) => {
+    const t = seriesText(c)
+    return (textKeys.get(t)?.size ?? 1) > 1 ? `${t} (${targetKey(c)})` : t
+  }
+}
 
-/** Ratio labels ordered by visual share (0:1 ... 1:0), so the x axis reads left to right. */
-const ratioOrder = (results: SweepResults): string[] =>
-  [...new Map(results.configs.map((c) => [formatRatio(c.ratio), c.ratio])).entries()]
-    .sort(([, a], [, b]) => a.visual / (a.visual + a.text) - b.visual / (b.visual + b.text))
+/** Ratio labels ordered by visual share V/(V+T): text-only ... 1:1 ... 16:1 ... visual-only. */
+export const ratioOrder = (results: SweepResults): string[] =>
+  [...new Map(results.configs.map((c) => [ratioLabel(c.ratio), c.ratio])).entries()]
+    .sort(([, a], [, b]) => visualShare(a) - visualShare(b))
     .map(([label]) => label)
 
-export const throughputChart = (results: SweepResults): ChartSpec => ({
-  id: "throughput",
-  title: "Throughput vs ratio",
-  spec: {
-    config: baseConfig,
-    width: 480,
-    height: 260,
-    data: {
-      values: results.configs.map((c) => ({
-        ratio: formatRatio(c.ratio),
-        group: groupOf(c),
-        samplesPerSec: c.throughput.samplesPerSec,
-        stepsPerSec: c.throughput.stepsPerSec,
-      })),
+const abortedNote = (results: SweepResults, what: string): string | undefined => {
+  const gone = results.configs.filter((c) => c.aborted && c.series.step.length === 0)
+  return gone.length === 0
+    ? undefined
+    : `Aborted, so not drawn ${what}: ${gone.map((c) => `${c.label} (${abortShort(c.aborted!)})`).join(", ")}.`
+}
+
+/**
+ * Samples/s against the ratio, one line per target and batch size. An aborted configuration is
+ * a gap in its line (a null value, which breaks the line), marked at its ratio by a dashed rule
+ * and a label such as "OOM" in the line's colour; it is never drawn at 0.
+ */
+export const throughputChart = (results: SweepResults): ChartSpec => {
+  const series = seriesOf(results)
+  const abortedSeries = [...new Set(results.configs.filter((c) => c.aborted).map(series))]
+  const values = results.configs.map((c) => {
+    const gone = c.aborted !== undefined
+    return {
+      ratio: ratioLabel(c.ratio),
+      series: series(c),
+      config: c.id,
+      samplesPerSec: gone ? null : c.throughput.samplesPerSec,
+      stepsPerSec: gone ? null : c.throughput.stepsPerSec,
+      aborted: gone ? abortShort(c.aborted!) : null,
+      reason: c.aborted ?? null,
+      labelY: gone ? 10 + 13 * abortedSeries.indexOf(series(c)) : null,
+    }
+  })
+  const x = {
+    field: "ratio",
+    type: "ordinal",
+    sort: ratioOrder(results),
+    title: "Ratio V:T (by visual share)",
+    axis: { labelAngle: 0 },
+  } as const
+  const color = { field: "series", type: "nominal", title: "Target, batch V/T" } as const
+  const clock = results.configs.every((c) => c.adapter === "sim")
+    ? "simulated"
+    : results.configs.some((c) => c.adapter === "sim")
+      ? "simulated for sim, measured otherwise"
+      : "measured"
+  return {
+    id: "throughput",
+    title: `Throughput vs ratio (samples/s, ${clock})`,
+    note:
+      abortedSeries.length > 0
+        ? "Aborted configurations are gaps in their line, marked at their ratio with a dashed rule and the reason (OOM = out of memory); they are not 0."
+        : undefined,
+    spec: {
+      config: baseConfig,
+      width: 480,
+      height: 260,
+      data: { values },
+      layer: [
+        {
+          mark: { type: "line" },
+          encoding: {
+            x,
+            y: { field: "samplesPerSec", type: "quantitative", title: "Samples / s", scale: { zero: true } },
+            color,
+          },
+        },
+        {
+          transform: [{ filter: "datum.samplesPerSec != null" }],
+          mark: { type: "point", filled: true, size: 70 },
+          encoding: {
+            x,
+            y: { field: "samplesPerSec", type: "quantitative" },
+            color,
+            tooltip: [
+              { field: "config", type: "nominal" },
+              { field: "samplesPerSec", type: "quantitative", format: ".4~r", title: "samples/s" },
+            ],
+          },
+        },
+        {
+          transform: [{ filter: "datum.aborted != null" }],
+          mark: { type: "rule", strokeDash: [4, 3], strokeWidth: 1.5 },
+          encoding: { x, color, tooltip: [{ field: "config" }, { field: "reason" }] },
+        },
+        {
+          transform: [{ filter: "datum.aborted != null" }],
+          mark: { type: "text", fontWeight: "bold", fontSize: 11, dx: 4, align: "left" },
+          encoding: {
+            x,
+            y: { field: "labelY", type: "quantitative", scale: null },
+            text: { field: "aborted" },
+            color,
+          },
+        },
+      ],
     },
-    encoding: {
-      x: {
-        field: "ratio",
-        type: "ordinal",
-        sort: ratioOrder(results),
-        title: "Ratio V:T",
-        axis: { labelAngle: 0 },
-      },
-      y: { field: "samplesPerSec", type: "quantitative", title: "Samples / s", scale: { zero: true } },
-      color: { field: "group", type: "nominal", title: "Adapter, batch V/T" },
-    },
-    layer: [{ mark: { type: "line" } }, { mark: { type: "point", filled: true, size: 70 } }],
-  },
-})
+  }
+}
+
+const panelOf = (c: ConfigResult): string => `${c.label}: ${figureTag(c.memoryFigure, c.steps)}`
 
 export const memoryChart = (results: SweepResults): ChartSpec => ({
   id: "memory",
-  title: "Memory over steps (visual and text steps marked)",
+  title: "Memory over steps, each config's memory figure (visual and text steps marked)",
+  note: abortedNote(results, "here"),
   spec: {
     config: baseConfig,
     data: {
       values: results.configs.flatMap((c) =>
         c.series.step.map((step, i) => ({
-          config: c.label,
+          config: panelOf(c),
           step,
           modality: c.series.modality[i],
           mib: c.series.memBytes[i]! / MiB,
@@ -93,7 +178,21 @@ export const memoryChart = (results: SweepResults): ChartSpec => ({
       ),
     },
     facet: {
-      row: { field: "config", type: "nominal", title: null, sort: results.configs.map((c) => c.label) },
+      row: {
+        field: "config",
+        type: "nominal",
+        title: null,
+        sort: results.configs.map(panelOf),
+        // Each panel's config and memory figure above it, read horizontally.
+        header: {
+          labelAngle: 0,
+          labelOrient: "top",
+          labelAnchor: "start",
+          labelAlign: "left",
+          labelLimit: 640,
+          labelFontSize: 11,
+        },
+      },
     },
     resolve: { scale: { y: "independent", x: "independent" } },
     spec: {
@@ -123,6 +222,7 @@ export const memoryChart = (results: SweepResults): ChartSpec => ({
 export const lossChart = (results: SweepResults): ChartSpec => ({
   id: "loss",
   title: "Loss per modality",
+  note: abortedNote(results, "here"),
   spec: {
     config: baseConfig,
     data: {
@@ -164,36 +264,84 @@ export const lossChart = (results: SweepResults): ChartSpec => ({
   },
 })
 
-export const latencyChart = (results: SweepResults): ChartSpec => ({
-  id: "latency",
-  title: "p99 step latency per modality",
-  spec: {
-    config: baseConfig,
-    width: { step: 56 },
-    height: 240,
-    data: {
-      values: results.configs.flatMap((c) =>
-        (["visual", "text"] as const).flatMap((modality) => {
-          const s = c.latency[modality]
-          return s ? [{ config: c.label, modality, p99: s.p99, p50: s.p50 }] : []
-        }),
-      ),
+/**
+ * Mean step time per configuration and modality, with its 95% margin of error; an aborted
+ * configuration keeps its place on the axis and reads "aborted" there.
+ */
+export const latencyChart = (results: SweepResults): ChartSpec => {
+  const x = {
+    field: "config",
+    type: "nominal",
+    title: null,
+    sort: results.configs.map((c) => c.label),
+    axis: { labelAngle: -20 },
+  } as const
+  const bars = results.configs.flatMap((c) =>
+    (["visual", "text"] as const).flatMap((modality) => {
+      const s = c.latency[modality]
+      return s
+        ? [
+            {
+              config: c.label,
+              modality,
+              mean: s.mean,
+              lo: Math.max(0, s.mean - s.moe),
+              hi: s.mean + s.moe,
+              n: s.samplesCount,
+              aborted: null,
+            },
+          ]
+        : []
+    }),
+  )
+  const gone = results.configs
+    .filter((c) => c.aborted && !c.latency.visual && !c.latency.text)
+    // A modality for the offset scale only: every layer must use it, or vega-lite's band steps conflict.
+    .map((c) => ({ config: c.label, aborted: `aborted (${abortShort(c.aborted!)})`, modality: "visual" }))
+  return {
+    id: "latency",
+    title: "Mean step latency per modality (ms per step, ± 95% margin of error)",
+    note: gone.length > 0 ? "Aborted configurations keep their place and read “aborted”." : undefined,
+    spec: {
+      config: baseConfig,
+      width: { step: 56 },
+      height: 240,
+      data: { values: [...bars, ...gone] },
+      layer: [
+        {
+          transform: [{ filter: "datum.aborted == null" }],
+          mark: { type: "bar" },
+          encoding: {
+            x,
+            xOffset: { field: "modality", type: "nominal", sort: ["visual", "text"] },
+            y: { field: "mean", type: "quantitative", title: "Mean latency (ms per step)" },
+            color: modalityColor,
+          },
+        },
+        {
+          transform: [{ filter: "datum.aborted == null" }],
+          mark: { type: "rule", color: "#333333" },
+          encoding: {
+            x,
+            xOffset: { field: "modality", type: "nominal", sort: ["visual", "text"] },
+            y: { field: "lo", type: "quantitative" },
+            y2: { field: "hi" },
+          },
+        },
+        {
+          transform: [{ filter: "datum.aborted != null" }],
+          mark: { type: "text", angle: 270, align: "left", dx: 0, fontSize: 11, color: "#b00020" },
+          encoding: {
+            x,
+            xOffset: { field: "modality", type: "nominal", sort: ["visual", "text"] },
+            y: { value: 236 },
+            text: { field: "aborted" },
+          },
+        },
+      ],
     },
-    mark: { type: "bar" },
-    encoding: {
-      x: {
-        field: "config",
-        type: "nominal",
-        title: null,
-        sort: results.configs.map((c) => c.label),
-        axis: { labelAngle: -20 },
-      },
-      xOffset: { field: "modality", type: "nominal", sort: ["visual", "text"] },
-      y: { field: "p99", type: "quantitative", title: "p99 latency (ms)" },
-      color: modalityColor,
-    },
-  },
-})
+  }
+}
 
 export const chartSpecs = (results: SweepResults): ReadonlyArray<ChartSpec> => [
   throughputChart(results),

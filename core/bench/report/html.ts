@@ -6,7 +6,14 @@
 import { formatBytes } from "../../common/index.ts"
 import type { SweepResults } from "../results.ts"
 import { chartSpecs, renderChartSvg } from "./charts.ts"
-import { DEFINITIONS, latencyTable, memoryTable, type Table, throughputTable } from "./tables.ts"
+import {
+  DEFINITIONS,
+  findingLines,
+  latencyTable,
+  memoryTable,
+  type Table,
+  throughputTable,
+} from "./tables.ts"
 
 export const escapeHtml = (s: string): string =>
   s
@@ -35,6 +42,7 @@ th { background: #f4f4f4; }
 .num { text-align: right; font-variant-numeric: tabular-nums; }
 figure.chart { margin: 0.5rem 0 2rem; overflow-x: auto; }
 figure.chart figcaption { font-weight: 600; margin-bottom: 0.4rem; }
+figure.chart .chart-note { color: #555; margin: 0 0 0.4rem; font-size: 0.9rem; }
 dl dt { font-weight: 600; } dl dd { margin: 0 0 0.5rem 1rem; color: #444; }
 `
 
@@ -49,7 +57,7 @@ export const renderHtml = async (
       const svg = await renderChartSvg(c.spec)
       charts.set(
         c.id,
-        `<figure class="chart" data-chart="${c.id}" role="img" aria-label="${escapeHtml(c.title)}">\n<figcaption>${escapeHtml(c.title)}</figcaption>\n${svg}\n</figure>`,
+        `<figure class="chart" data-chart="${c.id}" role="img" aria-label="${escapeHtml(c.title)}">\n<figcaption>${escapeHtml(c.title)}</figcaption>${c.note ? `\n<p class="chart-note">${escapeHtml(c.note)}</p>` : ""}\n${svg}\n</figure>`,
       )
     }
   const section = (table: Table, ...chartIds: string[]) =>
@@ -71,6 +79,11 @@ export const renderHtml = async (
   const definitions = DEFINITIONS.map(([t, d]) => `<dt>${escapeHtml(t)}</dt><dd>${escapeHtml(d)}</dd>`).join(
     "\n",
   )
+  const found = findingLines(results)
+  const findingsSection =
+    found.length === 0
+      ? ""
+      : `<h2>Aborted configurations, noisy numbers and notes</h2>\n<ul data-findings="bench">\n${found.map((f) => `<li>${escapeHtml(f)}</li>`).join("\n")}\n</ul>\n`
   const notesSection =
     notes.length === 0
       ? ""
@@ -88,7 +101,7 @@ export const renderHtml = async (
 <h1>Sweep: ${escapeHtml(results.name)}</h1>
 <p class="meta">Created ${escapeHtml(results.createdAt)} · ${escapeHtml(machine)} · ${results.configs.length} configurations</p>
 ${body}
-${notesSection}<h2>Definitions</h2>
+${findingsSection}${notesSection}<h2>Definitions</h2>
 <dl>
 ${definitions}
 </dl>

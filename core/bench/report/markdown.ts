@@ -1,7 +1,7 @@
 /** The sweep report as GitHub-flavoured markdown: header, the three tables, definitions. */
 import { formatBytes } from "../../common/index.ts"
 import type { SweepResults } from "../results.ts"
-import { DEFINITIONS, reportTables, type Table } from "./tables.ts"
+import { DEFINITIONS, findingLines, reportTables, type Table } from "./tables.ts"
 
 /** A cell may hold a `|` (labels are user text); escape it so the row keeps its columns. */
 const cell = (s: string): string => s.replace(/\\/g, "\\\\").replace(/\|/g, "\\|").replace(/\r?\n/g, " ")
@@ -25,6 +25,12 @@ export const renderMarkdown = (results: SweepResults, notes: ReadonlyArray<strin
   ]
   if (results.configs.length === 0) lines.push("No configurations were run.", "")
   else for (const t of reportTables(results)) lines.push(`## ${t.title}`, "", markdownTable(t), "")
+  const found = findingLines(results)
+  if (found.length > 0) {
+    lines.push("## Aborted configurations, noisy numbers and notes", "")
+    for (const f of found) lines.push(`- ${cell(f)}`)
+    lines.push("")
+  }
   if (notes.length > 0) {
     lines.push("## How this bench measured", "")
     for (const n of notes) lines.push(`- ${n}`)

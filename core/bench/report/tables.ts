@@ -1,6 +1,8 @@
 /**
- * The report's tables as data: one model rendered both as markdown and as HTML, so the two reports
- * always show the same rows and the same formatted numbers.
+ * The report's tables as data: one model rendered as markdown, as HTML and (the summary) in the
+ * terminal, so all of them show the same rows and the same formatted numbers. Every number says
+ * what it is: time totals and per-step means with their unit, simulated or measured, and which
+ * memory figure a memory number is. An aborted configuration reads "aborted", never 0.
  */
 
 import type { Statistics } from "../../common/index.ts"
@@ -10,10 +12,23 @@ import {
   formatMs,
   formatNumber,
   formatPercent,
-  formatRatio,
   MISSING,
 } from "../../common/index.ts"
+import type { Modality } from "../../schedule/index.ts"
+import { figureLabel, figureTag } from "../memory-figure.ts"
+import {
+  type CrossRatioNote,
+  crossRatioNotes,
+  crossRatioText,
+  isNoisy,
+  NOISE_HINT,
+  type NoiseWarning,
+  noiseWarnings,
+  noiseWarningText,
+  rmeText,
+} from "../noise.ts"
 import type { ConfigResult, SweepResults } from "../results.ts"
+import { abortShort, adapterLabel, isSimulated, ratioLabel } from "../target.ts"
 
 export interface Column {
   readonly header: string
@@ -30,9 +45,41 @@ export interface Table {
 const left = (header: string): Column => ({ header, align: "left" })
 const right = (header: string): Column => ({ header, align: "right" })
 
-/** "sim", "tfjs/webgpu", plus the preset when there is one. */
-export const adapterLabel = (c: ConfigResult): string =>
-  `${c.adapter}${c.backend ? `/${c.backend}` : ""}${c.preset ? ` (${c.preset})` : ""}`
+/** The cell an aborted configuration shows where a measured number would be. */
+export const ABORTED = "aborted"
+/** Appended to a latency cell whose number is noisy (see core/bench/noise.ts). */
+export const NOISY_MARK = "!"
+
+const clock = (c: ConfigResult): string => (isSimulated(c) ? "simulated" : "measured")
+
+/** The memory figure of a configuration, in words (`in-step peak, simulated (sim cost model)`). */
+export const memoryFigureText = (c: ConfigResult): string =>
+  c.memory ? figureLabel(c.memoryFigure, c.steps) : c.aborted ? ABORTED : "not sampled"
+
+/** The figure every configuration with memory shares (long or short words), or undefined when they differ. */
+export const commonMemoryFigure = (
+  results: SweepResults,
+  form: "label" | "tag" = "label",
+): string | undefined => {
+  const withMemory = results.configs.filter((c) => c.memory)
+  const labels = new Set(withMemory.map(memoryFigureText))
+  if (labels.size !== 1) return undefined
+  const c = withMemory[0]!
+  return form === "label" ? memoryFigureText(c) : figureTag(c.memoryFigure, c.steps)
+}
+
+/** Whether a configuration aborted before measuring anything: its numbers read "aborted". */
+const gone = (c: ConfigResult): boolean => c.aborted !== undefined && c.steps === 0
+
+/** `45.0 ms ±0.3%`, with the noise mark when the modality is flagged. */
+export const meanRme = (c: ConfigResult, m: Modality): string => {
+  const s: Statistics | undefined = c.latency[m]
+  if (!s) return c.aborted ? ABORTED : MISSING
+  return `${formatMs(s.mean)} ${rmeText(s)}${isNoisy(c, m) ? NOISY_MARK : ""}`
+}
+
+const count = (c: ConfigResult, s: Statistics | undefined): string =>
+  s ? String(s.samplesCount) : gone(c) ? MISSING : "0"
 
 export const throughputTable = (results: SweepResults): Table => ({
   id: "throughput",
@@ -43,32 +90,35 @@ export const throughputTable = (results: SweepResults): Table => ({
     right("Batch V/T"),
     left("Adapter"),
     left("Hardware"),
-    right("Steps"),
-    right("Failed"),
-    right("Time"),
+    left("Status"),
+    right("Measured steps"),
+    right("Failed steps"),
+    left("Clock"),
+    right("Total step time"),
     right("Steps/s"),
     right("Samples/s"),
   ],
   rows: results.configs.map((c) => [
     c.label,
-    formatRatio(c.ratio),
+    ratioLabel(c.ratio),
     `${c.batch.visual}/${c.batch.text}`,
     adapterLabel(c),
     c.hardware ?? MISSING,
+    c.aborted ? `aborted (${abortShort(c.aborted)})` : "completed",
     c.steps.toLocaleString("en-US"),
-    c.aborted ? `${c.failedSteps} (aborted)` : String(c.failedSteps),
-    formatMs(c.durationMs),
-    formatNumber(c.throughput.stepsPerSec),
-    formatNumber(c.throughput.samplesPerSec),
+    String(c.failedSteps),
+    clock(c),
+    gone(c) ? MISSING : formatMs(c.durationMs),
+    gone(c) ? ABORTED : formatNumber(c.throughput.stepsPerSec),
+    gone(c) ? ABORTED : formatNumber(c.throughput.samplesPerSec),
   ]),
 })
 
-const meanRme = (s: Statistics | undefined): string =>
-  s ? `${formatNumber(s.mean)} ± ${Number.isFinite(s.rme) ? s.rme.toFixed(1) : "∞"}%` : MISSING
+const pctl = (s: Statistics | undefined, q: "p50" | "p99"): string => (s ? formatMs(s[q]) : MISSING)
 
 export const latencyTable = (results: SweepResults): Table => ({
   id: "latency",
-  title: "Step latency (ms)",
+  title: "Step latency per modality (ms per step; simulated for sim configs)",
   columns: [
     left("Config"),
     right("Visual n"),
@@ -84,23 +134,24 @@ export const latencyTable = (results: SweepResults): Table => ({
     const { visual: v, text: t } = c.latency
     return [
       c.label,
-      v ? String(v.samplesCount) : "0",
-      meanRme(v),
-      formatNumber(v?.p50),
-      formatNumber(v?.p99),
-      t ? String(t.samplesCount) : "0",
-      meanRme(t),
-      formatNumber(t?.p50),
-      formatNumber(t?.p99),
+      count(c, v),
+      meanRme(c, "visual"),
+      pctl(v, "p50"),
+      pctl(v, "p99"),
+      count(c, t),
+      meanRme(c, "text"),
+      pctl(t, "p50"),
+      pctl(t, "p99"),
     ]
   }),
 })
 
 export const memoryTable = (results: SweepResults): Table => ({
   id: "memory",
-  title: "Memory fluctuation",
+  title: "Memory fluctuation (bytes of each config's memory figure)",
   columns: [
     left("Config"),
+    left("Memory figure"),
     right("Peak"),
     right("Trough"),
     right("Range"),
@@ -112,8 +163,10 @@ export const memoryTable = (results: SweepResults): Table => ({
   ],
   rows: results.configs.map((c) => {
     const m = c.memory
+    if (!m && c.aborted) return [c.label, ABORTED, ...Array<string>(8).fill(MISSING)]
     return [
       c.label,
+      memoryFigureText(c),
       formatBytes(m?.peak),
       formatBytes(m?.trough),
       formatBytes(m?.range),
@@ -132,21 +185,121 @@ export const reportTables = (results: SweepResults): ReadonlyArray<Table> => [
   memoryTable(results),
 ]
 
+/**
+ * The terminal's summary: one row per configuration, the per-step means with rme and n, memory
+ * with its figure (in the header when every configuration shares one, else in a column).
+ */
+export const summaryTable = (results: SweepResults): Table => {
+  const common = commonMemoryFigure(results, "tag")
+  const mem = (h: string) => (common ? `${h} (${common})` : h)
+  // Time is simulated or measured: in the headers when all configs agree, else in a column.
+  const clocks = new Set(results.configs.map(clock))
+  const oneClock = clocks.size === 1 ? [...clocks][0] : undefined
+  const timed = (h: string) => (oneClock ? `${h} (${oneClock})` : h)
+  return {
+    id: "summary",
+    title: "Summary",
+    columns: [
+      left("config"),
+      ...(oneClock ? [] : [left("clock")]),
+      right(timed("steps/s")),
+      right("samples/s"),
+      right("visual mean ± rme"),
+      right("n V"),
+      right("text mean ± rme"),
+      right("n T"),
+      right(mem("mem peak")),
+      right("mem swing max"),
+      right("mem cv"),
+      ...(common ? [] : [left("memory figure")]),
+    ],
+    rows: results.configs.map((c) => {
+      const clockCell = oneClock ? [] : [clock(c)]
+      if (gone(c))
+        return [
+          c.id,
+          ...clockCell,
+          `${ABORTED} (${abortShort(c.aborted!)})`,
+          ...Array<string>(8).fill(MISSING),
+          ...(common ? [] : [MISSING]),
+        ]
+      return [
+        c.aborted ? `${c.id} (aborted)` : c.id,
+        ...clockCell,
+        formatNumber(c.throughput.stepsPerSec),
+        formatNumber(c.throughput.samplesPerSec),
+        meanRme(c, "visual"),
+        count(c, c.latency.visual),
+        meanRme(c, "text"),
+        count(c, c.latency.text),
+        formatBytes(c.memory?.peak),
+        formatBytes(c.memory?.swing?.max),
+        formatPercent(c.memory?.cv),
+        ...(common ? [] : [figureTag(c.memoryFigure, c.steps)]),
+      ]
+    }),
+  }
+}
+
+/** Everything a reader should be told after the tables: aborts, noisy numbers, cross-ratio notes. */
+export interface Findings {
+  readonly aborted: ReadonlyArray<{ readonly config: string; readonly reason: string }>
+  readonly noise: ReadonlyArray<NoiseWarning>
+  readonly crossRatio: ReadonlyArray<CrossRatioNote>
+}
+
+export const findings = (results: SweepResults): Findings => ({
+  aborted: results.configs.flatMap((c) => (c.aborted ? [{ config: c.id, reason: c.aborted }] : [])),
+  noise: noiseWarnings(results),
+  crossRatio: crossRatioNotes(results),
+})
+
+/**
+ * The findings as lines, each starting with what it is: `aborted: ID: REASON`,
+ * `warning: ID ... latency ...`, `note: the visual step of ...`.
+ */
+export const findingLines = (
+  results: SweepResults,
+  f: Findings = findings(results),
+): ReadonlyArray<string> => [
+  ...f.aborted.map((a) => `aborted: ${a.config}: ${a.reason}`),
+  ...f.noise.map((w) => `warning: ${noiseWarningText(results, w)}`),
+  ...(f.noise.length > 0 ? [NOISE_HINT] : []),
+  ...f.crossRatio.map((n) => `note: ${crossRatioText(n)}`),
+]
+
 /** What each reported number means, shown under the tables of both reports. */
 export const DEFINITIONS: ReadonlyArray<readonly [string, string]> = [
   [
+    "Clock",
+    "measured: the adapter's wall time of each step on this machine; simulated: the sim adapter's cost model (no step ran on the named hardware).",
+  ],
+  ["Total step time", "sum of the measured steps' times (warm-up excluded)."],
+  [
     "Samples/s",
-    "samples processed by the measured steps (batch size of each step's modality) / their total time.",
+    "samples processed by the measured steps (batch size of each step's modality) / their total step time; Steps/s likewise with steps.",
   ],
   [
     "Latency",
-    "per-step time, per modality, failed steps excluded; statistics as tinybench 6 defines them (type-7 quantiles, sample variance, rme = 100 · sem · t(0.975, n-1) / mean).",
+    "time per step, per modality, failed steps excluded; statistics as tinybench 6 defines them (type-7 quantiles, sample variance, rme = 100 · sem · t(0.975, n-1) / mean, the 95% margin of error of the mean in percent of it); n = steps measured.",
   ],
-  ["Peak / Trough / Range", "max, min, and max - min of the memory sampled after each step."],
-  ["CV", "population standard deviation / mean of the memory series."],
-  ["Peak/median", "peak / median of the memory series."],
+  [
+    `Noise mark (${NOISY_MARK})`,
+    "a mean that should not be trusted as it stands: n < 10, rme > 10%, max > 3× median, or more than 5% of the steps beyond median + max(3·MAD, 1% of the median); the warnings under the tables say which.",
+  ],
+  [
+    "Memory figure",
+    "which per-step memory the config's memory numbers are: in-step peak, allocated, reserved, device or RSS bytes, measured on every step (or on how many), or simulated by the sim cost model.",
+  ],
+  ["Peak / Trough / Range", "max, min, and max - min of the memory figure over the measured steps."],
+  ["CV", "population standard deviation / mean of the memory figure's series."],
+  ["Peak/median", "peak / median of the memory figure's series."],
   [
     "Swing",
     "per cycle (a visual block and the text block after it, or each (phase, cycle) pair), the visual-step peak minus the text-step trough; mean and max over the cycles that have both modalities.",
+  ],
+  [
+    "Aborted",
+    "the run stopped early (the reason is its RunAborted event's); its numbers are not shown as 0.",
   ],
 ]

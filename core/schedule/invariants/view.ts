@@ -3,20 +3,11 @@
  * (phase bounds, group base lrs) and the helpers the rules' messages use. Like the rules, it
  * never imports the planner.
  */
-import { groupBaseLrs, type Modality, type Phase, type ScheduleSpec } from "../spec.ts"
+import { groupBaseLrs, type Phase, type ScheduleSpec } from "../spec.ts"
+import type { StepPlan } from "../step-plan.ts"
 
 /** One executed (or planned) step: the StepPlan fields, whoever produced them. */
-export interface StepRecord {
-  readonly step: number
-  readonly phase: string
-  readonly phaseStep: number
-  readonly modality: Modality
-  readonly cycle: number
-  readonly position: number
-  readonly micro: number
-  readonly update: boolean
-  readonly lr: Readonly<Record<string, number>>
-}
+export type StepRecord = StepPlan
 
 export type RuleName =
   | "step-sequence"

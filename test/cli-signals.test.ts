@@ -1,0 +1,133 @@
+/**
+ * Signals end a run cleanly, through the real binary: SIGINT and SIGTERM stop a sim run within
+ * about a second (also under `timeout` and `npx`), the log ends at a step boundary with a
+ * RunInterrupted event, the exit code says which signal, no interleave process is left, and
+ * `resume` completes the run.
+ */
+import { type ChildProcess, execFileSync, spawn } from "node:child_process"
+import { rmSync } from "node:fs"
+import { join } from "node:path"
+import { afterAll, describe, expect, it } from "vitest"
+import { BIN, ROOT, runCli, tempDir, writeJson } from "./cli-helpers.ts"
+
+const dir = tempDir("interleave-signals-")
+afterAll(() => rmSync(dir, { recursive: true, force: true }))
+
+// About 1.5 s of sim steps on a 2-core machine: long enough to interrupt, short enough to resume.
+const scenario = writeJson(dir, "long.json", {
+  name: "long",
+  seed: 1,
+  phases: [{ name: "joint", steps: 120_000, ratio: { visual: 8, text: 1 } }],
+  batch: { visual: { size: 8 }, text: { size: 8 } },
+  optimizer: { kind: "adamw", lr: 1e-4, groups: [{ name: "head" }] },
+})
+const store = join(dir, "runs.db")
+const cli = (args: ReadonlyArray<string>) => runCli([...args, "--store", store])
+
+const exited = (child: ChildProcess) =>
+  new Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string }>((done) => {
+    let stderr = ""
+    child.stderr?.on("data", (d) => {
+      stderr += String(d)
+    })
+    child.on("exit", (code, signal) => done({ code, signal, stderr }))
+  })
+
+/** Waits until the run has recorded steps (the store exists and shows it running). */
+const waitForSteps = async (runId: string) => {
+  for (let i = 0; i < 200; i++) {
+    const r = await cli(["runs", "--json"])
+    if (r.code === 0) {
+      const row = (JSON.parse(r.stdout) as Array<{ runId: string; stepsDone: number }>).find(
+        (x) => x.runId === runId,
+      )
+      if (row && row.stepsDone > 1000) return row.stepsDone
+    }
+    await new Promise((r) => setTimeout(r, 100))
+  }
+  throw new Error(`run ${runId} never started`)
+}
+
+const processesOf = (runId: string): string[] => {
+  try {
+    return execFileSync("pgrep", ["-f", `--run-id ${runId}`], { encoding: "utf8" })
+      .trim()
+      .split("\n")
+      .filter(Boolean)
+  } catch {
+    return []
+  }
+}
+
+const interruptedLog = async (runId: string) => {
+  const exported = await cli(["export", runId])
+  const log = exported.stdout
+    .trim()
+    .split("\n")
+    .map((l) => JSON.parse(l).data as { _tag: string; step?: number; lastStep?: number; reason?: string })
+  return log
+}
+
+describe("signals stop a run cleanly", () => {
+  for (const [signal, code] of [
+    ["SIGINT", 130],
+    ["SIGTERM", 143],
+  ] as const)
+    it(`${signal}: stops within about a second, exit ${code}, the log ends at a step boundary, resume completes`, async () => {
+      const runId = `sig-${signal}`
+      const child = spawn(process.execPath, [BIN, "run", scenario, "--run-id", runId, "--store", store], {
+        cwd: ROOT,
+        stdio: ["ignore", "ignore", "pipe"],
+      })
+      const done = exited(child)
+      await waitForSteps(runId)
+      const t0 = performance.now()
+      child.kill(signal)
+      const r = await done
+      const ms = performance.now() - t0
+      console.log(`${signal}: exited ${ms.toFixed(0)} ms after the signal`)
+      expect(r.code).toBe(code)
+      expect(ms).toBeLessThan(2000)
+      expect(r.stderr).toContain(`resume it with \`interleave resume ${runId}\``)
+      expect(processesOf(runId)).toEqual([])
+      const log = await interruptedLog(runId)
+      const last = log.at(-1)!
+      expect(last._tag).toBe("RunInterrupted")
+      expect(last.reason).toContain(signal)
+      const steps = log.filter((e) => e._tag === "StepCompleted").map((e) => e.step!)
+      expect(last.lastStep).toBe(steps.at(-1))
+      expect(steps).toEqual(Array.from({ length: steps.length }, (_, i) => i))
+      const resumed = await cli(["resume", runId, "--json"])
+      expect(resumed.code, resumed.stderr).toBe(0)
+      expect(JSON.parse(resumed.stdout)).toMatchObject({ status: "completed", stepsCompleted: 120_000 })
+      expect((await cli(["verify", "--log", runId])).code).toBe(0)
+    })
+
+  it("under `timeout` and `npx`, the run stops with the wrapper and no interleave process is left", async () => {
+    const runId = "sig-timeout-npx"
+    const child = spawn(
+      "timeout",
+      [
+        "-s",
+        "TERM",
+        "4",
+        "npx",
+        "--no-install",
+        "interleave",
+        "run",
+        scenario,
+        "--run-id",
+        runId,
+        "--store",
+        store,
+      ],
+      { cwd: ROOT, stdio: ["ignore", "ignore", "pipe"] },
+    )
+    const r = await exited(child)
+    expect(r.code).toBe(124)
+    await new Promise((res) => setTimeout(res, 300))
+    expect(processesOf(runId)).toEqual([])
+    const log = await interruptedLog(runId)
+    expect(log.at(-1)!._tag).toBe("RunInterrupted")
+  })
+})
