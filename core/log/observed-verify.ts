@@ -83,7 +83,11 @@ export interface ObservedVerifyReport {
 /** Relative tolerance of the lr check: frameworks differ by up to one iteration in where warm-up ends. */
 export const OBSERVED_LR_TOLERANCE = 5e-3
 
-const fmt = (x: number): string => String(Number(x.toPrecision(6)))
+/** Six significant digits; exponent notation below 1e-4 (learning rates: 5.76577e-7). */
+const fmt = (x: number): string => {
+  const v = Number(x.toPrecision(6))
+  return v !== 0 && Math.abs(v) < 1e-4 ? v.toExponential().replace(/\.?0+e/, "e") : String(v)
+}
 const plural = (n: number, w: string): string => `${n} ${w}${n === 1 ? "" : "s"}`
 
 const counterOf = (at: ObservedAt): number | undefined => at.epoch ?? at.samples ?? at.step ?? at.iteration

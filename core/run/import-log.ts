@@ -6,11 +6,11 @@ import {
   fileEvents,
   type LogFormat,
   makeLogChecker,
+  makeMllogExporter,
   type RunStarted,
   stepEventStep,
   toEnvelope,
   toJsonlLine,
-  toMllogLines,
 } from "../log/index.ts"
 import { EventStore } from "../store/index.ts"
 import { summarizeLog } from "./read.ts"
@@ -62,12 +62,14 @@ export const exportLog = (runId: string, format: LogFormat, write: (text: string
   Effect.gen(function* () {
     yield* summarizeLog(runId)
     const es = yield* EventStore
+    // MLLOG in MLPerf's shape keeps state across a run's events (phases' block_stop, samples_count).
+    const mllog = makeMllogExporter()
     yield* es.read(runId).pipe(
       Stream.grouped(1024),
       Stream.runForEach((chunk) => {
         let text = ""
         for (const e of chunk)
-          text += format === "jsonl" ? `${toJsonlLine(e)}\n` : `${toMllogLines(e).join("\n")}\n`
+          text += format === "jsonl" ? `${toJsonlLine(e)}\n` : `${mllog.push(e).join("\n")}\n`
         return write(text)
       }),
     )

@@ -75,7 +75,7 @@ export const verifyObservedLog = <E, R>(
         {
           rule: "event-log",
           status: l.ok ? "ok" : "fail",
-          summary: logRules.map((r) => r.description).join("; "),
+          summary: `the stream's ${logRules.length} event-log rules (${logRules.map((r) => r.name).join(", ")})`,
           details: [],
         },
         ...report.checks,
