@@ -5,8 +5,8 @@
  * fault flagged at its first logged iteration); files named for what they are; a PET-DINO log
  * with a per-iteration modality verified against the right and the wrong scenario.
  */
-import { readFileSync, rmSync, writeFileSync } from "node:fs"
-import { join } from "node:path"
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
+import { dirname, join } from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { ROOT, runCli, scenario, tempDir } from "./cli-helpers.ts"
 
@@ -187,6 +187,48 @@ describe("mmengine and detectron2 logs against PET-DINO's scenario", () => {
     const seg = await cli(["import", fixture("detectron2-two-runs-metrics.json"), "--segment", "2", "--json"])
     expect(seg.code).toBe(0)
     expect(JSON.parse(seg.stdout)).toMatchObject({ format: "detectron2", events: 17 })
+  })
+
+  it("an observed run exports (JSONL, MLLOG) and re-imports as the same events; diff refuses it", async () => {
+    const events = (text: string) =>
+      text
+        .trim()
+        .split("\n")
+        .map((l) => {
+          const { runId: _r, ...data } = JSON.parse(l).data
+          return data
+        })
+    const jsonl = join(dir, "petdino-mm.jsonl")
+    const mllog = join(dir, "petdino-mm.mllog")
+    expect((await cli(["export", "petdino-mm", "--out", jsonl])).code).toBe(0)
+    expect((await cli(["export", "petdino-mm", "--format", "mllog", "--out", mllog])).code).toBe(0)
+    for (const [file, id] of [
+      [jsonl, "mm-from-jsonl"],
+      [mllog, "mm-from-mllog"],
+    ] as const) {
+      const r = await cli(["import", file, "--run-id", id])
+      expect(r.stdout).toMatch(new RegExp(`as observed run ${id} \\(mmengine LoggerHook`))
+      expect(events((await cli(["export", id])).stdout)).toEqual(events(readFileSync(jsonl, "utf8")))
+    }
+    const d = await cli(["diff", "petdino-mm", "mm-from-jsonl"])
+    expect(d.code).toBe(2)
+    expect(d.stderr).toMatch(/it cannot be diffed: diff compares the steps of runs we made/)
+  })
+
+  it("import is as strict as verify --log: a log with a gap is refused and nothing is written", async () => {
+    const rows = [50, 100, 200].map((step) =>
+      JSON.stringify({ lr: 0.01, loss: 1, time: 0.5, memory: 100, step }),
+    )
+    const gap = join(dir, "gap", "vis_data", "scalars.json")
+    mkdirSync(dirname(gap), { recursive: true })
+    writeFileSync(gap, rows.join("\n"))
+    const r = await cli(["import", gap, "--run-id", "gappy"])
+    expect(r.code).toBe(2)
+    expect(r.stderr).toMatch(
+      /scalars\.json: not a valid mmengine LoggerHook vis_data\/scalars\.json: iteration 199 \(logged step 200\), line 3: 100 iterations after iteration 99 .*iterations 100\.\.149 have no row \(rule observed-iterations\); nothing was imported/,
+    )
+    const runs = JSON.parse((await cli(["runs", "--json"])).stdout) as Array<{ runId: string }>
+    expect(runs.map((x) => x.runId)).not.toContain("gappy")
   })
 })
 

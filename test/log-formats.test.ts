@@ -235,7 +235,7 @@ describe("mmengine logs", () => {
     const first = report.violations[0]!
     expect(first).toMatchObject({ rule: "observed-lr", iteration: 49, line: 1 })
     expect(first.message).toBe(
-      'iteration 49 (logged step 50), line 1: lr 2e-7, expected 5.76577e-7 for group "backbone" (base 0.000004 x schedule 0.144144); in warm-up (iteration 49 of 1000), the logged lr implies a linear warm-up start factor of 0.001 (the spec\'s is 0.1)',
+      'iteration 49 (logged step 50), line 1: lr 2e-7, expected 5.76577e-7 for group "backbone" (base 4e-6 x schedule 0.144144); in warm-up (iteration 49 of 1000), the logged lr implies a linear warm-up start factor of 0.001 (the spec\'s is 0.1)',
     )
     // Every warm-up row is off; after warm-up (iteration 999 on) the lr agrees again.
     expect(report.violationCounts["observed-lr"]).toBe(19)
@@ -294,6 +294,34 @@ describe("mmengine logs", () => {
       metric: "bbox_mAP",
       at: { epoch: 1, iteration: 119 },
     })
+  })
+
+  it("a per-iteration modality field is checked against the spec's pattern; rows of many iterations are not", async () => {
+    // PET-DINO's hook: iteration i is visual iff (i + 1) % 9 < 8; the 9th row here says visual at iteration 7.
+    const row = (i: number, modality: string) =>
+      JSON.stringify({ lr: 4e-6 * (0.1 + (0.9 * i) / 999), loss: 1, modality, step: i + 1 })
+    const good = Array.from({ length: 18 }, (_, i) => row(i, (i + 1) % 9 < 8 ? "visual" : "text"))
+    const ok = await observe(write("mod-scalars.json", good.join("\n")), { spec })
+    expect(ok.started.observed?.modalityField).toBe("modality")
+    expect(check(ok.report, "observed-modality")).toMatchObject({
+      status: "ok",
+      summary: "modality of 18 iterations against petdino-swin-t's pattern",
+    })
+    const bad = [...good]
+    bad[7] = row(7, "visual")
+    const r = await observe(write("mod-bad-scalars.json", bad.join("\n")), { spec })
+    expect(r.report.violations).toEqual([
+      {
+        rule: "observed-modality",
+        line: 8,
+        iteration: 7,
+        message:
+          'iteration 7 (logged step 8), line 8: logged visual, the spec\'s phase "joint" (8:1 visual-first, offset 1) has text at its step 7',
+      },
+    ])
+    const coarse = [50, 100].map((s) => JSON.stringify({ lr: 1e-6, loss: 1, modality: "visual", step: s }))
+    const c = await observe(write("mod-coarse-scalars.json", coarse.join("\n")), { spec })
+    expect(check(c.report, "observed-modality")).toMatchObject({ status: "skipped" })
   })
 
   it("a row without a valid step names the line and the field", async () => {

@@ -18,19 +18,29 @@ import {
 import type { ScheduleSpec } from "../schedule/index.ts"
 import { RunError } from "./errors.ts"
 
-const WHY: Readonly<Record<"replay" | "resume" | "fork", string>> = {
+type Refused = "replay" | "resume" | "fork" | "diff"
+
+const WHY: Readonly<Record<Refused, string>> = {
   replay: "there is no plan to re-execute",
   resume: "there is no trainer or plan to continue it with",
   fork: "there is no schedule to branch from",
+  diff: "diff compares the steps of runs we made, and it has none",
+}
+
+const DONE: Readonly<Record<Refused, string>> = {
+  replay: "replayed",
+  resume: "resumed",
+  fork: "forked",
+  diff: "diffed",
 }
 
 /** Fails with one clear line when `started` is an observed run. */
-export const refuseObserved = (started: RunStarted, action: "replay" | "resume" | "fork") => {
+export const refuseObserved = (started: RunStarted, action: Refused) => {
   const o = started.observed
   if (o === undefined) return Effect.void
   return Effect.fail(
     new RunError({
-      message: `run ${started.runId} is an observed run (imported from ${o.source}, ${o.file}): it has no spec, so it cannot be ${action === "replay" ? "replayed" : action === "resume" ? "resumed" : "forked"}: ${WHY[action]}; \`interleave show ${started.runId}\` and \`interleave verify --log ${started.runId}\` read it`,
+      message: `run ${started.runId} is an observed run (imported from ${o.source}, ${o.file}): it has no spec, so it cannot be ${DONE[action]}: ${WHY[action]}; \`interleave show ${started.runId}\` and \`interleave verify --log ${started.runId}\` read it`,
     }),
   )
 }

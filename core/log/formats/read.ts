@@ -82,6 +82,22 @@ const recorded = (
   ),
 })
 
+/**
+ * Our own log of a run we observed (exported from the store): its events as they are, read as an
+ * observed run. Any other log of ours stays a recorded one.
+ */
+const ours = (log: RecordedLog): Effect.Effect<LogFile, InputError> =>
+  Effect.map(Stream.runHead(log.lines), (first) => {
+    const e = first._tag === "Some" ? first.value.event : undefined
+    if (e?._tag !== "RunStarted" || e.observed === undefined) return log
+    return {
+      kind: "observed",
+      format: e.observed.format,
+      started: e,
+      events: Stream.map(log.lines, (l) => l.event),
+    } satisfies ObservedLogFile
+  })
+
 /** Opens `file` as the log it is (or as `options.format` says it is). */
 export const openLog = (file: string, options: OpenOptions = {}): Effect.Effect<LogFile, InputError> =>
   Effect.gen(function* () {
@@ -104,9 +120,9 @@ export const openLog = (file: string, options: OpenOptions = {}): Effect.Effect<
       )
     switch (format) {
       case "jsonl":
-        return recorded(file, "jsonl", parseJsonlLine)
+        return yield* ours(recorded(file, "jsonl", parseJsonlLine))
       case "mllog":
-        if (s.kind !== "mllog") return recorded(file, "mllog", parseOurMllogLine)
+        if (s.kind !== "mllog") return yield* ours(recorded(file, "mllog", parseOurMllogLine))
         return { kind: "observed", format: "mllog", ...(yield* readObserved(file, mlperfReader)) }
       case "mmengine": {
         const o = yield* readObserved(file, mmengineReader)
