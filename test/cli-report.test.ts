@@ -4,7 +4,7 @@
  * progress until it stops. In-process, except the follower's writer (a real process to stop).
  */
 import { spawn } from "node:child_process"
-import { rmSync } from "node:fs"
+import { existsSync, mkdirSync, rmSync } from "node:fs"
 import { join } from "node:path"
 import { afterAll, describe, expect, it } from "vitest"
 import { BIN, baseScenario, ROOT, scenario, tempDir, writeJson } from "./cli-helpers.ts"
@@ -73,6 +73,12 @@ describe("show --follow", () => {
       if (r.code === 0 && JSON.parse(r.stdout).stepsCompleted > 0) break
       await new Promise((res) => setTimeout(res, 100))
     }
+    // A run still being written cannot be deleted by mistake.
+    const live = await cli(["delete", "followed", "--store", store])
+    expect(live.code).toBe(2)
+    expect(live.stderr).toMatch(
+      /run "followed" is still being written by process \d+ on .*; stop it first, or pass --force/,
+    )
     setTimeout(() => writer.kill("SIGINT"), 1500)
     const f = await cli(["show", "followed", "--follow", "--store", store])
     expect(f.code).toBe(0)
@@ -80,5 +86,14 @@ describe("show --follow", () => {
     expect(lines.length).toBeGreaterThanOrEqual(2)
     expect(lines.at(-1)).toMatch(/followed: interrupted · step \d+\/5000000/)
     await writerExited
+    // Once it has stopped, it goes with its checkpoints folder.
+    mkdirSync(join(`${store}.checkpoints`, "followed"), { recursive: true })
+    const del = await cli(["delete", "followed", "--store", store])
+    expect(del.code, del.stderr).toBe(0)
+    expect(existsSync(join(`${store}.checkpoints`, "followed"))).toBe(false)
+    const runs = JSON.parse((await cli(["runs", "--json", "--store", store])).stdout) as Array<{
+      runId: string
+    }>
+    expect(runs.map((r) => r.runId)).not.toContain("followed")
   })
 })

@@ -76,5 +76,5 @@ export const diffCommand = defineCommand({
         )
       }
       if (!out.same) return yield* failedCheck("")
-    }).pipe((eff) => withStore(o.store, eff)),
+    }).pipe((eff) => withStore(o.store, eff, { readOnly: true })),
 })

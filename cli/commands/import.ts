@@ -1,7 +1,7 @@
 /** `interleave import`: a run from a log file, checked fully before anything is written. */
 import { Effect, Option } from "effect"
 import { openLog } from "../../core/log/index.ts"
-import { checkObservedLog, importLog, writeObservedLog } from "../../core/run/index.ts"
+import { checkLog, checkObservedLog, writeLog } from "../../core/run/index.ts"
 import { defineCommand } from "../command.ts"
 import { arg, flag } from "../flags.ts"
 import { jsonFlag, logFormatFlag, segmentFlag, storeFlag } from "../options.ts"
@@ -31,23 +31,18 @@ export const importCommand = defineCommand({
   ],
   run: (o) =>
     Effect.gen(function* () {
-      const log = yield* openLog(o.file, { format: o.format, segment: Option.getOrUndefined(o.segment) })
-      if (log.kind === "observed") {
-        // Checked whole before the store is opened: a bad log never touches it.
-        const checked = yield* checkObservedLog(o.file, log)
-        const w = yield* withStore(
-          o.store,
-          writeObservedLog(checked, { runId: Option.getOrUndefined(o.runId) }),
-        )
-        if (o.json) return yield* json(w)
+      // Checked whole before the store is even opened: a bad log never touches it.
+      const file = yield* openLog(o.file, { format: o.format, segment: Option.getOrUndefined(o.segment) })
+      if (file.kind === "observed") {
+        const checked = yield* checkObservedLog(o.file, file)
+        const w = yield* withStore(o.store, writeLog(checked, { runId: Option.getOrUndefined(o.runId) }))
+        if (o.json) return yield* json({ ...w, format: file.format })
         return yield* line(
-          `imported ${w.events} events from ${o.file} as observed run ${w.runId} (${log.started.observed?.source}); \`interleave show ${w.runId}\` shows what it carries`,
+          `imported ${w.events} events from ${o.file} as observed run ${w.runId} (${file.started.observed?.source}); \`interleave show ${w.runId}\` shows what it carries`,
         )
       }
-      const r = yield* withStore(
-        o.store,
-        importLog(o.file, { format: log.format, runId: Option.getOrUndefined(o.runId) }),
-      )
+      const log = yield* checkLog(o.file, { format: file.format })
+      const r = yield* withStore(o.store, writeLog(log, { runId: Option.getOrUndefined(o.runId) }))
       if (o.json) return yield* json(r)
       yield* line(`imported ${r.events} events from ${o.file} as run ${r.runId}`)
     }),

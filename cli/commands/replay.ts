@@ -41,7 +41,7 @@ export const replayCommand = defineCommand({
       }
       if (o.json) return yield* json({ ok: true, ...result.right })
       yield* line(
-        `run ${o.run}: replay matches the log (${result.right.eventsCompared} events, ${result.right.steps} steps re-executed on ${started.adapter.kind})`,
+        `run ${o.run}: replay matches the log (${result.right.eventsCompared} events, ${result.right.steps} steps re-executed on ${started.adapter.kind}); ${result.right.tolerance.text}`,
       )
-    }).pipe((eff) => withStore(o.store, eff)),
+    }).pipe((eff) => withStore(o.store, eff, { readOnly: true })),
 })

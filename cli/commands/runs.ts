@@ -1,4 +1,5 @@
 /** `interleave runs`: the runs in the store, with filters. */
+import { existsSync } from "node:fs"
 import { Clock, Effect, Option, Stream } from "effect"
 import type { RunEvent, RunStarted, Writer } from "../../core/log/index.ts"
 import { effectiveStatus, readRunEvents } from "../../core/run/index.ts"
@@ -93,7 +94,11 @@ export const runsCommand = defineCommand({
       if (o.json) return yield* json(picked)
       if (picked.length === 0)
         return yield* line(
-          rows.length === 0 ? `no runs in ${o.store}` : `no runs match (${rows.length} in ${o.store})`,
+          rows.length === 0
+            ? existsSync(o.store)
+              ? `no runs in ${o.store}`
+              : `no runs (no store at ${o.store})`
+            : `no runs match (${rows.length} in ${o.store})`,
         )
       yield* line(
         table(
@@ -114,5 +119,5 @@ export const runsCommand = defineCommand({
         yield* line(
           `\n${interrupted.length} interrupted: resume with \`interleave resume ${interrupted[0]!.runId}\`${interrupted.length > 1 ? " (and so on)" : ""}`,
         )
-    }).pipe((eff) => withStore(o.store, eff)),
+    }).pipe((eff) => withStore(o.store, eff, { readOnly: true })),
 })

@@ -134,6 +134,7 @@ export const verifyCommand = defineCommand({
               yield* reportObservedVerify(r, started.observed, o.json)
               return undefined
             }),
+            { readOnly: true },
           )
       if (report === undefined) return
       const label = `${report.runId} (${report.source})${report.ending === "completed" ? "" : ` [${report.ending}: checked the ${report.steps} recorded steps]`}`

@@ -7,7 +7,14 @@ import { createHash } from "node:crypto"
 import { closeSync, createReadStream, openSync, readSync, statSync } from "node:fs"
 import { createInterface } from "node:readline"
 import { Data, Effect, Stream } from "effect"
-import { checkReadableFile, errnoText, InputError } from "../../common/index.ts"
+import {
+  checkReadableFile,
+  clip,
+  errnoText,
+  InputError,
+  jsonDepthOffset,
+  tooDeepReason,
+} from "../../common/index.ts"
 
 /** A line of a log file that is not what its format says it must be. */
 export class LogFileError extends Data.TaggedError("LogFileError")<{
@@ -21,7 +28,11 @@ export class LogFileError extends Data.TaggedError("LogFileError")<{
   }
 }
 
-export const toInputError = (e: LogFileError): InputError => new InputError({ message: e.message })
+/** Longest message about one line: a reason may quote the line, which may be megabytes long. */
+const MAX_MESSAGE = 400
+
+export const toInputError = (e: LogFileError): InputError =>
+  new InputError({ message: clip(e.message, MAX_MESSAGE) })
 
 export interface Line {
   readonly text: string
@@ -91,6 +102,10 @@ const HAS_NON_FINITE = /(?<=[:[,]\s*)(-?Infinity|NaN)(?=\s*[,}\]])/
  * values become null and their top-level keys are listed in `nonFinite`.
  */
 export const parseJsonLine = (text: string, file: string, line: number): JsonLine | LogFileError => {
+  // Refused before it is parsed: deeper JSON overflows every recursive walk over it.
+  const deep = jsonDepthOffset(text)
+  if (deep !== undefined)
+    return new LogFileError({ file, line, reason: tooDeepReason(`at column ${deep + 1}`) })
   try {
     return { value: JSON.parse(text), nonFinite: [] }
   } catch (e) {
