@@ -86,7 +86,8 @@ describe("decode errors quote values clipped", () => {
     ]
     for (const r of results) {
       const m = Either.isLeft(r) ? r.left.message : "decoded"
-      expect(m).toMatch(/… \(\d+ characters\)/)
+      // Either the value is quoted clipped, or the file's shape is named without quoting it.
+      expect(m).toMatch(/… \(\d+ characters\)|must be a JSON object, got a string/)
       expect(m.length).toBeLessThan(500)
     }
   })
