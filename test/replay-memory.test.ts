@@ -3,7 +3,7 @@
  * while it runs) stays under 250 MB when `replay`, `verify --log` and `show` stream a 10^6-event
  * run, and when `verify` checks a 10^7-step schedule.
  */
-import { readFileSync, rmSync } from "node:fs"
+import { rmSync } from "node:fs"
 import { join } from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { runCli, spawnCli, tempDir, writeJson } from "./cli-helpers.ts"
