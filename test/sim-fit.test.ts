@@ -8,7 +8,7 @@ import { readFileSync, rmSync } from "node:fs"
 import { join } from "node:path"
 import { Effect, Either, Schema } from "effect"
 import fc from "fast-check"
-import { afterAll, describe, expect, it } from "vitest"
+import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { memoryAt, physicalTerms } from "../adapters/sim/cost-model.ts"
 import {
   batchGroups,
@@ -517,7 +517,11 @@ describe("calibrate: a written profile the sim uses, that says what it is", () =
 })
 
 describe("interleave sim fit, through the binary", () => {
-  const dir = tempDir("interleave-sim-fit-")
+  // Made when the tests run, not when the file is collected, so a filtered run leaves nothing behind.
+  let dir = ""
+  beforeAll(() => {
+    dir = tempDir("interleave-sim-fit-")
+  })
   afterAll(() => rmSync(dir, { recursive: true, force: true }))
 
   it("writes a profile that run accepts, prints units and the held-out error; bench --sim-of delegates", async () => {
