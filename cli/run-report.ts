@@ -18,6 +18,13 @@ import { json, line, table } from "./output.ts"
 const range = (x: { min: number; max: number } | null): string =>
   x === null ? "—" : x.min === x.max ? formatBytes(x.max) : `${formatBytes(x.min)} – ${formatBytes(x.max)}`
 
+/** What simulated the run: "the sim's cost model for h100-sxm × trex2-swin-t, uncalibrated". */
+const simulatedBy = (r: RunReport): string => {
+  const said = r.adapter.info.simulated
+  const inner = said?.replace(/^simulated \(|\)$/g, "")
+  return inner ? `the sim's cost model for ${inner}` : "the sim's cost model"
+}
+
 /** Per-modality table: steps, updates, step time (mean, p50, p99, total), memory, last loss. */
 export const reportLines = (r: RunReport): string[] => {
   const t = r.stepTime
@@ -42,7 +49,7 @@ export const reportLines = (r: RunReport): string[] => {
       ["per step", "steps", "updates", "mean", "p50", "p99", "total", memHeader, "last loss"],
       [row("visual"), row("text")],
     ),
-    `step time is ${t.kind}${t.kind === "simulated" ? " (the sim's cost model, not a measurement)" : ""}: ${formatDuration(t.totalMs)} in all over ${r.stepsCompleted} steps${r.wallMs > 0 ? `; wall time ${formatDuration(r.wallMs)}` : ""}${r.plannedSteps > r.stepsCompleted ? `; ${r.stepsCompleted} of ${r.plannedSteps} planned steps done` : ""}`,
+    `step time is ${t.kind}${t.kind === "simulated" ? ` (${simulatedBy(r)}; not a measurement)` : ""}: ${formatDuration(t.totalMs)} in all over ${r.stepsCompleted} steps${r.wallMs > 0 ? `; wall time ${formatDuration(r.wallMs)}` : ""}${r.plannedSteps > r.stepsCompleted ? `; ${r.stepsCompleted} of ${r.plannedSteps} planned steps done` : ""}`,
   ]
   if (mem) out.push(`memory: ${mem.description}${mem.complete ? "" : " (only on the sampled steps)"}`)
   if (r.lastEval) {

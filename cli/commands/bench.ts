@@ -146,10 +146,14 @@ export const benchCommand = defineCommand({
         value: "FILE",
       },
     ),
-    holdOut: flag.text("hold-out", "With --sim-of: config ids to hold out, comma-separated.", {
-      value: "IDS",
-      default: "leave-one-out",
-    }),
+    holdOut: flag.text(
+      "hold-out",
+      "With --sim-of: the groups to hold out, e.g. batch=16, ratio=1:1,2:1, text-only, or config ids; ';' between groups.",
+      {
+        value: "IDS",
+        default: "leave-one-group-out over batch sizes",
+      },
+    ),
   },
   details: [
     "Prints a summary table (per-step means with their rme and n, memory with its figure), the aborted configurations with their reasons, warnings for noisy numbers, and a memory sparkline per configuration; a line per finished configuration with the ETA goes to stderr.",

@@ -30,7 +30,7 @@ export const adapterFlags = {
   model: flag.text(
     "model",
     `sim: model profile, a bundled name (${bundledProfiles("models").join(", ")}) or a profile file.`,
-    { value: "NAME", default: "trex2-tiny" },
+    { value: "NAME", default: "trex2-swin-t" },
   ),
   backend: flag.choice("backend", ["cpu", "wasm", "webgpu", "tensorflow"], "tfjs: TensorFlow.js backend.", {
     default: "wasm",

@@ -91,8 +91,13 @@ const defaultModel = (results: SweepResults): string => {
 }
 
 /** The default base hardware: the sim's own profile for sim sweeps, cpu-2core for sweeps without a GPU. */
-const defaultHardware = (results: SweepResults): string | undefined => {
-  const sim = [...new Set(results.configs.filter((c) => c.adapter === "sim").map((c) => c.hardware))]
+const defaultHardware = (results: SweepResults, target: string | undefined): string | undefined => {
+  // Among the configurations of the target being fitted (`--target` narrows a multi-target sweep).
+  const mine = results.configs.filter(
+    (c) =>
+      c.adapter === "sim" && (target === undefined || `${c.adapter}/${c.hardware ?? ""}`.includes(target)),
+  )
+  const sim = [...new Set(mine.map((c) => c.hardware))]
   if (sim.length === 1 && sim[0] !== undefined) return sim[0]
   return results.machine.gpu === undefined ? "cpu-2core" : undefined
 }
@@ -120,7 +125,7 @@ export const runSimFit = (a: SimFitArgs) =>
     })
     const { profileOut, reportOut } = a.paths(results.name)
     const notes: string[] = []
-    const hwName = a.hardware ?? defaultHardware(results)
+    const hwName = a.hardware ?? defaultHardware(results, a.target)
     if (hwName === undefined)
       return yield* badInput(
         `${a.file}: the sweep ran on ${results.machine.gpu}: name the hardware profile it was measured on with --hardware NAME|FILE`,

@@ -65,8 +65,9 @@ const MEASURED_TEXT: Record<MemorySource, string> = {
 /** What the sim's figures are: computed, not measured. */
 const SIMULATED_TEXT: Record<MemorySource, string> = {
   peakBytes:
-    "the sim cost model's in-step footprint (resident weights and optimizer state + activations x batch of the step's modality), computed, not measured",
-  allocatedBytes: "the sim cost model's resident bytes (weights and optimizer state), computed, not measured",
+    "the sim cost model's in-step footprint (resident weights and optimizer state + gradients of the branches the step trains + activations of the step's batch), computed, not measured",
+  allocatedBytes:
+    "the sim cost model's live bytes after the step (weights and optimizer state, plus gradients waiting for the rest of an accumulation group), computed, not measured",
   reservedBytes: "the sim cost model's reserved bytes, computed, not measured",
   deviceBytes: "the sim cost model's device bytes, computed, not measured",
   rssBytes: "the sim cost model's process memory, computed, not measured",

@@ -79,7 +79,7 @@ export const SimTarget = Schema.Struct({
   adapter: Schema.Literal("sim"),
   /** Hardware profile name or file (relative to the sweep file); default the sim's (h100-sxm). */
   hardware: Schema.optional(NonEmpty),
-  /** Model profile name or file; default the sim's (trex2-tiny). */
+  /** Model profile name or file; default the sim's (trex2-swin-t). */
   model: Schema.optional(NonEmpty),
 })
 export type SimTarget = typeof SimTarget.Type
