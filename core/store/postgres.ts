@@ -118,6 +118,11 @@ export interface PostgresStoreOptions {
   /** Most connections in the pool, default 10. */
   readonly maxConnections?: number
   /**
+   * A pool to use instead of opening one (`maxConnections` then does not apply): the sweep queue
+   * shares the store's, so a claim and the RunInterrupted it appends commit in one transaction.
+   */
+  readonly client?: SqlClient
+  /**
    * For tests only. `beforeCommit` runs inside every append's transaction, after its events are
    * inserted and before COMMIT (to hold a transaction open); `unorderedGlobalPositions` drops the
    * global-order lock, giving the naive store whose tail readers can skip events, so that a test
@@ -146,7 +151,7 @@ export const redactUrl = (url: string): string => {
 }
 
 /** One line out of whatever a failure carries: node-postgres errors, AggregateErrors of `connect`. */
-const causeMessage = (cause: unknown): string => {
+export const causeMessage = (cause: unknown): string => {
   const inner = cause instanceof SqlError ? (cause.cause ?? cause) : cause
   let text: string
   if (inner instanceof AggregateError && inner.errors.length > 0) {
@@ -216,17 +221,19 @@ export const makePostgresEventStore = (
       new StoreError({ message: `${what} (PostgreSQL at ${where}): ${causeMessage(cause)}`, cause })
     const fail = (what: string) => (e: SqlError) => Effect.fail(storeError(what)(e))
 
-    const sql: SqlClient = yield* PgClient.make({
-      url: Redacted.make(url),
-      maxConnections: options.maxConnections ?? 10,
-      connectTimeout: Duration.seconds(10),
-      idleTimeout: Duration.seconds(30),
-      applicationName: "interleave",
-    }).pipe(
-      Effect.provideServiceEffect(Reactivity.Reactivity, Reactivity.make),
-      Effect.mapError((e) => storeError("cannot connect to the event store")(e)),
-      Effect.catchAllDefect((cause) => Effect.fail(storeError("cannot connect to the event store")(cause))),
-    )
+    const sql: SqlClient =
+      options.client ??
+      (yield* PgClient.make({
+        url: Redacted.make(url),
+        maxConnections: options.maxConnections ?? 10,
+        connectTimeout: Duration.seconds(10),
+        idleTimeout: Duration.seconds(30),
+        applicationName: "interleave",
+      }).pipe(
+        Effect.provideServiceEffect(Reactivity.Reactivity, Reactivity.make),
+        Effect.mapError((e) => storeError("cannot connect to the event store")(e)),
+        Effect.catchAllDefect((cause) => Effect.fail(storeError("cannot connect to the event store")(cause))),
+      ))
 
     /** The schema version found: 0 when the schema is missing or empty; fails if it is not ours. */
     const schemaVersion = Effect.gen(function* () {
