@@ -12,6 +12,7 @@ import { resumeCommand } from "./resume.ts"
 import { runCommand } from "./run.ts"
 import { runsCommand } from "./runs.ts"
 import { showCommand } from "./show.ts"
+import { storeCommand } from "./store.ts"
 import { verifyCommand } from "./verify.ts"
 
 export const commands: ReadonlyArray<CliCommand> = [
@@ -27,5 +28,6 @@ export const commands: ReadonlyArray<CliCommand> = [
   exportCommand,
   importCommand,
   benchCommand,
+  storeCommand,
   backendsCommand,
 ]

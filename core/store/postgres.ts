@@ -76,6 +76,9 @@ import {
   type ReadGlobalPage,
   type ReadPage,
 } from "./paging.ts"
+import { redactUrl } from "./url.ts"
+
+export { redactUrl }
 
 /** The schema the store lives in unless told otherwise. */
 export const DEFAULT_PG_SCHEMA = "interleave"
@@ -131,22 +134,6 @@ export interface PostgresStoreOptions {
   readonly testing?: {
     readonly beforeCommit?: (stream: string) => Effect.Effect<void>
     readonly unorderedGlobalPositions?: boolean
-  }
-}
-
-/**
- * `url` as it may be printed: without its password (in the authority or as a `password` query
- * parameter). A string that does not parse as a URL is printed only when it cannot hold a
- * password (no `@`, no `password`).
- */
-export const redactUrl = (url: string): string => {
-  try {
-    const u = new URL(url)
-    if (u.password !== "") u.password = ""
-    if (u.searchParams.has("password")) u.searchParams.set("password", "redacted")
-    return u.toString()
-  } catch {
-    return /@|password/i.test(url) ? "(a URL that does not parse)" : `"${url}"`
   }
 }
 
