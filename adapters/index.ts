@@ -1,6 +1,7 @@
 /**
  * Adapter kinds by name. Each is imported on first use so that a `sim` run never loads
- * TensorFlow.js (and its wasm/webgpu bindings).
+ * TensorFlow.js (and its wasm/webgpu bindings). `exec` and `pytorch` run a trainer as a child
+ * process over the step protocol (docs/step-protocol.md).
  */
 import { Effect, Layer } from "effect"
 import {
@@ -10,12 +11,14 @@ import {
   type TrainingAdapterShape,
 } from "../core/run/index.ts"
 
-export const ADAPTER_KINDS = ["sim", "tfjs"] as const
+export const ADAPTER_KINDS = ["sim", "tfjs", "pytorch", "exec"] as const
 export type AdapterKind = (typeof ADAPTER_KINDS)[number]
 
 const loaders: Record<AdapterKind, () => Promise<TrainingAdapterShape>> = {
   sim: async () => (await import("./sim/sim.ts")).SimAdapter,
   tfjs: async () => (await import("./tfjs/adapter.ts")).TfjsAdapter,
+  pytorch: async () => (await import("./exec/pytorch.ts")).PytorchAdapter,
+  exec: async () => (await import("./exec/exec.ts")).ExecAdapter,
 }
 
 export const loadAdapter = (kind: string): Effect.Effect<TrainingAdapterShape, AdapterUnavailable> => {

@@ -8,9 +8,13 @@
  *    run's events, per second and per CPU-second; PostgreSQL's commit-order lock cost
  *  - tinybench micro-benchmarks: planner, checker, sim step, store append
  *  - harness overhead: tfjs steps through the full engine vs a bare tfjs loop (see harness-overhead.ts)
+ *  - harness overhead with a trainer in a child process: PyTorch steps through `--adapter pytorch`
+ *    vs the trainer's bare Python loop, the protocol round trip and the harness's own time per
+ *    step (see harness-exec.ts; skipped, and said so, without /usr/bin/python3 + torch)
  *
  * Writes benchmarks/results/core.json.
  */
+import { spawnSync } from "node:child_process"
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { cpus, tmpdir, totalmem } from "node:os"
 import { join } from "node:path"
@@ -32,6 +36,7 @@ import {
   type StoreError,
 } from "../core/store/index.ts"
 import { makePostgresEventStore } from "../core/store/postgres.ts"
+import { benchHarnessExec, describeHarnessExec } from "./harness-exec.ts"
 import { benchHarnessOverhead } from "./harness-overhead.ts"
 import { benchGlobalOrderCost, withBenchPostgres } from "./store-bench-pg.ts"
 
@@ -352,6 +357,18 @@ const main = async () => {
         `harness overhead tfjs ${harness.preset}/${harness.backend} ratio ${r.ratio}: engine ${fmt(r.engineMsPerStep)} ms/step vs bare ${fmt(r.bareMsPerStep)} ms/step: ${(r.overhead * 100).toFixed(2)}% (target <= 3%)`,
       )
 
+  const torchProbe = spawnSync("/usr/bin/python3", ["-c", "import torch"], { encoding: "utf8" })
+  const torchMissing = process.env.BENCH_SKIP_TORCH
+    ? "BENCH_SKIP_TORCH is set"
+    : torchProbe.error
+      ? `/usr/bin/python3 cannot run (${torchProbe.error.message})`
+      : torchProbe.status !== 0
+        ? "/usr/bin/python3 has no torch (install Debian's python3-torch)"
+        : undefined
+  const harnessExec = torchMissing ? { skipped: torchMissing } : await benchHarnessExec({ log })
+  if ("skipped" in harnessExec) log(`harness overhead pytorch (exec): SKIPPED, ${harnessExec.skipped}`)
+  else for (const line of describeHarnessExec(harnessExec)) log(line)
+
   const result = {
     suite: "core",
     createdAt: started,
@@ -367,12 +384,17 @@ const main = async () => {
     postgres,
     micro: microResults,
     harness: harness ?? null,
+    harnessExec,
     pass: {
       engineRate: engine.engineStepsPerSec >= 300_000,
       engineSlowdown: engine.engineSlowdown <= 4,
       sqliteAppend: sqlite.appendEventsPerSec >= 100_000,
       sqliteReplay: sqlite.replayEventsPerSec >= 300_000,
       harnessOverhead: harness ? harness.ratios.every((r) => r.overhead <= 0.03) : null,
+      harnessExecOverhead:
+        "skipped" in harnessExec
+          ? null
+          : harnessExec.ratios.every((r) => r.ratio !== "8:1" || r.directOverhead <= 0.01),
     },
   }
   mkdirSync(join(import.meta.dirname, "results"), { recursive: true })

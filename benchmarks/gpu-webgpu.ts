@@ -11,12 +11,20 @@
  *
  * `--backend wasm --presets tiny --learning` instead runs the learning check of the tiny preset:
  * 450 steps "90 text-only then joint 8:1" and 450 visual-only steps, with periodic evaluation.
+ *
+ * `--profile-cost` measures what tf.profile (the adapter's `profileEvery`, which gives the in-step
+ * memory peak) costs in step time: two sessions of the same joint 8:1 schedule (default 200 steps,
+ * batch 8), one profiling every step and one never, stepped alternately so machine load hits both
+ * alike; mean ms per visual and per text step of each (first cycle left out), and the in-step peak
+ * per modality. `--backend wasm --presets tiny --profile-cost` is the measurement quoted in
+ * adapters/tfjs/adapter.ts.
  */
 import { Cause, Effect, Either, Layer, Option, Stream } from "effect"
-import { listBackends, TfjsAdapterLive } from "../adapters/tfjs/index.ts"
+import { listBackends, TfjsAdapter, TfjsAdapterLive } from "../adapters/tfjs/index.ts"
 import { buildConfigResult, collectRun } from "../core/bench/index.ts"
+import { median } from "../core/common/index.ts"
 import { readRunEvents, startRun } from "../core/run/index.ts"
-import { decodeSpec, type ScheduleSpec } from "../core/schedule/index.ts"
+import { decodeSpec, makePlanner, type ScheduleSpec } from "../core/schedule/index.ts"
 import { MemoryEventStoreLive } from "../core/store/index.ts"
 
 const arg = (name: string, dflt: string): string => {
@@ -27,8 +35,9 @@ const flag = (name: string): boolean => process.argv.includes(`--${name}`)
 
 const backend = arg("backend", "webgpu")
 const presets = arg("presets", flag("learning") ? "tiny" : "small,base").split(",")
-const steps = Number(arg("steps", "270"))
-const batch = Number(arg("batch", flag("learning") ? "8" : "32"))
+const profileCost = flag("profile-cost")
+const steps = Number(arg("steps", profileCost ? "200" : "270"))
+const batch = Number(arg("batch", flag("learning") || profileCost ? "8" : "32"))
 const lr = Number(arg("lr", "1e-3"))
 
 const makeSpec = (name: string, phases: unknown[]): ScheduleSpec =>
@@ -120,8 +129,57 @@ const measure = (r: (typeof runs)[number], index: number) =>
     }
   }).pipe(Effect.provide(Layer.merge(MemoryEventStoreLive, TfjsAdapterLive)))
 
+const mean = (xs: ReadonlyArray<number>): number => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length)
+
+/** profileEvery 1 against profileEvery 0 on the same plans, stepped alternately. */
+const measureProfileCost = (r: (typeof runs)[number]) =>
+  Effect.scoped(
+    Effect.gen(function* () {
+      const planner = makePlanner(r.spec)
+      const open = (profileEvery: number) =>
+        TfjsAdapter.open({ spec: r.spec, options: { backend, preset: r.preset, profileEvery } })
+      const sessions = { never: yield* open(0), every: yield* open(1) }
+      const ms = {
+        never: { visual: [] as number[], text: [] as number[] },
+        every: { visual: [] as number[], text: [] as number[] },
+      }
+      const peak = { visual: [] as number[], text: [] as number[] }
+      for (let i = 0; i < planner.total; i++) {
+        const plan = planner.at(i)
+        // Alternate which session goes first, so neither always follows the other's work.
+        const order = i % 2 === 0 ? (["never", "every"] as const) : (["every", "never"] as const)
+        for (const k of order) {
+          const o = yield* sessions[k].step(plan)
+          if (i < 9) continue
+          ms[k][plan.modality].push(o.durationMs)
+          if (k === "every" && o.memory.peakBytes !== undefined) peak[plan.modality].push(o.memory.peakBytes)
+        }
+      }
+      const per = (m: "visual" | "text") => ({
+        steps: ms.never[m].length,
+        meanMsNoProfile: mean(ms.never[m]),
+        meanMsProfileEveryStep: mean(ms.every[m]),
+        cost: mean(ms.every[m]) / mean(ms.never[m]) - 1,
+        p50MsNoProfile: median(ms.never[m]),
+        p50MsProfileEveryStep: median(ms.every[m]),
+        // Each step against its twin: robust to load that changes during the run.
+        medianPairedCost: median(ms.every[m].map((x, i) => x / ms.never[m][i]!)) - 1,
+        peakBytes: { min: Math.min(...peak[m]), max: Math.max(...peak[m]) },
+      })
+      return { preset: r.preset, scenario: r.spec.name, visual: per("visual"), text: per("text") }
+    }),
+  ).pipe(Effect.provide(TfjsAdapterLive))
+
 const program = Effect.gen(function* () {
   const results = []
+  if (profileCost) {
+    for (const preset of presets) {
+      const r = runs.find((x) => x.preset === preset)!
+      log(`${preset} on ${backend}: profile cost, ${r.spec.name}`)
+      results.push(yield* measureProfileCost(r))
+    }
+    return results
+  }
   for (const [i, r] of runs.entries()) {
     log(`${r.preset} on ${backend}: ${r.spec.name}`)
     results.push(yield* measure(r, i))

@@ -10,9 +10,11 @@ import { register } from "tsx/esm/api"
 setFlagsFromString("--max-semi-space-size=32")
 
 register()
-const [file] = process.argv.splice(2, 1)
+const file = process.argv[2]
 if (!file) {
   process.stderr.write("usage: run-ts.mjs FILE [ARGS...]\n")
   process.exit(2)
 }
+// argv as `node FILE ARGS...` would give it: scripts that check whether they are the entry work.
+process.argv.splice(1, 2, resolve(file))
 await import(pathToFileURL(resolve(file)).href)

@@ -3,12 +3,13 @@
  * store, recorded relative to its folder), and what a signal leaves behind: the run's steps so
  * far, a RunInterrupted event, and a hint with the real run id.
  */
-import { dirname, resolve } from "node:path"
+import { resolve } from "node:path"
 import { Console, Effect } from "effect"
 import type { EngineOptions, RunSummary } from "../core/run/index.ts"
+import { StoreError } from "../core/store/index.ts"
 import { makeProgress } from "./progress.ts"
 import { interruptReason } from "./signals.ts"
-import { checkpointDirOf } from "./store.ts"
+import { checkpointBaseOf, checkpointDirOf } from "./store.ts"
 
 export const withEngine = <E, R>(
   o: {
@@ -23,11 +24,22 @@ export const withEngine = <E, R>(
   const opts: EngineOptions = {
     ...o.engine,
     checkpointDir: resolve(checkpointDirOf(o.store)),
-    checkpointBase: dirname(resolve(o.store)),
+    checkpointBase: checkpointBaseOf(o.store),
     onProgress: progress.update,
     interruptReason,
   }
   return body(opts).pipe(
+    // The store went away under the run (locked, disk full): what was appended stays; say how to go on.
+    Effect.catchIf(
+      (e): e is E & StoreError => e instanceof StoreError && e.kind === "unavailable",
+      (e) =>
+        Effect.fail(
+          new StoreError({
+            kind: "unavailable",
+            message: `${e.message}; run ${o.runId} keeps every step recorded before this: resume it with \`interleave resume ${o.runId}\` once the store is available`,
+          }) as unknown as E,
+        ),
+    ),
     Effect.ensuring(Effect.sync(progress.done)),
     Effect.onInterrupt(() =>
       Console.error(

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import contextlib
 import math
 import os
 import sys
@@ -521,6 +522,10 @@ class Trainer:
             "threads": str(torch.get_num_threads()),
             "durationMs": "SDK-measured wall time of data generation, forward, backward, optimizer update and loss read-back",
             "metric": "recall@iou0.5 on held-out images; chance = prompt-blind detector (1 of 3 objects)",
+            "memory": ("torch.cuda allocated / reserved / peak (reset per step), RSS" if self.device.type != "cpu" else
+                       "peakBytes = parameters + gradients + optimizer state + activations saved for backward, "
+                       "counted from the step's tensors (no CPU allocator reports a peak); "
+                       "allocatedBytes = parameters + held gradients + optimizer state after the step; RSS"),
         }
 
     # -- one micro-step --
@@ -535,6 +540,49 @@ class Trainer:
         m = self.model
         positives = float(batch.targets.sum())
         masked = float(batch.box_mask.sum())
+        # On CPU no allocator counts bytes: count the tensors autograd saves for backward (the step's
+        # activations), so the in-step peak is measured from the step's own tensors.
+        saved: Dict[int, int] = {}
+        counting = self.device.type == "cpu"
+        hooks = torch.autograd.graph.saved_tensors_hooks(
+            lambda t: (saved.__setitem__(t.storage().data_ptr(), t.storage().nbytes()), t)[1],
+            lambda t: t,
+        ) if counting else contextlib.nullcontext()
+        with hooks:
+            feats, prompts, parts, total = self._forward(m, batch, modality, size, positives, masked, align)
+        values = torch.stack([t.detach() for t in parts.values()]).tolist()
+        losses = dict(zip(parts.keys(), values))
+        bad = {k: v for k, v in losses.items() if not math.isfinite(v)}
+        if bad:
+            raise sdk.StepFailure("nan-loss", f"non-finite loss at step {plan['step']} ({modality}): "
+                                  + ", ".join(f"{k}={v}" for k, v in bad.items()) + "; update not applied")
+        total.backward()
+        self.pending += 1
+        memory: Dict[str, int] = {}
+        if counting:
+            # Live at the top of backward: weights, optimizer state, the gradients, the saved activations.
+            resident = self._resident_bytes()
+            memory["peakBytes"] = resident + sum(saved.values())
+        if plan["update"]:
+            self.apply(plan["lr"])
+        if counting:
+            memory["allocatedBytes"] = self._resident_bytes()
+        return {"losses": losses, "samples": size, "memory": memory}
+
+    def _resident_bytes(self) -> int:
+        """Bytes of the tensors that outlive a step: parameters, their gradients, optimizer state."""
+        n = 0
+        for p in self.model.params.values():
+            n += p.numel() * p.element_size()
+            if p.grad is not None:
+                n += p.grad.numel() * p.grad.element_size()
+        for state in self.optimizer.state.values():
+            for v in state.values():
+                if torch.is_tensor(v):
+                    n += v.numel() * v.element_size()
+        return n
+
+    def _forward(self, m, batch, modality, size, positives, masked, align):
         feats = m.encode_images(batch.patches, size)
         if modality == "visual":
             prompts = m.encode_visual(feats, batch.box_emb, batch.box_bias)
@@ -551,17 +599,7 @@ class Trainer:
             parts["align"] = a
             total = total + self.align_weight * a
         parts["total"] = total
-        values = torch.stack([t.detach() for t in parts.values()]).tolist()
-        losses = dict(zip(parts.keys(), values))
-        bad = {k: v for k, v in losses.items() if not math.isfinite(v)}
-        if bad:
-            raise sdk.StepFailure("nan-loss", f"non-finite loss at step {plan['step']} ({modality}): "
-                                  + ", ".join(f"{k}={v}" for k, v in bad.items()) + "; update not applied")
-        total.backward()
-        self.pending += 1
-        if plan["update"]:
-            self.apply(plan["lr"])
-        return {"losses": losses, "samples": size}
+        return feats, prompts, parts, total
 
     def apply(self, lr: Mapping[str, float]) -> None:
         """The optimizer update over the accumulated micro-steps: their mean gradient."""
@@ -686,9 +724,17 @@ def serve_protocol(device: str) -> int:
     state: Dict[str, Trainer] = {}
 
     def hello(spec, options):
-        trainer = Trainer(spec, options, device=device)
+        try:
+            trainer = Trainer(spec, options, device=device)
+        except (ValueError, RuntimeError) as e:  # bad options, no CUDA: one line, no traceback
+            raise sdk.StepFailure("trainer-error", f"{type(e).__name__}: {e}") from None
         state["t"] = trainer
-        return trainer.info()
+        info = trainer.info()
+        # CPU kernels with a fixed thread count are deterministic here (tests check restore and
+        # re-runs bit for bit); CUDA's atomics are not: the engine's CUDA default applies.
+        if trainer.device.type == "cpu":
+            info["reproducible"] = "exact"
+        return info
 
     return sdk.serve(
         step=lambda plan: state["t"].step(plan),

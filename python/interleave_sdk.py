@@ -514,6 +514,19 @@ class _ProtocolError(Exception):
     pass
 
 
+def _check_reproducible(r: Any) -> Any:
+    """``None``, ``"exact"`` or ``{"relTolerance": x >= 0, "durationRelTolerance"?: y >= 0}``."""
+    if r is None or r == "exact":
+        return r
+    ok = isinstance(r, Mapping) and set(r) <= {"relTolerance", "durationRelTolerance"} and "relTolerance" in r
+    if ok:
+        vals = [r[k] for k in r]
+        ok = all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v >= 0 for v in vals)
+    if not ok:
+        raise ValueError(f'reproducible must be "exact" or {{"relTolerance": x, "durationRelTolerance": y}} with numbers >= 0, got {r!r}')
+    return {str(k): float(v) for k, v in r.items()}
+
+
 def _log(msg: str) -> None:
     try:
         sys.stderr.write(f"[interleave-sdk] {msg}\n")
@@ -523,12 +536,14 @@ def _log(msg: str) -> None:
 
 
 class _Server:
-    def __init__(self, out, callbacks: Dict[str, Optional[Callable]], name: str, version: str, stateless: bool):
+    def __init__(self, out, callbacks: Dict[str, Optional[Callable]], name: str, version: str, stateless: bool,
+                 reproducible: Any = None):
         self.out = out
         self.cb = callbacks
         self.name = name
         self.version = version
         self.stateless = stateless
+        self.reproducible = reproducible
         self.spec: Optional[Dict[str, Any]] = None
         self.greeted = False
 
@@ -609,6 +624,7 @@ class _Server:
                     raise TypeError(f"hello callback must return a dict or None, got {type(got).__name__}")
                 info = dict(got)
         torch = _torch()
+        reproducible = _check_reproducible(info.pop("reproducible", self.reproducible))
         device = str(info.pop("device", "cpu"))
         framework = str(info.pop("framework", f"torch {torch.__version__}" if torch else f"python {platform.python_version()}"))
         reply: Dict[str, Any] = {
@@ -626,6 +642,8 @@ class _Server:
         }
         if info:
             reply["info"] = {str(k): str(v) for k, v in info.items()}
+        if reproducible is not None:
+            reply["reproducible"] = reproducible
         self.spec = spec
         self.greeted = True
         self.send(reply)
@@ -749,6 +767,7 @@ def serve(
     version: str = "0",
     stateless: bool = False,
     close: Optional[Callable[[], None]] = None,
+    reproducible: Any = None,
     stdin: Optional[Any] = None,
     stdout: Optional[Any] = None,
 ) -> int:
@@ -767,6 +786,12 @@ def serve(
       ``checkpoint(path)`` / ``restore(path)`` / ``evaluate()`` -> ``{"metric", "values":
       {"visual", "text"}, "chance"?}`` / ``close()``: optional.
 
+    ``reproducible`` (optional; the hello callback may return a ``"reproducible"`` key instead,
+    once it knows the device): how exactly a re-execution of the run reproduces it, for
+    ``interleave replay``: ``"exact"`` (bit-identical losses, e.g. CPU torch with a fixed thread
+    count) or ``{"relTolerance": x, "durationRelTolerance": y}`` (y optional). Unset, the engine
+    assumes 1e-6 relative on CPU and 1e-2 on a CUDA device.
+
     While serving, ``sys.stdout`` and file descriptor 1 write to stderr; protocol replies go to a
     duplicate of the original stdout (or to ``stdout`` when given, a binary stream, for tests).
     """
@@ -783,7 +808,7 @@ def serve(
         out = stdout
     sys.stdout = sys.stderr
     inp = stdin if stdin is not None else sys.stdin.buffer
-    server = _Server(out, callbacks, name, version, stateless)
+    server = _Server(out, callbacks, name, version, stateless, _check_reproducible(reproducible))
     rc = 1
     try:
         while True:

@@ -6,7 +6,8 @@ import { readFileSync, statSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import Database from "better-sqlite3"
 import { beforeAll, describe, expect, it } from "vitest"
-import { runCli, scenario, spawnCli, tempDir, writeJson } from "./cli-helpers.ts"
+import { scenario, spawnCli, tempDir, writeJson } from "./cli-helpers.ts"
+import { cliInProcess as runCli } from "./cli-inprocess.ts"
 
 const dir = tempDir()
 const store = join(dir, "runs.db")
@@ -264,6 +265,61 @@ describe("corrupt inputs: a clear error, non-zero exit, nothing changed", () => 
     const lines = [...jsonl]
     lines.splice(10, 1)
     await importFails("gap.jsonl", lines, /not a valid run log: .*position/)
+  })
+
+  /** The exported events, each line's JSON edited by `edit` (which may drop a line by returning undefined). */
+  const edited = (
+    edit: (e: { type: string; position: number; data: Record<string, unknown> }, i: number) => unknown,
+  ) => {
+    const out: string[] = []
+    for (const [i, l] of jsonl.entries()) {
+      const e = edit(JSON.parse(l), i)
+      if (e !== undefined) out.push(JSON.stringify({ ...(e as object), position: out.length }))
+    }
+    return out
+  }
+  const stepLines = () => jsonl.flatMap((l, i) => (JSON.parse(l).type === "StepCompleted" ? [i] : []))
+
+  it("a log whose steps break the schedule is refused as verify --log refuses it, naming the step", async () => {
+    const steps = stepLines()
+    const cases: Array<readonly [string, string[], RegExp]> = [
+      // A step cut out (positions renumbered, so only the schedule rules can tell).
+      ["step-gap.jsonl", edited((e, i) => (i === steps[12] ? undefined : e)), /step 12: missing/],
+      [
+        "shifted.jsonl",
+        edited((e) =>
+          e.type === "StepCompleted" ? { ...e, data: { ...e.data, step: (e.data.step as number) + 1 } } : e,
+        ),
+        /step 0: missing/,
+      ],
+      [
+        "modality.jsonl",
+        edited((e, i) =>
+          i === steps[20]
+            ? { ...e, data: { ...e.data, modality: e.data.modality === "visual" ? "text" : "visual" } }
+            : e,
+        ),
+        /step 20 .*expected (visual|text), got (text|visual)/,
+      ],
+    ]
+    for (const [name, lines, reason] of cases) {
+      const file = writeJson(dir, `v-${name}`, `${lines.join("\n")}\n`)
+      expect((await cli(["verify", "--log", file])).code, name).toBe(1)
+      await importFails(name, lines, new RegExp(`not a valid run log: .*${reason.source}`))
+    }
+  })
+
+  it("a log whose recorded spec does not decode is refused, naming the file and the field", async () => {
+    const lines = edited((e) =>
+      e.type === "RunStarted"
+        ? { ...e, data: { ...e.data, spec: { ...(e.data.spec as object), phases: [] } } }
+        : e,
+    )
+    await importFails(
+      "bad-spec.jsonl",
+      lines,
+      /bad-spec\.jsonl: .*recorded spec: phases: needs at least one phase/,
+    )
   })
 
   it("verify --log on a corrupt file names the line and exits 2", async () => {

@@ -21,6 +21,14 @@ const scenario = writeJson(dir, "long.json", {
   batch: { visual: { size: 8 }, text: { size: 8 } },
   optimizer: { kind: "adamw", lr: 1e-4, groups: [{ name: "head" }] },
 })
+// Never ends by itself: for the wrapper test, which does not resume.
+const endless = writeJson(dir, "endless.json", {
+  name: "endless",
+  seed: 1,
+  phases: [{ name: "joint", steps: 1_000_000_000, ratio: { visual: 8, text: 1 } }],
+  batch: { visual: { size: 8 }, text: { size: 8 } },
+  optimizer: { kind: "adamw", lr: 1e-4, groups: [{ name: "head" }] },
+})
 const store = join(dir, "runs.db")
 const cli = (args: ReadonlyArray<string>) => runCli([...args, "--store", store])
 
@@ -115,7 +123,7 @@ describe("signals stop a run cleanly", () => {
         "--no-install",
         "interleave",
         "run",
-        scenario,
+        endless,
         "--run-id",
         runId,
         "--store",

@@ -77,7 +77,7 @@ describe("flag errors name the flag", () => {
   it("bad values name the flag and the reason", async () => {
     await bad(
       ["run", scenario("trex2-joint-8to1.json"), "--adapter", "foo"],
-      /--adapter: must be one of sim, tfjs, got "foo"/,
+      /--adapter: must be one of sim, tfjs, pytorch, exec, got "foo"/,
     )
     await bad(
       ["run", scenario("trex2-joint-8to1.json"), "--steps", "many"],

@@ -1,7 +1,8 @@
 /**
  * The engine with real training: a run stopped mid-way and resumed (restore the last checkpoint,
- * re-run the steps after it, continue) records the same losses as an uninterrupted run, and a NaN
- * loss ends the run with StepFailed + RunAborted.
+ * re-run the steps after it, continue) records the same losses as an uninterrupted run, a NaN
+ * loss ends the run with StepFailed + RunAborted, and the alignment weight is recorded with the
+ * run and shapes its losses.
  */
 import { mkdtempSync } from "node:fs"
 import { tmpdir } from "node:os"
@@ -96,5 +97,44 @@ describe("engine + tfjs (wasm, tiny)", () => {
     )
     expect(tags.at(-2)).toBe("StepFailed:nan-loss")
     expect(tags.at(-1)).toBe("RunAborted")
+  }, 120_000)
+
+  it("records alignWeight with the run: 0 leaves the align loss out of every step, 1 adds it to visual steps", async () => {
+    const runs = await world(
+      Effect.gen(function* () {
+        const out: Record<
+          string,
+          { options: Record<string, unknown>; steps: Array<Record<string, unknown>> }
+        > = {}
+        for (const w of [0, 1]) {
+          const runId = `align-${w}`
+          yield* startRun(
+            { runId, spec: spec(), source: "t", steps: 16, adapterOptions: { ...options, alignWeight: w } },
+            { ...engineOpts, evalEvery: 0, checkpointEvery: 0 },
+          )
+          const events = Array.from(yield* Stream.runCollect(readRunEvents(runId)))
+          const started = events.find((e) => e._tag === "RunStarted")!
+          out[runId] = {
+            options: started.adapter.options,
+            steps: events.flatMap((e) =>
+              e._tag === "StepCompleted" ? [{ modality: e.modality, ...e.losses }] : [],
+            ),
+          }
+        }
+        return out
+      }),
+    )
+    const off = runs["align-0"]!
+    const on = runs["align-1"]!
+    expect(off.options.alignWeight).toBe(0)
+    expect(on.options.alignWeight).toBe(1)
+    // Steps 0-5 are text-only; 6.. the joint phase, whose visual steps follow text steps.
+    const visual = (r: typeof on) => r.steps.filter((l) => l.modality === "visual")
+    expect(visual(on)).toHaveLength(9)
+    for (const l of visual(on)) expect(l.align as number).toBeGreaterThan(0)
+    for (const l of off.steps) expect(l).not.toHaveProperty("align")
+    for (const l of visual(off)) expect(l.total).toBeCloseTo((l.cls as number) + 10 * (l.box as number), 4)
+    // The text-only steps train alike; the first aligned step is where the runs part.
+    expect(off.steps.slice(0, 6)).toEqual(on.steps.slice(0, 6))
   }, 120_000)
 })

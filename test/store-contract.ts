@@ -8,8 +8,11 @@ import fc from "fast-check"
 import {
   type EventEnvelope,
   EventStore,
+  STAGING_PREFIX,
   type StoredEvent,
-  type StoreError,
+  StoreError,
+  StreamExists,
+  StreamNotFound,
   VersionConflict,
 } from "../core/store/event-store.ts"
 
@@ -212,6 +215,179 @@ export const storeContract = (name: string, makeLayer: () => Layer.Layer<EventSt
           ])
         }),
       ),
+    )
+
+    it.effect("deletes a stream with its events: version 0, unlisted, out of the global log, reusable", () =>
+      withStore(
+        Effect.gen(function* () {
+          const store = yield* EventStore
+          yield* store.append("keep", [ev("K0")], 0)
+          yield* store.append("gone", [ev("G0"), ev("G1"), ev("G2")], 0)
+          yield* store.append("keep", [ev("K1")], 1)
+          yield* store.heartbeat("gone", 5)
+          expect(yield* store.deleteStream("gone")).toBe(3)
+          expect(yield* store.version("gone")).toBe(0)
+          expect(yield* readAll("gone")).toEqual([])
+          expect((yield* store.streams()).map((s) => s.stream)).toEqual(["keep"])
+          expect((yield* readGlobal()).map((e) => e.type)).toEqual(["K0", "K1"])
+          // A writer that still holds the old version loses; the name starts over at 0.
+          expect(yield* Effect.flip(store.append("gone", [ev("Late")], 3))).toEqual(
+            new VersionConflict({ stream: "gone", expected: 3, actual: 0 }),
+          )
+          expect(yield* store.append("gone", [ev("New")], 0)).toBe(1)
+          const again = yield* readAll("gone")
+          expect(again.map((e) => [e.position, e.type])).toEqual([[0, "New"]])
+          const info = (yield* store.streams()).find((s) => s.stream === "gone")
+          expect(info).toMatchObject({ version: 1 })
+          expect(info?.heartbeatAt).toBeUndefined()
+          // Global positions stay increasing across the gap the deletion left.
+          expectStrictlyIncreasing((yield* readGlobal()).map((e) => e.globalPosition))
+          expect(yield* store.deleteStream("never-was")).toBe(0)
+          expect(positions(yield* readAll("keep"))).toEqual([0, 1])
+        }),
+      ),
+    )
+
+    it.effect("renames a stream whole: same positions, data and times, at the end of the global log", () =>
+      withStore(
+        Effect.gen(function* () {
+          const store = yield* EventStore
+          yield* TestClock.setTime(1000)
+          yield* store.append("draft", [ev("D0", { i: 0 }), ev("D1", { i: 1 })], 0)
+          yield* TestClock.setTime(2000)
+          yield* store.append("other", [ev("O0")], 0)
+          yield* store.append("draft", [ev("D2", { i: 2 })], 2)
+          yield* store.heartbeat("draft", 2500)
+          const before = yield* readAll("draft")
+          const globalBefore = yield* readGlobal()
+          const lastGlobal = globalBefore[globalBefore.length - 1]!.globalPosition
+          yield* TestClock.setTime(3000)
+          yield* store.renameStream("draft", "final")
+          const after = yield* readAll("final")
+          expect(after.map((e) => [e.stream, e.position, e.type, e.data, e.recordedAt])).toEqual(
+            before.map((e) => ["final", e.position, e.type, e.data, e.recordedAt]),
+          )
+          expect(yield* readAll("draft")).toEqual([])
+          expect(yield* store.version("draft")).toBe(0)
+          expect(yield* store.version("final")).toBe(3)
+          // Listed as the newest stream, with its times and heartbeat.
+          expect(yield* store.streams()).toEqual([
+            { stream: "other", version: 1, firstRecordedAt: 2000, lastRecordedAt: 2000 },
+            { stream: "final", version: 3, firstRecordedAt: 1000, lastRecordedAt: 2000, heartbeatAt: 2500 },
+          ])
+          // A reader checkpointed before the rename sees the renamed stream once, whole, after it.
+          const later = yield* readGlobal({ after: lastGlobal })
+          expect(later).toEqual(after)
+          expect(after.every((e) => e.globalPosition > lastGlobal)).toBe(true)
+          const all = yield* readGlobal()
+          expect(all.map((e) => e.type)).toEqual(["O0", "D0", "D1", "D2"])
+          expectStrictlyIncreasing(all.map((e) => e.globalPosition))
+          // The old name is free, and a writer holding its old version loses.
+          expect(yield* Effect.flip(store.append("draft", [ev("Late")], 3))).toEqual(
+            new VersionConflict({ stream: "draft", expected: 3, actual: 0 }),
+          )
+          yield* store.append("final", [ev("D3")], 3)
+          expect(positions(yield* readAll("final"))).toEqual([0, 1, 2, 3])
+        }),
+      ),
+    )
+
+    it.effect("refuses a rename onto an existing stream, or of a missing one, changing nothing", () =>
+      withStore(
+        Effect.gen(function* () {
+          const store = yield* EventStore
+          yield* store.append("a", [ev("A0"), ev("A1")], 0)
+          yield* store.append("b", [ev("B0")], 0)
+          const global = yield* readGlobal()
+          expect(yield* Effect.flip(store.renameStream("a", "b"))).toEqual(new StreamExists({ stream: "b" }))
+          expect(yield* Effect.flip(store.renameStream("ghost", "c"))).toEqual(
+            new StreamNotFound({ stream: "ghost" }),
+          )
+          expect(yield* Effect.flip(store.renameStream("a", "a"))).toEqual(new StreamExists({ stream: "a" }))
+          expect((yield* readAll("a")).map((e) => e.type)).toEqual(["A0", "A1"])
+          expect((yield* readAll("b")).map((e) => e.type)).toEqual(["B0"])
+          expect(yield* readAll("c")).toEqual([])
+          expect((yield* store.streams()).map((s) => [s.stream, s.version])).toEqual([
+            ["a", 2],
+            ["b", 1],
+          ])
+          expect(yield* readGlobal()).toEqual(global)
+        }),
+      ),
+    )
+
+    it.effect("records a heartbeat without an event; an unknown stream gets none", () =>
+      withStore(
+        Effect.gen(function* () {
+          const store = yield* EventStore
+          yield* TestClock.setTime(100)
+          yield* store.append("run", [ev("A")], 0)
+          expect((yield* store.streams())[0]!.heartbeatAt).toBeUndefined()
+          expect(yield* store.heartbeat("run", 1_700_000_000_500)).toBe(true)
+          expect(yield* store.heartbeat("run", 1_700_000_000_900)).toBe(true)
+          expect(yield* store.streams()).toEqual([
+            {
+              stream: "run",
+              version: 1,
+              firstRecordedAt: 100,
+              lastRecordedAt: 100,
+              heartbeatAt: 1_700_000_000_900,
+            },
+          ])
+          expect(yield* store.version("run")).toBe(1)
+          expect(yield* readGlobal()).toHaveLength(1)
+          expect(yield* store.heartbeat("nobody", 5)).toBe(false)
+          expect((yield* store.streams()).map((s) => s.stream)).toEqual(["run"])
+          expect(yield* store.version("nobody")).toBe(0)
+        }),
+      ),
+    )
+
+    it.live("keeps staging streams out of the listing and the global log until renamed", () =>
+      withStore(
+        Effect.gen(function* () {
+          const store = yield* EventStore
+          const staging = `${STAGING_PREFIX}run-x/host:1:abc`
+          yield* store.append("visible", [ev("V0")], 0)
+          const seen = yield* Deferred.make<void>()
+          const tail = yield* store.tailAll({ pollMs: 5, until: (e) => e.type === "S2" }).pipe(
+            Stream.tap((e) => (e.type === "V0" ? Deferred.succeed(seen, undefined) : Effect.void)),
+            Stream.runCollect,
+            Effect.fork,
+          )
+          yield* Deferred.await(seen)
+          yield* store.append(staging, [ev("S0"), ev("S1")], 0)
+          yield* store.append(staging, [ev("S2")], 2)
+          yield* store.append("visible", [ev("V1")], 1)
+          expect((yield* store.streams()).map((s) => s.stream)).toEqual(["visible"])
+          expect((yield* store.streams({ staging: true })).map((s) => [s.stream, s.version])).toEqual([
+            [staging, 3],
+          ])
+          expect((yield* readGlobal()).map((e) => e.type)).toEqual(["V0", "V1"])
+          // By name, a staging stream reads and writes like any other.
+          expect(yield* store.version(staging)).toBe(3)
+          expect((yield* readAll(staging)).map((e) => e.type)).toEqual(["S0", "S1", "S2"])
+          yield* store.renameStream(staging, "run-x")
+          expect(yield* store.streams({ staging: true })).toEqual([])
+          expect((yield* store.streams()).map((s) => s.stream)).toEqual(["visible", "run-x"])
+          const seenByTail = Chunk.toReadonlyArray(yield* Fiber.join(tail))
+          expect(seenByTail.map((e) => [e.stream, e.type])).toEqual([
+            ["visible", "V0"],
+            ["visible", "V1"],
+            ["run-x", "S0"],
+            ["run-x", "S1"],
+            ["run-x", "S2"],
+          ])
+          expect(yield* readGlobal()).toEqual(seenByTail)
+        }),
+      ),
+    )
+
+    it.effect("a store error is bad input unless said otherwise", () =>
+      Effect.sync(() => {
+        expect(new StoreError({ message: "x" }).kind).toBe("bad-input")
+        expect(new StoreError({ message: "x", kind: "unavailable" }).kind).toBe("unavailable")
+      }),
     )
 
     it.live("tails events appended after it started and stops at `until`", () =>

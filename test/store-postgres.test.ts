@@ -290,6 +290,29 @@ describe.skipIf(server === undefined)("PostgreSQL", () => {
       }),
     )
 
+    it.live("upgrades a schema of version 1 (no heartbeats) in place, keeping its events", () =>
+      Effect.gen(function* () {
+        const schema = freshSchema("v1")
+        yield* Effect.scoped(Effect.flatMap(open(schema), (s) => s.append("old", [ev("A"), ev("B")], 0)))
+        // Version 1 as it was: the later migrations undone.
+        yield* sqlRows(`ALTER TABLE ${schema}.streams DROP COLUMN heartbeat_at`)
+        yield* sqlRows(`DELETE FROM ${schema}.migrations WHERE version > 1`)
+        yield* Effect.scoped(
+          Effect.gen(function* () {
+            const store = yield* open(schema)
+            expect(yield* store.heartbeat("old", 77)).toBe(true)
+            expect(yield* store.streams()).toEqual([
+              expect.objectContaining({ stream: "old", version: 2, heartbeatAt: 77 }),
+            ])
+            const events = Chunk.toReadonlyArray(yield* Stream.runCollect(store.read("old")))
+            expect(events.map((e) => e.type)).toEqual(["A", "B"])
+          }),
+        )
+        const versions = yield* sqlRows(`SELECT version FROM ${schema}.migrations ORDER BY version`)
+        expect(versions).toEqual(Array.from({ length: PG_SCHEMA_VERSION }, (_, i) => ({ version: i + 1 })))
+      }),
+    )
+
     it.live("refuses a schema written by a newer interleave", () =>
       Effect.gen(function* () {
         const schema = freshSchema("newer")
@@ -330,15 +353,21 @@ describe.skipIf(server === undefined)("PostgreSQL", () => {
       Effect.gen(function* () {
         const port = yield* freePort()
         const host = new URL(server!).host
+        // Unreachable is "unavailable" (exit 3: try again later); a wrong database or role is bad input.
         const cases = [
-          [`postgres://ada:s3cret-pw@127.0.0.1:${port}/runs`, /ECONNREFUSED/],
-          [withDatabase(server!.replace("postgres@", "postgres:s3cret-pw@"), "no_such_db"), /does not exist/],
-          [`postgres://nobody:s3cret-pw@${host}/postgres`, /role "nobody" does not exist/],
-          [`postgres://ada@${host}/postgres?password=s3cret-pw`, /role "ada" does not exist/],
+          [`postgres://ada:s3cret-pw@127.0.0.1:${port}/runs`, /ECONNREFUSED/, "unavailable"],
+          [
+            withDatabase(server!.replace("postgres@", "postgres:s3cret-pw@"), "no_such_db"),
+            /does not exist/,
+            "bad-input",
+          ],
+          [`postgres://nobody:s3cret-pw@${host}/postgres`, /role "nobody" does not exist/, "bad-input"],
+          [`postgres://ada@${host}/postgres?password=s3cret-pw`, /role "ada" does not exist/, "bad-input"],
         ] as const
-        for (const [target, reason] of cases) {
+        for (const [target, reason, kind] of cases) {
           const error = yield* openError(target)
           expect(error._tag).toBe("StoreError")
+          expect(error.kind, target).toBe(kind)
           expect(error.message).toMatch(reason)
           expect(error.message).toContain(redactUrl(target))
           expect(error.message).not.toContain("s3cret")

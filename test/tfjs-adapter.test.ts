@@ -1,8 +1,11 @@
 /**
- * The tfjs adapter on real steps (tiny preset, wasm, small batches): no tensor leaks, bit-exact
- * checkpoint/resume, NaN detection, typed unavailability, visual steps heavier than text steps.
+ * The tfjs adapter on real steps (tiny preset, wasm, small batches): no tensor leaks (evaluate's
+ * failure paths included), bit-exact checkpoint/resume, checkpoints refused with a clear message,
+ * NaN detection, typed unavailability, weight decay on matrices only, visual steps heavier than
+ * text steps, in time and in-step memory. Nothing here depends on what the host has (GPU,
+ * tfjs-node): expected backend lists come from listBackends().
  */
-import { mkdtempSync, readFileSync, rmSync } from "node:fs"
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import * as tf from "@tensorflow/tfjs-core"
@@ -10,6 +13,8 @@ import { Effect, Either } from "effect"
 import { afterAll, describe, expect, it } from "vitest"
 import { TfjsAdapter, TfjsAdapterLive } from "../adapters/tfjs/adapter.ts"
 import { listBackends, useBackend } from "../adapters/tfjs/backend.ts"
+import { PRESETS } from "../adapters/tfjs/presets.ts"
+import { makeTrainer } from "../adapters/tfjs/trainer.ts"
 import {
   AdapterUnavailable,
   StepFailure,
@@ -166,21 +171,30 @@ describe("tfjs adapter", () => {
     const spec = makeSpec()
     const tryOpen = (backend: string) =>
       Effect.runPromise(Effect.scoped(Effect.flip(open(spec, { backend }))))
-    const bogus = await tryOpen("quantum")
-    expect(bogus).toBeInstanceOf(AdapterUnavailable)
-    expect(bogus.message).toMatch(/unknown tfjs backend "quantum"/)
-    expect(bogus.message).toMatch(/available here: cpu, wasm/)
     const list = await listBackends()
     expect(list.map((b) => b.name)).toEqual(["cpu", "wasm", "webgpu", "tensorflow"])
     for (const b of list) expect(b.available ? b.device : b.reason).toBeTruthy()
-    for (const name of ["webgpu", "tensorflow"]) {
-      if (list.find((b) => b.name === name)?.available) continue
-      const e = await tryOpen(name)
+    // What this host has, whatever it is: the messages must name exactly that.
+    const here = list
+      .filter((b) => b.available)
+      .map((b) => b.name)
+      .join(", ")
+    expect(here).toMatch(/^cpu\b/)
+    const bogus = await tryOpen("quantum")
+    expect(bogus).toBeInstanceOf(AdapterUnavailable)
+    expect(bogus.message).toBe(
+      `unknown tfjs backend "quantum": known backends are cpu, wasm, webgpu, tensorflow; available here: ${here}`,
+    )
+    for (const b of list) {
+      if (b.available) continue
+      const e = await tryOpen(b.name)
       expect(e).toBeInstanceOf(AdapterUnavailable)
-      expect(e.message).toMatch(new RegExp(`"${name}" is unavailable: .+ Available here: cpu, wasm`))
+      expect(e.message).toBe(`tfjs backend "${b.name}" is unavailable: ${b.reason}. Available here: ${here}`)
     }
     const badPreset = await Effect.runPromise(Effect.scoped(Effect.flip(open(spec, { preset: "huge" }))))
-    expect(badPreset.message).toMatch(/unknown preset "huge"/)
+    expect(badPreset.message).toBe(
+      'tfjs adapter option preset: must be one of "tiny", "small", "base", got "huge"',
+    )
   })
 
   it("runs heavier visual steps than text steps (kernels and matmul FLOPs)", async () => {
@@ -259,8 +273,21 @@ describe("tfjs adapter", () => {
       ).pipe(Effect.provide(TfjsAdapterLive)),
     )
     expect(description.kind).toBe("tfjs")
-    expect(description.options).toMatchObject({ backend: "wasm", preset: "tiny", profileEvery: 25 })
+    expect(description.options).toEqual({
+      backend: "wasm",
+      preset: "tiny",
+      profileEvery: 1,
+      evalEvery: 50,
+      evalBatches: 3,
+      lrScale: 10,
+      alignWeight: 1,
+    })
     expect(description.info.backend).toBe("wasm")
+    expect(description.info.alignWeight).toMatch(/^1 \(InfoNCE/)
+    // wasm has no GPU pool: the figures it carries are the in-step peak, allocated bytes and RSS.
+    expect(description.info.memory).toBe(
+      "peakBytes (tf.profile: the most bytes live inside the step, every step); allocatedBytes (tf.memory().numBytes after the step); rssBytes (process resident set size)",
+    )
     expect(description.info.tfjs).toBe("4.22.0")
     expect(description.info.device).toMatch(/WebAssembly/)
     expect(description.info.groups).toContain("text-encoder=text-encoder")
@@ -270,5 +297,207 @@ describe("tfjs adapter", () => {
       ),
     )
     expect(again.options).toEqual(description.options)
+  })
+
+  it("records the in-step peak on every step by default, and visual steps peak higher than text steps", async () => {
+    const spec = makeSpec({
+      phases: [{ name: "joint", steps: 18, ratio: { visual: 8, text: 1 }, order: "text-first" }],
+      batch: { visual: { size: 4 }, text: { size: 4 } },
+    })
+    const planner = makePlanner(spec)
+    const peaks = await Effect.runPromise(
+      Effect.scoped(
+        Effect.gen(function* () {
+          const s = yield* TfjsAdapter.open({
+            spec,
+            options: { backend: "wasm", preset: "tiny", lrScale: 1 },
+          })
+          const out = { visual: [] as number[], text: [] as number[] }
+          for (let i = 0; i < planner.total; i++) {
+            const o = yield* s.step(planner.at(i))
+            expect(o.memory.peakBytes).toBeGreaterThanOrEqual(o.memory.allocatedBytes!)
+            out[planner.at(i).modality].push(o.memory.peakBytes!)
+          }
+          return out
+        }),
+      ),
+    )
+    expect(peaks.text).toHaveLength(2)
+    expect(peaks.visual).toHaveLength(16)
+    expect(Math.min(...peaks.visual)).toBeGreaterThan(Math.max(...peaks.text))
+  })
+
+  it("applies weight decay to weight matrices only: not to biases, norms, scalars or embeddings", async () => {
+    await useBackend("wasm")
+    const spec = makeSpec({
+      optimizer: { kind: "adamw", lr: 0.1, weightDecay: 0.1, groups: [{ name: "all" }] },
+    })
+    const t = makeTrainer(spec, PRESETS.tiny, { validationImages: 4 })
+    try {
+      const before = new Map(t.model.params.map((p) => [p.name, Array.from(p.variable.dataSync())]))
+      // Zero gradients: AdamW moves nothing but applies its decoupled decay p <- p (1 - lr wd).
+      t.optimizer.accumulate(
+        Object.fromEntries(t.model.params.map((p) => [p.variable.name, tf.zerosLike(p.variable)])),
+      )
+      t.optimizer.apply({ all: 0.1 })
+      const decayed: string[] = []
+      for (const p of t.model.params) {
+        const was = before.get(p.name)!
+        const now = Array.from(p.variable.dataSync())
+        if (now.some((x, i) => x !== was[i])) {
+          decayed.push(p.name)
+          now.forEach((x, i) => {
+            expect(x).toBeCloseTo(was[i]! * 0.99, 6)
+          })
+        }
+      }
+      expect(decayed).not.toContain("backbone/pos")
+      expect(decayed).not.toContain("text/tokens")
+      // Every decayed parameter is a weight matrix, and every non-zero weight matrix decayed.
+      expect(decayed.every((n) => n.endsWith("/w"))).toBe(true)
+      const matrices = t.model.params.filter(
+        (p) => p.name.endsWith("/w") && before.get(p.name)!.some((x) => x !== 0),
+      )
+      expect(decayed.sort()).toEqual(matrices.map((p) => p.name).sort())
+    } finally {
+      t.dispose()
+    }
+  })
+
+  it("leaves no tensor behind when evaluate fails, in its first pass or its second", async () => {
+    const spec = makeSpec()
+    const messages = await Effect.runPromise(
+      Effect.scoped(
+        Effect.gen(function* () {
+          const s = yield* open(spec)
+          yield* s.evaluate!()
+          // Reads 1-3 fetch each validation chunk's boxes (96 images, chunks of 32); read 4 is the
+          // first ranking read, when every chunk's features and both prompt sets are alive.
+          const backend = tf.backend() as unknown as { read: (id: object) => Promise<unknown> }
+          const read = backend.read
+          const out: string[] = []
+          for (const failAt of [1, 3, 4, 6]) {
+            const before = tf.memory().numTensors
+            let calls = 0
+            backend.read = function (this: unknown, id: object) {
+              if (++calls === failAt) return Promise.reject(new Error(`forced failure of read ${failAt}`))
+              return read.call(this, id)
+            }
+            const e = yield* Effect.flip(s.evaluate!()).pipe(
+              Effect.ensuring(
+                Effect.sync(() => {
+                  backend.read = read
+                }),
+              ),
+            )
+            expect(e).toBeInstanceOf(StepFailure)
+            out.push(e.message)
+            expect(tf.memory().numTensors).toBe(before)
+          }
+          // And evaluation works again afterwards.
+          const ok = yield* s.evaluate!()
+          expect(ok.values.text).toBeGreaterThanOrEqual(0)
+          return out
+        }),
+      ),
+    )
+    expect(messages).toEqual([1, 3, 4, 6].map((n) => `forced failure of read ${n}`))
+  })
+
+  it("refuses a checkpoint of another seed or preset, naming the file and both; the session is unchanged", async () => {
+    const spec = makeSpec()
+    const file = join(dir, "seed3.json")
+    await Effect.runPromise(
+      Effect.scoped(
+        Effect.gen(function* () {
+          const s = yield* open(spec)
+          yield* run(s, spec, 0, 10)
+          yield* s.checkpoint(file)
+        }),
+      ),
+    )
+    const other = makeSpec({ seed: 4 })
+    const { failure, after, fresh } = await Effect.runPromise(
+      Effect.scoped(
+        Effect.gen(function* () {
+          const s = yield* open(other)
+          const failure = yield* Effect.flip(s.restore(file))
+          const after = yield* run(s, other, 0, 3)
+          const f = yield* open(other)
+          return { failure, after, fresh: yield* run(f, other, 0, 3) }
+        }),
+      ),
+    )
+    expect(failure).toBeInstanceOf(StepFailure)
+    expect(failure.kind).toBe("adapter-error")
+    expect(failure.message).toBe(
+      `checkpoint ${file}: written with seed 3, this session runs seed 4; a checkpoint only continues the run of its own seed`,
+    )
+    expect(after).toEqual(fresh)
+    const preset = await Effect.runPromise(
+      Effect.scoped(Effect.flatMap(open(spec, { preset: "small" }), (s) => Effect.flip(s.restore(file)))),
+    )
+    expect(preset.message).toBe(`checkpoint ${file}: written for preset tiny, this session runs preset small`)
+  })
+
+  it("refuses a missing, truncated, foreign or corrupt checkpoint with one line naming the file", async () => {
+    const spec = makeSpec()
+    const good = join(dir, "good.json")
+    await Effect.runPromise(Effect.scoped(Effect.flatMap(open(spec), (s) => s.checkpoint(good))))
+    const text = readFileSync(good, "utf8")
+    const doc = JSON.parse(text) as { params: Array<{ name: string; data: string }> }
+    const variant = (name: string, content: string) => {
+      const f = join(dir, name)
+      writeFileSync(f, content)
+      return f
+    }
+    const withParam0 = (data: string) =>
+      JSON.stringify({ ...doc, params: [{ ...doc.params[0]!, data }, ...doc.params.slice(1)] })
+    const p0 = doc.params[0]!.name
+    const cases: Array<[string, string]> = [
+      [join(dir, "absent.json"), "cannot be read (no such file)"],
+      [
+        variant("truncated.json", text.slice(0, text.length / 2)),
+        "not an interleave-tfjs-checkpoint/1 file: not complete JSON (truncated or corrupt)",
+      ],
+      [variant("array.json", "[1, 2]"), "not an interleave-tfjs-checkpoint/1 file"],
+      [
+        variant("torch.json", JSON.stringify({ format: "interleave-torch-checkpoint/1" })),
+        'not an interleave-tfjs-checkpoint/1 file (its format is "interleave-torch-checkpoint/1")',
+      ],
+      [variant("no-seed.json", JSON.stringify({ ...doc, seed: undefined })), "corrupt: seed: is required"],
+      [variant("bad-b64.json", withParam0("@@@@")), "corrupt: params[0].data: must be base64 text"],
+      [
+        variant("short.json", withParam0(Buffer.from(new Float32Array(3).buffer).toString("base64"))),
+        `parameter ${p0} holds 3 float32 values, its shape [`,
+      ],
+      [
+        variant("odd.json", withParam0("AAAAAAA=")),
+        `parameter ${p0} holds a partial number of float32 values`,
+      ],
+      [
+        variant(
+          "renamed.json",
+          JSON.stringify({ ...doc, params: [{ ...doc.params[0]!, name: "x/y" }, ...doc.params.slice(1)] }),
+        ),
+        `its parameters do not match the model (missing ${p0}; unknown x/y)`,
+      ],
+    ]
+    const failures = await Effect.runPromise(
+      Effect.scoped(
+        Effect.gen(function* () {
+          const s = yield* open(spec)
+          const out: StepFailure[] = []
+          for (const [f] of cases) out.push(yield* Effect.flip(s.restore(f)))
+          return out
+        }),
+      ),
+    )
+    failures.forEach((e, i) => {
+      const [f, why] = cases[i]!
+      expect(e).toBeInstanceOf(StepFailure)
+      expect(e.message.startsWith(`checkpoint ${f}: ${why}`), e.message).toBe(true)
+      expect(e.message).not.toMatch(/\n|JSON at position|Unexpected token|tensor should have/)
+    })
   })
 })

@@ -137,21 +137,56 @@ describe("alignment rule", () => {
 })
 
 describe("adapter options", () => {
-  it("defaults and validates", () => {
+  const message = (raw: Record<string, unknown>) => {
+    const r = decodeOptions(raw)
+    expect(r).toBeInstanceOf(AdapterUnavailable)
+    return (r as AdapterUnavailable).message
+  }
+
+  it("fills every default, per preset and backend", () => {
     expect(decodeOptions({})).toEqual({
       backend: "wasm",
       preset: "tiny",
-      profileEvery: 25,
+      profileEvery: 1,
       evalEvery: 50,
       evalBatches: 3,
       lrScale: 10,
+      alignWeight: 1,
     })
-    expect(decodeOptions({ preset: "base" })).toMatchObject({ lrScale: 1 })
-    expect(decodeOptions({ lrScale: 0 })).toBeInstanceOf(AdapterUnavailable)
-    expect(decodeOptions({ lrScale: "x" })).toBeInstanceOf(AdapterUnavailable)
-    expect(decodeOptions({ preset: "huge" })).toBeInstanceOf(AdapterUnavailable)
-    expect(decodeOptions({ profileEvery: -1 })).toBeInstanceOf(AdapterUnavailable)
-    expect(decodeOptions({ backnd: "cpu" })).toBeInstanceOf(AdapterUnavailable)
+    expect(decodeOptions({ preset: "base" })).toMatchObject({ lrScale: 1, evalBatches: 4 })
+    expect(decodeOptions({ backend: "cpu" })).toMatchObject({ profileEvery: 1 })
+    expect(decodeOptions({ backend: "webgpu" })).toMatchObject({ profileEvery: 25 })
+    expect(decodeOptions({ backend: "webgpu", profileEvery: 0 })).toMatchObject({ profileEvery: 0 })
+    expect(decodeOptions({ alignWeight: 0 })).toMatchObject({ alignWeight: 0 })
+    expect(decodeOptions({ alignWeight: 2.5 })).toMatchObject({ alignWeight: 2.5 })
+  })
+
+  it("refuses a bad option naming it and the reason", () => {
+    expect(message({ lrScale: 0 })).toBe("tfjs adapter option lrScale: must be a finite number > 0")
+    expect(message({ lrScale: "x" })).toBe(
+      'tfjs adapter option lrScale: must be a finite number > 0, got "x"',
+    )
+    expect(message({ preset: "huge" })).toBe(
+      'tfjs adapter option preset: must be one of "tiny", "small", "base", got "huge"',
+    )
+    expect(message({ profileEvery: -1 })).toBe("tfjs adapter option profileEvery: must be an integer >= 0")
+    expect(message({ profileEvery: 2.5 })).toBe(
+      "tfjs adapter option profileEvery: must be an integer >= 0, got 2.5",
+    )
+    expect(message({ evalEvery: 0 })).toBe("tfjs adapter option evalEvery: must be an integer >= 1")
+    expect(message({ evalBatches: null })).toMatch(
+      /^tfjs adapter option evalBatches: must be an integer >= 1/,
+    )
+    expect(message({ alignWeight: -0.5 })).toBe(
+      "tfjs adapter option alignWeight: must be a finite number >= 0",
+    )
+    expect(message({ alignWeight: Number.POSITIVE_INFINITY })).toMatch(
+      /^tfjs adapter option alignWeight: must be a finite number >= 0, got Infinity/,
+    )
+    expect(message({ backend: 3 })).toBe("tfjs adapter option backend: must be a backend name, got 3")
+    expect(message({ backnd: "cpu" })).toBe(
+      'tfjs adapter: unknown option "backnd" (known: backend, preset, profileEvery, evalEvery, evalBatches, lrScale, alignWeight)',
+    )
   })
 })
 

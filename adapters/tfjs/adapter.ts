@@ -1,19 +1,45 @@
 /**
  * The `tfjs` TrainingAdapter: real training steps of the small T-Rex2-like model on a tfjs backend.
  *
- * Options (recorded in the description, enough to re-open the same adapter):
+ * Options (recorded in the description with every default filled in, enough to re-open the same
+ * adapter for resume and replay):
  *   backend       cpu | wasm | webgpu | tensorflow (default wasm)
  *   preset        tiny | small | base (default tiny)
- *   profileEvery  run every Nth step under tf.profile to sample peakBytes (default 25; 0 = never).
- *                 Profiled steps read every kernel output back, so they are slower; the engine may
- *                 want to leave them out of timing statistics (their memory has `peakBytes`).
+ *   profileEvery  run every Nth step under tf.profile to measure peakBytes, the most bytes live
+ *                 inside the step (0 = never). Default: 1 (every step) on cpu and wasm, so that a
+ *                 run's memory figure is the in-step peak and shows the visual/text swing (tiny,
+ *                 batch 8: 24.3 MiB visual, 21.0 MiB text; the bytes left allocated after a step,
+ *                 0.7 MiB of weights and optimizer state, do not differ); 25 on webgpu and
+ *                 tensorflow. What it costs: tf.profile records every kernel (bytes, shapes, a
+ *                 timer), and the step time includes that. Measured
+ *                 on wasm (tiny, 8:1, batch 8/8, 2-core Xeon under load, profiled and unprofiled
+ *                 sessions stepped alternately; benchmarks/gpu-webgpu.ts --profile-cost): 200
+ *                 steps, mean visual 129 -> 147 ms, text 101 -> 113 ms (+13%); 400 steps, visual
+ *                 170 -> 195 ms, text 149 -> 162 ms, median of paired steps +11% / +15%. So steps
+ *                 are 10-15% slower; set 0 for step times without it. On webgpu a profiled step
+ *                 ends the compute pass after every kernel and reads a timestamp back for each (no
+ *                 batched submits), so there it stays sampled (unmeasured).
  *   evalEvery     how often the engine should call `evaluate` (advisory, default 50)
  *   evalBatches   held-out chunks of 32 images for `evaluate` (default: preset's set, 96 or 128)
+ *   lrScale       factor on every lr of the plan (default: the preset's, see ModelPreset.lrScale)
+ *   alignWeight   weight of the alignment loss, finite >= 0 (default 1); 0 leaves the term out of
+ *                 the step (no `align` loss component, no gradient through it). Same name and
+ *                 meaning as the reference PyTorch trainer's option.
  *
  * tfjs has one active backend per process: a session switches the process to its backend.
  */
 import * as tf from "@tensorflow/tfjs-core"
-import { Effect, Layer } from "effect"
+import { Effect, Either, Layer, Schema } from "effect"
+import {
+  firstIssue,
+  issueText,
+  NonNegFinite,
+  NonNegInt,
+  oneOf,
+  PosFinite,
+  PosInt,
+  shown,
+} from "../../core/common/index.ts"
 import type { MemorySample } from "../../core/log/index.ts"
 import {
   type AdapterDescription,
@@ -25,65 +51,71 @@ import {
   type TrainingAdapterShape,
   type TrainingSession,
 } from "../../core/run/index.ts"
-import { BACKEND_NAMES, BackendUnavailableError, useBackend } from "./backend.ts"
+import { BackendUnavailableError, useBackend } from "./backend.ts"
+import { loadGradients } from "./gradients.ts"
 import { describeAssignment } from "./param-groups.ts"
-import { isPresetName, PRESET_NAMES, PRESETS } from "./presets.ts"
+import { PRESET_NAMES, PRESETS, type PresetName } from "./presets.ts"
 import { makeTrainer, NonFiniteLoss } from "./trainer.ts"
 
 export interface TfjsOptions {
   readonly backend: string
-  readonly preset: string
+  readonly preset: PresetName
   readonly profileEvery: number
   readonly evalEvery: number
   readonly evalBatches: number
   /** Multiplies every lr of the plan (see ModelPreset.lrScale). */
   readonly lrScale: number
+  /** Weight of the visual-to-text alignment loss; 0 = no alignment term. */
+  readonly alignWeight: number
 }
 
 const EVAL_CHUNK_IMAGES = 32
 
-/** Validates adapter options; a bad value is AdapterUnavailable (bad input), naming the field. */
+/** Every step on the CPU backends, where profiling is cheap; sampled where it is not. */
+export const defaultProfileEvery = (backend: string): number =>
+  backend === "cpu" || backend === "wasm" ? 1 : 25
+
+/**
+ * The options as given: every key optional, unknown keys refused. The backend's name is checked
+ * by `useBackend`, which can also say which backends this machine has.
+ */
+const OptionsSchema = Schema.Struct({
+  backend: Schema.optional(
+    Schema.String.annotations({ message: (i) => `must be a backend name, got ${shown(i.actual)}` }),
+  ),
+  preset: Schema.optional(oneOf(...PRESET_NAMES)),
+  profileEvery: Schema.optional(NonNegInt),
+  evalEvery: Schema.optional(PosInt),
+  evalBatches: Schema.optional(PosInt),
+  lrScale: Schema.optional(PosFinite),
+  alignWeight: Schema.optional(NonNegFinite),
+})
+const decodeRaw = Schema.decodeUnknownEither(OptionsSchema, { onExcessProperty: "error" })
+const KNOWN = Object.keys(OptionsSchema.fields)
+
+/** Decodes adapter options; a bad one is AdapterUnavailable (bad input) naming the option and why. */
 export const decodeOptions = (raw: Readonly<Record<string, unknown>>): TfjsOptions | AdapterUnavailable => {
-  const known = new Set(["backend", "preset", "profileEvery", "evalEvery", "evalBatches", "lrScale"])
-  for (const k of Object.keys(raw))
-    if (!known.has(k))
-      return new AdapterUnavailable({
-        message: `tfjs adapter: unknown option "${k}" (known: ${[...known].join(", ")})`,
-      })
-  const backend = raw.backend ?? "wasm"
-  if (typeof backend !== "string")
+  const r = decodeRaw(raw)
+  if (Either.isLeft(r)) {
+    const i = firstIssue(r.left, "invalid options")
     return new AdapterUnavailable({
-      message: `tfjs adapter: backend must be one of ${BACKEND_NAMES.join(", ")}`,
+      message:
+        i.issue?._tag === "Unexpected"
+          ? `tfjs adapter: unknown option ${JSON.stringify(i.path)} (known: ${KNOWN.join(", ")})`
+          : `tfjs adapter option ${issueText(i)}`,
     })
-  const preset = raw.preset ?? "tiny"
-  if (!isPresetName(preset))
-    return new AdapterUnavailable({
-      message: `tfjs adapter: unknown preset ${JSON.stringify(preset)} (known: ${PRESET_NAMES.join(", ")})`,
-    })
-  const int = (name: string, dflt: number, min: number): number | AdapterUnavailable => {
-    const v = raw[name] ?? dflt
-    return typeof v === "number" && Number.isInteger(v) && v >= min
-      ? v
-      : new AdapterUnavailable({
-          message: `tfjs adapter: ${name} must be an integer >= ${min}, got ${String(v)}`,
-        })
   }
-  const profileEvery = int("profileEvery", 25, 0)
-  const evalEvery = int("evalEvery", 50, 1)
-  const evalBatches = int("evalBatches", Math.ceil(PRESETS[preset].validationImages / EVAL_CHUNK_IMAGES), 1)
-  for (const v of [profileEvery, evalEvery, evalBatches]) if (v instanceof AdapterUnavailable) return v
-  const lrScale = raw.lrScale ?? PRESETS[preset].lrScale
-  if (typeof lrScale !== "number" || !Number.isFinite(lrScale) || lrScale <= 0)
-    return new AdapterUnavailable({
-      message: `tfjs adapter: lrScale must be a finite number > 0, got ${String(lrScale)}`,
-    })
+  const o = r.right
+  const backend = o.backend ?? "wasm"
+  const preset = o.preset ?? "tiny"
   return {
-    lrScale,
     backend,
     preset,
-    profileEvery: profileEvery as number,
-    evalEvery: evalEvery as number,
-    evalBatches: evalBatches as number,
+    profileEvery: o.profileEvery ?? defaultProfileEvery(backend),
+    evalEvery: o.evalEvery ?? 50,
+    evalBatches: o.evalBatches ?? Math.ceil(PRESETS[preset].validationImages / EVAL_CHUNK_IMAGES),
+    lrScale: o.lrScale ?? PRESETS[preset].lrScale,
+    alignWeight: o.alignWeight ?? 1,
   }
 }
 
@@ -102,8 +134,10 @@ export const classifyError = (e: unknown): StepFailure => {
   return new StepFailure({ kind, message })
 }
 
+type GpuMemoryInfo = tf.MemoryInfo & { numBytesInGPU?: number; numBytesAllocatedInGPU?: number }
+
 const memorySample = (peakBytes?: number): MemorySample => {
-  const m = tf.memory() as tf.MemoryInfo & { numBytesInGPU?: number; numBytesAllocatedInGPU?: number }
+  const m = tf.memory() as GpuMemoryInfo
   return {
     allocatedBytes: m.numBytes,
     deviceBytes: m.numBytesInGPU,
@@ -113,11 +147,36 @@ const memorySample = (peakBytes?: number): MemorySample => {
   }
 }
 
+/** Which memory figures the steps carry, in words, for the description's info. */
+const describeMemory = (profileEvery: number): string => {
+  const m = tf.memory() as GpuMemoryInfo
+  const peak =
+    profileEvery === 1
+      ? "peakBytes (tf.profile: the most bytes live inside the step, every step)"
+      : profileEvery > 0
+        ? `peakBytes (tf.profile: the most bytes live inside the step, only on steps where step % ${profileEvery} == 0)`
+        : ""
+  return [
+    peak,
+    "allocatedBytes (tf.memory().numBytes after the step)",
+    m.numBytesAllocatedInGPU !== undefined ? "reservedBytes (webgpu numBytesAllocatedInGPU)" : "",
+    m.numBytesInGPU !== undefined ? "deviceBytes (webgpu numBytesInGPU)" : "",
+    "rssBytes (process resident set size)",
+  ]
+    .filter((x) => x)
+    .join("; ")
+}
+
+const describeAlign = (w: number): string =>
+  w > 0
+    ? `${w} (InfoNCE of visual prompts against the text embeddings of their classes, on visual steps after the schedule's first text step)`
+    : "0 (no alignment loss)"
+
 const open = (opts: OpenOptions) =>
   Effect.gen(function* () {
     const o = decodeOptions(opts.options)
     if (o instanceof AdapterUnavailable) return yield* Effect.fail(o)
-    const preset = PRESETS[o.preset as keyof typeof PRESETS]
+    const preset = PRESETS[o.preset]
     const backend = yield* Effect.tryPromise({
       try: () => useBackend(o.backend),
       catch: (e) =>
@@ -126,9 +185,21 @@ const open = (opts: OpenOptions) =>
             e instanceof BackendUnavailableError ? e.message : `tfjs: ${e instanceof Error ? e.message : e}`,
         }),
     })
+    yield* Effect.tryPromise({
+      try: loadGradients,
+      catch: (e) =>
+        new AdapterUnavailable({
+          message: `tfjs: could not load tfjs-core's gradients: ${e instanceof Error ? e.message : e}`,
+        }),
+    })
     const trainer = yield* Effect.acquireRelease(
       Effect.try({
-        try: () => makeTrainer(opts.spec, preset, o.evalBatches * EVAL_CHUNK_IMAGES, o.lrScale),
+        try: () =>
+          makeTrainer(opts.spec, preset, {
+            validationImages: o.evalBatches * EVAL_CHUNK_IMAGES,
+            lrScale: o.lrScale,
+            alignWeight: o.alignWeight,
+          }),
         catch: (e) => new AdapterUnavailable({ message: `tfjs: could not build the model: ${e}` }),
       }),
       (t) => Effect.sync(() => t.dispose()),
@@ -143,11 +214,10 @@ const open = (opts: OpenOptions) =>
         tfjs: tf.version_core,
         model: `T-Rex2-like ${preset.name}: ${preset.imageSize}px images, width ${preset.width}, ${preset.encoderBlocks} encoder blocks, ${preset.promptLayers} visual-prompt layers, ${paramCount} parameters`,
         groups: describeAssignment(trainer.groups),
-        peakBytes:
-          o.profileEvery > 0
-            ? `tf.profile on steps where step % ${o.profileEvery} == 0 (those steps run slower)`
-            : "not sampled",
-        durationMs: "wall time of data generation, forward, backward, optimizer update and loss read-back",
+        lrScale: String(o.lrScale),
+        alignWeight: describeAlign(o.alignWeight),
+        memory: describeMemory(o.profileEvery),
+        durationMs: `wall time of data generation, forward, backward, optimizer update and loss read-back${o.profileEvery > 0 ? `, under tf.profile on ${o.profileEvery === 1 ? "every step" : `steps where step % ${o.profileEvery} == 0`}` : ""}`,
         metric: "recall@iou0.5 on held-out images; chance = prompt-blind detector (1 of 3 objects)",
       },
     }
@@ -156,19 +226,25 @@ const open = (opts: OpenOptions) =>
         try: async () => {
           const t0 = performance.now()
           const profiled = o.profileEvery > 0 && plan.step % o.profileEvery === 0
-          let result: Awaited<ReturnType<typeof trainer.step>>
+          let result: Awaited<ReturnType<typeof trainer.step>> | undefined
           let peak: number | undefined
           if (profiled) {
-            let r: typeof result | undefined
+            // A failure is carried out of tf.profile: thrown inside it, it would leave the engine
+            // recording every later kernel.
+            let failure: { error: unknown } | undefined
             const info = await tf.profile(async () => {
-              r = await trainer.step(plan)
+              try {
+                result = await trainer.step(plan)
+              } catch (error) {
+                failure = { error }
+              }
               return []
             })
-            result = r!
+            if (failure) throw failure.error
             peak = info.peakBytes
           } else result = await trainer.step(plan)
           const durationMs = performance.now() - t0
-          return { losses: result.losses, durationMs, samples: result.samples, memory: memorySample(peak) }
+          return { losses: result!.losses, durationMs, samples: result!.samples, memory: memorySample(peak) }
         },
         catch: classifyError,
       })

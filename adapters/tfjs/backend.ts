@@ -19,7 +19,6 @@ import { version_cpu } from "@tensorflow/tfjs-backend-cpu"
 import { version_wasm } from "@tensorflow/tfjs-backend-wasm"
 import * as tf from "@tensorflow/tfjs-core"
 import { packageRoot } from "../../core/common/index.ts"
-import { registerGradients } from "./gradients.ts"
 
 export const BACKEND_NAMES = ["cpu", "wasm", "webgpu", "tensorflow"] as const
 export type BackendName = (typeof BACKEND_NAMES)[number]
@@ -40,8 +39,6 @@ export interface BackendStatus {
 export class BackendUnavailableError extends Error {
   override readonly name = "BackendUnavailableError"
 }
-
-registerGradients()
 
 /** Device text of the JS backend; naming the package version keeps it in bundles. */
 const jsDevice = (): string => `JavaScript (tfjs-backend-cpu ${version_cpu}) on ${cpuDevice()}`

@@ -1,149 +1,82 @@
 /**
- * Gradients of the kernels the model uses, registered with tfjs-core's gradient registry.
+ * tfjs-core's own gradient rules, loaded once per process before the first training step.
  *
- * Why our own: tfjs-core's CommonJS build (what Node, vitest and esbuild load) ships no gradients;
- * they live in `dist/register_all_gradients.js`, an ESM file with extensionless imports that Node
- * cannot load. The umbrella `@tensorflow/tfjs` package that bundles them is not a dependency. So the
- * model keeps to a small set of kernels and this module gives each one its derivative; a kernel
- * outside the set fails loudly ("gradient function not found"), never silently.
- * `test/tfjs-gradients.test.ts` checks every rule against finite differences.
+ * What tfjs-core 4.22.0 ships: its CommonJS build (`dist/tf-core.node.js`, the package's `main`,
+ * what `import "@tensorflow/tfjs-core"` loads under Node, tsx, vitest and the CLI bundle) and its
+ * other bundles (`tf-core.js`, `tf-core.fesm.js`, `tf-core.es2017.js`, `miniprogram/`) hold no
+ * gradient configs at all. The rules exist only as ES modules: `dist/register_all_gradients.js`
+ * and `dist/gradients/*_grad.js`, which import their ops with extensionless relative specifiers
+ * (`from '../ops/mat_mul'`) from a package without `"type": "module"`. So:
+ * - vitest transforms them itself (it inlines ESM found in a CommonJS package);
+ * - esbuild bundles them where tfjs is bundled in (../shared/gpu/pack.sh);
+ * - plain Node (the CLI bundle, which keeps `@tensorflow/*` external) fails on the extensionless
+ *   specifiers, and tsx hands the nested files to Node's require(esm), which fails the same way.
+ * For the last two a module hook (`module.register`, Node >= 20.6) appends `.js` to relative
+ * specifiers inside tfjs-core's dist/ and loads those files as ES modules. Nothing else is
+ * touched: the hook passes every other specifier and URL through.
+ *
+ * The ES-module graph is a second instance of tfjs-core's modules, but tfjs keeps its engine,
+ * kernel and gradient registries and Tensor class on one global namespace for exactly this case,
+ * so the rules it registers serve the CommonJS instance the model runs on. Loading costs about
+ * 0.4 s once per process (2-core CPU; ~400 ES modules), against ~2 s for a tfjs run's start.
+ *
+ * One rule is wrapped: tfjs-core's BatchMatMul gradient does not reduce over broadcast batch
+ * dimensions (a [2,3,4] x [4,5] product gets a [2,4,5] gradient for its [4,5] input, which the
+ * engine then rejects). The wrapper sums the library's result back to each input's shape. The
+ * model's products do not broadcast today; test/tfjs-gradients.test.ts checks both cases.
  */
+import { register } from "node:module"
 import * as tf from "@tensorflow/tfjs-core"
 
-type Saved = ReadonlyArray<tf.Tensor>
-type Attrs = Record<string, unknown>
+/** The module hook, as a data: URL so it travels inside any bundle. */
+const HOOK = `
+import { readFile } from "node:fs/promises"
+const DIST = "/@tensorflow/tfjs-core/dist/"
+const BUNDLE = /\\/tf-core[^/]*\\.js$/
+export async function resolve(specifier, context, next) {
+  if (context.parentURL?.includes(DIST) && specifier.startsWith(".") && !specifier.endsWith(".js"))
+    return next(specifier + ".js", context)
+  return next(specifier, context)
+}
+export async function load(url, context, next) {
+  if (url.startsWith("file:") && url.includes(DIST) && url.endsWith(".js") && !BUNDLE.test(url))
+    return { format: "module", source: await readFile(new URL(url)), shortCircuit: true }
+  return next(url, context)
+}
+`
 
-/** Sums a broadcast gradient back to the shape of the input it came from. */
-const unbroadcast = (grad: tf.Tensor, shape: ReadonlyArray<number>): tf.Tensor => {
-  const axes = tf.backend_util.getReductionAxes(shape as number[], grad.shape)
-  const reduced = axes.length > 0 ? tf.sum(grad, axes) : grad
-  return tf.reshape(reduced, shape as number[])
+/** Sums a gradient computed at a broadcast shape back to the shape of its input. */
+const sumTo = (g: tf.Tensor, shape: ReadonlyArray<number>): tf.Tensor => {
+  if (g.shape.join("x") === shape.join("x")) return g
+  const axes = tf.backend_util.getReductionAxes(shape as number[], g.shape)
+  return tf.reshape(axes.length > 0 ? tf.sum(g, axes) : g, shape as number[])
 }
 
-const binary = (
-  kernelName: string,
-  rule: (dy: tf.Tensor, a: tf.Tensor, b: tf.Tensor) => [tf.Tensor, tf.Tensor],
-): tf.GradConfig => ({
-  kernelName,
-  inputsToSave: ["a", "b"],
-  gradFunc: (dy, saved) => {
-    const [a, b] = saved as Saved
-    return {
-      a: () => unbroadcast(rule(dy as tf.Tensor, a!, b!)[0], a!.shape),
-      b: () => unbroadcast(rule(dy as tf.Tensor, a!, b!)[1], b!.shape),
+const wrapBatchMatMul = (): void => {
+  const lib = tf.getGradient("BatchMatMul")
+  if (!lib) throw new Error("tfjs-core registered no BatchMatMul gradient")
+  tf.registerGradient({
+    ...lib,
+    gradFunc: (dy, saved, attrs) => {
+      const [a, b] = saved as tf.Tensor[]
+      const g = lib.gradFunc(dy, saved, attrs)
+      return { a: () => sumTo(g.a!(), a!.shape), b: () => sumTo(g.b!(), b!.shape) }
+    },
+  })
+}
+
+let loading: Promise<void> | undefined
+
+/** Registers tfjs-core's gradients (and the BatchMatMul wrapper) once per process. */
+export const loadGradients = (): Promise<void> => {
+  loading ??= (async () => {
+    try {
+      register(`data:text/javascript,${encodeURIComponent(HOOK)}`)
+    } catch {
+      // No module hooks here (an embedder without them): the import below may still work.
     }
-  },
-})
-
-const unaryFromInput = (
-  kernelName: string,
-  rule: (dy: tf.Tensor, x: tf.Tensor) => tf.Tensor,
-): tf.GradConfig => ({
-  kernelName,
-  inputsToSave: ["x"],
-  gradFunc: (dy, saved) => ({ x: () => rule(dy as tf.Tensor, (saved as Saved)[0]!) }),
-})
-
-const unaryFromOutput = (
-  kernelName: string,
-  rule: (dy: tf.Tensor, y: tf.Tensor) => tf.Tensor,
-): tf.GradConfig => ({
-  kernelName,
-  outputsToSave: [true],
-  gradFunc: (dy, saved) => ({ x: () => rule(dy as tf.Tensor, (saved as Saved)[0]!) }),
-})
-
-/** Reshapes a reduced gradient so it broadcasts over the reduced axes of `shape`. */
-const expandReduced = (dy: tf.Tensor, shape: ReadonlyArray<number>, attrs: Attrs): tf.Tensor => {
-  const axes = tf.util.parseAxisParam(attrs.axis as number | number[], shape as number[])
-  const kept = shape.map((d, i) => (axes.includes(i) ? 1 : d))
-  return tf.reshape(dy, kept)
-}
-
-const configs: ReadonlyArray<tf.GradConfig> = [
-  binary("Add", (dy) => [dy, dy]),
-  binary("Sub", (dy) => [dy, tf.neg(dy)]),
-  binary("Multiply", (dy, a, b) => [tf.mul(dy, b), tf.mul(dy, a)]),
-  binary("RealDiv", (dy, a, b) => [tf.div(dy, b), tf.neg(tf.div(tf.mul(dy, a), tf.square(b)))]),
-  {
-    kernelName: "BatchMatMul",
-    inputsToSave: ["a", "b"],
-    gradFunc: (dy, saved, attrs) => {
-      const [a, b] = saved as Saved
-      const g = dy as tf.Tensor
-      const { transposeA, transposeB } = attrs as { transposeA: boolean; transposeB: boolean }
-      if (a!.rank !== b!.rank || (a!.rank > 2 && a!.shape[0] !== b!.shape[0]))
-        throw new Error("BatchMatMul gradient: broadcast batch dimensions are not supported")
-      if (!transposeA && !transposeB)
-        return { a: () => tf.matMul(g, b!, false, true), b: () => tf.matMul(a!, g, true, false) }
-      if (!transposeA && transposeB)
-        return { a: () => tf.matMul(g, b!, false, false), b: () => tf.matMul(g, a!, true, false) }
-      if (transposeA && !transposeB)
-        return { a: () => tf.matMul(b!, g, false, true), b: () => tf.matMul(a!, g, false, false) }
-      return { a: () => tf.matMul(b!, g, true, true), b: () => tf.matMul(g, a!, true, true) }
-    },
-  },
-  unaryFromInput("Neg", (dy) => tf.neg(dy)),
-  unaryFromOutput("Exp", (dy, y) => tf.mul(dy, y)),
-  unaryFromInput("Log", (dy, x) => tf.div(dy, x)),
-  unaryFromOutput("Sigmoid", (dy, y) => tf.mul(dy, tf.mul(y, tf.sub(1, y)))),
-  unaryFromInput("Relu", (dy, x) => tf.mul(dy, tf.step(x))),
-  unaryFromInput("Softplus", (dy, x) => tf.mul(dy, tf.sigmoid(x))),
-  unaryFromOutput("Sqrt", (dy, y) => tf.div(dy, tf.mul(y, 2))),
-  unaryFromInput("Rsqrt", (dy, x) => tf.mul(dy, tf.mul(tf.pow(x, -1.5), -0.5))),
-  unaryFromInput("Square", (dy, x) => tf.mul(dy, tf.mul(x, 2))),
-  unaryFromInput("Abs", (dy, x) => tf.mul(dy, tf.sign(x))),
-  {
-    kernelName: "Sum",
-    inputsToSave: ["x"],
-    gradFunc: (dy, saved, attrs) => {
-      const x = (saved as Saved)[0]!
-      return { x: () => tf.mul(expandReduced(dy as tf.Tensor, x.shape, attrs as Attrs), tf.onesLike(x)) }
-    },
-  },
-  {
-    kernelName: "Mean",
-    inputsToSave: ["x"],
-    gradFunc: (dy, saved, attrs) => {
-      const x = (saved as Saved)[0]!
-      const expanded = expandReduced(dy as tf.Tensor, x.shape, attrs as Attrs)
-      const count = x.size / expanded.size
-      return { x: () => tf.mul(tf.div(expanded, count), tf.onesLike(x)) }
-    },
-  },
-  {
-    kernelName: "Reshape",
-    inputsToSave: ["x"],
-    gradFunc: (dy, saved) => ({ x: () => tf.reshape(dy as tf.Tensor, (saved as Saved)[0]!.shape) }),
-  },
-  {
-    kernelName: "Transpose",
-    gradFunc: (dy, _saved, attrs) => {
-      const perm = (attrs as { perm: number[] }).perm
-      const inverse = perm.map((_, i) => perm.indexOf(i))
-      return { x: () => tf.transpose(dy as tf.Tensor, inverse) }
-    },
-  },
-  {
-    kernelName: "Softmax",
-    outputsToSave: [true],
-    gradFunc: (dy, saved, attrs) => {
-      const y = (saved as Saved)[0]!
-      const dim = (attrs as { dim: number }).dim
-      const dyY = tf.mul(dy as tf.Tensor, y)
-      return { logits: () => tf.sub(dyY, tf.mul(tf.sum(dyY, [dim], true), y)) }
-    },
-  },
-]
-
-/** Kernel names this module differentiates (the model must stay inside this set). */
-export const DIFFERENTIABLE_KERNELS: ReadonlyArray<string> = configs.map((c) => c.kernelName)
-
-let registered = false
-
-/** Registers every rule once per process; idempotent. */
-export const registerGradients = (): void => {
-  if (registered) return
-  for (const c of configs) tf.registerGradient(c)
-  registered = true
+    await import("@tensorflow/tfjs-core/dist/register_all_gradients.js")
+    wrapBatchMatMul()
+  })()
+  return loading
 }

@@ -13,9 +13,11 @@
  * T-Rex2.
  *
  * Losses: sigmoid focal loss on the scores, L1 on boxes, and InfoNCE alignment of visual prompt
- * embeddings to the text embeddings of their classes. The text side of the alignment is a constant
- * (computed outside the gradient tape: a stop-gradient), so visual steps never train the text
- * encoder; text steps run no visual prompts, so they never train the visual prompt encoder.
+ * embeddings to the text embeddings of their classes, weighted by the adapter's `alignWeight`
+ * option (default 1; 0 leaves the term out, T-Rex2's no-alignment ablation). The text side of the
+ * alignment is a constant (computed outside the gradient tape: a stop-gradient), so visual steps
+ * never train the text encoder; text steps run no visual prompts, so they never train the visual
+ * prompt encoder.
  */
 import * as tf from "@tensorflow/tfjs-core"
 import { hashOf, mulberry32, NUM_CLASSES, patchCentre, patchDim, TOKENS_PER_NAME, VOCAB } from "./data.ts"
@@ -27,7 +29,10 @@ export interface Param {
   readonly name: string
   readonly module: ModuleName
   readonly variable: tf.Variable
-  /** Weight decay applies to matrices only, not to biases, norms and scalars (usual practice). */
+  /**
+   * Weight decay applies to weight matrices only: not to biases, norms, scalars or embeddings
+   * (the position and token tables), as in the reference PyTorch trainer.
+   */
   readonly decay: boolean
 }
 
@@ -74,6 +79,7 @@ export const createModel = (preset: ModelPreset, seed: number): Model => {
     name: string,
     shape: number[],
     init: "normal" | "zeros" | "ones" | number,
+    decay = shape.length > 1,
   ) => {
     const size = shape.reduce((a, b) => a * b, 1)
     let values: Float32Array
@@ -83,7 +89,7 @@ export const createModel = (preset: ModelPreset, seed: number): Model => {
     const initial = tf.tensor(values, shape)
     const variable = tf.variable(initial, true, `${prefix}/${name}`)
     initial.dispose()
-    params.push({ name, module, variable, decay: shape.length > 1 })
+    params.push({ name, module, variable, decay })
   }
   const dense = (module: ModuleName, name: string, fanIn: number, fanOut: number) => {
     add(module, `${name}/w`, [fanIn, fanOut], "normal")
@@ -96,7 +102,8 @@ export const createModel = (preset: ModelPreset, seed: number): Model => {
   const n = (preset.imageSize / preset.patchSize) ** 2
 
   dense("backbone", "backbone/patch", patchDim(preset), d)
-  add("backbone", "backbone/pos", [n, d], "normal")
+  // Embedding tables are matrices but take no weight decay.
+  add("backbone", "backbone/pos", [n, d], "normal", false)
   for (let b = 0; b < preset.encoderBlocks; b++) {
     const p = `backbone/block${b}`
     norm("backbone", `${p}/ln1`)
@@ -108,7 +115,7 @@ export const createModel = (preset: ModelPreset, seed: number): Model => {
   norm("neck", "neck/ln")
   dense("neck", "neck/proj", d, d)
 
-  add("text-encoder", "text/tokens", [VOCAB.length, d], "normal")
+  add("text-encoder", "text/tokens", [VOCAB.length, d], "normal", false)
   dense("text-encoder", "text/mlp1", d, hidden)
   dense("text-encoder", "text/mlp2", hidden, d)
   norm("text-encoder", "text/ln")
@@ -282,7 +289,6 @@ export const predictBoxes = (model: Model, feats: tf.Tensor, anchors: tf.Tensor)
 
 export const FOCAL_ALPHA = 0.25
 export const BOX_WEIGHT = 10
-export const ALIGN_WEIGHT = 1
 export const ALIGN_TEMPERATURE = 0.1
 
 /** Sigmoid focal loss (gamma 2), summed and divided by the number of positives. */

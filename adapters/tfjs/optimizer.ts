@@ -243,10 +243,22 @@ export const makeOptimizer = (spec: OptimizerSpec, slots: ReadonlyArray<SlotConf
 
   const load = (s: OptimizerSnapshot): void => {
     if (s.kind !== spec.kind) throw new Error(`checkpoint optimizer is ${s.kind}, the spec says ${spec.kind}`)
+    // Everything is checked before anything changes: a refused snapshot leaves the state as it was.
     for (const saved of s.buckets) {
       const b = buckets.find((x) => x.key === saved.key)
       if (!b || b.slots.map((x) => x.param.name).join(",") !== saved.params.join(","))
         throw new Error(`checkpoint optimizer bucket ${saved.key} does not match the model`)
+      const size = b.sizes.reduce((a, c) => a + c, 0)
+      for (const [name, a] of [
+        ["m", saved.m],
+        ["v", saved.v],
+        ["buf", saved.buf],
+        ["acc", saved.acc],
+      ] as const)
+        if (a !== undefined && a.length !== size)
+          throw new Error(
+            `checkpoint optimizer bucket ${saved.key}: ${name} holds ${a.length} values, the bucket has ${size}`,
+          )
     }
     clearState()
     for (const saved of s.buckets) {

@@ -2,8 +2,10 @@
  * The training loop body of the tfjs adapter, free of Effect: one micro-step, evaluation,
  * checkpoint and restore over a model, an optimizer and the two loaders.
  */
-import { readFile, writeFile } from "node:fs/promises"
+import { readFile, rename, rm, writeFile } from "node:fs/promises"
 import * as tf from "@tensorflow/tfjs-core"
+import { Either, Schema } from "effect"
+import { firstIssue, issueText, NonNegInt, oneOf } from "../../core/common/index.ts"
 import {
   expectedVisualSteps,
   type Modality,
@@ -27,7 +29,6 @@ import {
   visualPairs,
 } from "./data.ts"
 import {
-  ALIGN_WEIGHT,
   alignmentLoss,
   BOX_WEIGHT,
   boxAnchors,
@@ -50,6 +51,11 @@ import type { ModelPreset } from "./presets.ts"
 /** A non-finite loss: the update is not applied. */
 export class NonFiniteLoss extends Error {
   override readonly name = "NonFiniteLoss"
+}
+
+/** A checkpoint file that cannot be restored here; the message names the file and why. */
+export class CheckpointError extends Error {
+  override readonly name = "CheckpointError"
 }
 
 /**
@@ -94,11 +100,43 @@ export interface Trainer {
   readonly dispose: () => void
 }
 
-const CHECKPOINT_FORMAT = "interleave-tfjs-checkpoint/1"
+export const CHECKPOINT_FORMAT = "interleave-tfjs-checkpoint/1"
+
+/** Float32 values as base64 text (little-endian, as the typed array holds them). */
+const Base64 = Schema.String.pipe(
+  Schema.pattern(/^[A-Za-z0-9+/]*={0,2}$/, { message: () => "must be base64 text" }),
+)
+
+/** The checkpoint file: JSON, float32 arrays as base64. `format` is checked before this. */
+const CheckpointSchema = Schema.Struct({
+  format: Schema.Literal(CHECKPOINT_FORMAT),
+  preset: Schema.String,
+  seed: Schema.Int,
+  params: Schema.Array(Schema.Struct({ name: Schema.String, shape: Schema.Array(NonNegInt), data: Base64 })),
+  optimizer: Schema.Struct({
+    kind: oneOf("adamw", "adam", "sgd"),
+    accumulated: NonNegInt,
+    buckets: Schema.Array(
+      Schema.Struct({
+        key: Schema.String,
+        params: Schema.Array(Schema.String),
+        t: NonNegInt,
+        m: Schema.optional(Base64),
+        v: Schema.optional(Base64),
+        buf: Schema.optional(Base64),
+        acc: Schema.optional(Base64),
+      }),
+    ),
+  }),
+})
+type CheckpointDoc = typeof CheckpointSchema.Type
+const decodeCheckpoint = Schema.decodeUnknownEither(CheckpointSchema, { onExcessProperty: "error" })
 
 const b64 = (a: Float32Array): string => Buffer.from(a.buffer, a.byteOffset, a.byteLength).toString("base64")
-const unb64 = (s: string): Float32Array => {
+/** Decodes base64 float32s; undefined when the byte count is not a whole number of floats. */
+const unb64 = (s: string): Float32Array | undefined => {
   const buf = Buffer.from(s, "base64")
+  if (buf.byteLength % 4 !== 0) return undefined
   const out = new Float32Array(buf.byteLength / 4)
   new Uint8Array(out.buffer).set(buf)
   return out
@@ -110,12 +148,17 @@ const scaleLrs = (lr: Readonly<Record<string, number>>, k: number): Record<strin
   return out
 }
 
-export const makeTrainer = (
-  spec: ScheduleSpec,
-  preset: ModelPreset,
-  validationImages: number,
-  lrScale = 1,
-): Trainer => {
+export interface TrainerOptions {
+  /** Held-out images for `evaluate`. */
+  readonly validationImages: number
+  /** Factor on every lr of the plan (default 1). */
+  readonly lrScale?: number
+  /** Weight of the alignment loss (default 1); 0 leaves it out of the step entirely. */
+  readonly alignWeight?: number
+}
+
+export const makeTrainer = (spec: ScheduleSpec, preset: ModelPreset, opts: TrainerOptions): Trainer => {
+  const { validationImages, lrScale = 1, alignWeight = 1 } = opts
   const model = createModel(preset, spec.seed)
   const groups = assignGroups(spec.optimizer.groups.map((g) => g.name))
   const decayOf = new Map(
@@ -139,7 +182,7 @@ export const makeTrainer = (
 
   const step = async (plan: StepPlan): Promise<StepResult> => {
     const size = spec.batch[plan.modality].size
-    const align = plan.modality === "visual" && textStepsBefore(spec, plan) > 0
+    const align = plan.modality === "visual" && alignWeight > 0 && textStepsBefore(spec, plan) > 0
     const batch =
       plan.modality === "visual"
         ? visualBatchAt(preset, spec.seed, plan.step, size, preset.boxFreqs)
@@ -188,7 +231,7 @@ export const makeTrainer = (
         if (align) {
           const a = alignmentLoss(prompts, inputs.textConst!, inputs.classes!)
           parts.align = tf.keep(a)
-          total = tf.add(total, tf.mul(a, ALIGN_WEIGHT))
+          total = tf.add(total, tf.mul(a, alignWeight))
         }
         return total as tf.Scalar
       }, varsFor[plan.modality])
@@ -233,6 +276,12 @@ export const makeTrainer = (
     const chunks: Array<{ from: number; samples: ReadonlyArray<Sample> }> = []
     for (let i = 0; i < val.length; i += EVAL_CHUNK)
       chunks.push({ from: i, samples: val.slice(i, i + EVAL_CHUNK) })
+    // Every tensor made here, whatever path evaluate leaves by (disposing twice is a no-op).
+    const owned: tf.Tensor[] = []
+    const own = <T extends tf.Tensor>(t: T): T => {
+      owned.push(t)
+      return t
+    }
     const feats: tf.Tensor[] = []
     const visualEmb: tf.Tensor[] = []
     const boxes: Float32Array[] = []
@@ -256,13 +305,13 @@ export const makeTrainer = (
           )
           return [f, encodeVisual(model, f, emb, bias), predictBoxes(model, f, boxAnchors(model, b))]
         })
-        feats.push(f)
-        visualEmb.push(e)
-        boxes.push(new Float32Array(await bx.data<"float32">()))
+        feats.push(own(f))
+        visualEmb.push(own(e))
+        boxes.push(new Float32Array(await own(bx).data<"float32">()))
         bx.dispose()
       }
-      const allVisual = tf.concat(visualEmb)
-      const textEmb = tf.tidy(() => encodeText(model, allTokens))
+      const allVisual = own(tf.concat(visualEmb))
+      const textEmb = own(tf.tidy(() => encodeText(model, allTokens)))
       const hits = { visual: 0, text: 0 }
       const found = { visual: 0, text: 0 }
       const count = { visual: 0, text: 0 }
@@ -276,14 +325,16 @@ export const makeTrainer = (
           while (mine.length < k) mine.push(0)
           return mine
         })
-        const best = tf.tidy(() => {
-          const f = tf.reshape(feats[ci]!, [b, n, preset.width])
-          const top = (emb: tf.Tensor, idx: number[]) => {
-            const q = tf.reshape(tf.gather(emb, tf.tensor1d(idx, "int32")), [b, k, preset.width])
-            return tf.argMax(tf.matMul(q, f, false, true), 2)
-          }
-          return tf.stack([top(textEmb, textIdx), top(allVisual, visIdx)])
-        })
+        const best = own(
+          tf.tidy(() => {
+            const f = tf.reshape(feats[ci]!, [b, n, preset.width])
+            const top = (emb: tf.Tensor, idx: number[]) => {
+              const q = tf.reshape(tf.gather(emb, tf.tensor1d(idx, "int32")), [b, k, preset.width])
+              return tf.argMax(tf.matMul(q, f, false, true), 2)
+            }
+            return tf.stack([top(textEmb, textIdx), top(allVisual, visIdx)])
+          }),
+        )
         const arg = await best.data<"int32">()
         best.dispose()
         // Scores one prompt: did its top patch land on the class's object, and is its box good?
@@ -310,8 +361,6 @@ export const makeTrainer = (
             })
         }
       }
-      allVisual.dispose()
-      textEmb.dispose()
       return {
         values: {
           visual: hits.visual / Math.max(1, count.visual),
@@ -326,7 +375,7 @@ export const makeTrainer = (
         prompts: count,
       }
     } finally {
-      for (const t of [...feats, ...visualEmb]) t.dispose()
+      for (const t of owned) t.dispose()
     }
   }
 
@@ -340,7 +389,7 @@ export const makeTrainer = (
       })
     const opt = await optimizer.snapshot()
     const enc = (x: Float32Array | undefined) => (x ? b64(x) : undefined)
-    const doc = {
+    const doc: CheckpointDoc = {
       format: CHECKPOINT_FORMAT,
       preset: preset.name,
       seed: spec.seed,
@@ -359,56 +408,109 @@ export const makeTrainer = (
         })),
       },
     }
-    await writeFile(file, JSON.stringify(doc))
+    // Written beside, then renamed: a process killed mid-write leaves no truncated checkpoint.
+    const tmp = `${file}.tmp-${process.pid}`
+    try {
+      await writeFile(tmp, JSON.stringify(doc))
+      await rename(tmp, file)
+    } catch (e) {
+      await rm(tmp, { force: true })
+      throw e
+    }
   }
 
-  const restore = async (file: string): Promise<void> => {
-    const doc = JSON.parse(await readFile(file, "utf8")) as {
-      format: string
-      preset: string
-      params: Array<{ name: string; shape: number[]; data: string }>
-      optimizer: {
-        kind: OptimizerSnapshot["kind"]
-        accumulated: number
-        buckets: Array<{
-          key: string
-          params: string[]
-          t: number
-          m?: string
-          v?: string
-          buf?: string
-          acc?: string
-        }>
-      }
+  /** Reads and checks a checkpoint completely; nothing in the session changes here. */
+  const readCheckpoint = async (file: string) => {
+    const bad = (why: string) => new CheckpointError(`checkpoint ${file}: ${why}`)
+    let text: string
+    try {
+      text = await readFile(file, "utf8")
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code
+      throw bad(`cannot be read (${code === "ENOENT" ? "no such file" : (code ?? String(e))})`)
     }
-    if (doc.format !== CHECKPOINT_FORMAT) throw new Error(`${file}: not a ${CHECKPOINT_FORMAT} file`)
+    let json: unknown
+    try {
+      json = JSON.parse(text)
+    } catch {
+      throw bad(`not an ${CHECKPOINT_FORMAT} file: not complete JSON (truncated or corrupt)`)
+    }
+    const format = (json as { format?: unknown } | null)?.format
+    if (typeof json !== "object" || json === null || Array.isArray(json) || format !== CHECKPOINT_FORMAT)
+      throw bad(
+        `not an ${CHECKPOINT_FORMAT} file${typeof format === "string" ? ` (its format is ${JSON.stringify(format)})` : ""}`,
+      )
+    const decoded = decodeCheckpoint(json)
+    if (Either.isLeft(decoded)) throw bad(`corrupt: ${issueText(firstIssue(decoded.left))}`)
+    const doc = decoded.right
+    if (doc.seed !== spec.seed)
+      throw bad(
+        `written with seed ${doc.seed}, this session runs seed ${spec.seed}; a checkpoint only continues the run of its own seed`,
+      )
     if (doc.preset !== preset.name)
-      throw new Error(`${file}: checkpoint of preset ${doc.preset}, the session runs ${preset.name}`)
+      throw bad(`written for preset ${doc.preset}, this session runs preset ${preset.name}`)
     const byName = new Map(model.params.map((p) => [p.name, p]))
-    if (doc.params.length !== model.params.length)
-      throw new Error(`${file}: ${doc.params.length} parameters, the model has ${model.params.length}`)
-    for (const saved of doc.params) {
-      const p = byName.get(saved.name)
-      if (!p || p.variable.shape.join("x") !== saved.shape.join("x"))
-        throw new Error(`${file}: parameter ${saved.name} does not match the model`)
-      const t = tf.tensor(unb64(saved.data), saved.shape)
-      p.variable.assign(t)
-      t.dispose()
+    const saved = new Set(doc.params.map((p) => p.name))
+    const missing = model.params.filter((p) => !saved.has(p.name)).map((p) => p.name)
+    const extra = doc.params.filter((p) => !byName.has(p.name)).map((p) => p.name)
+    if (missing.length > 0 || extra.length > 0 || doc.params.length !== model.params.length)
+      throw bad(
+        `its parameters do not match the model (${[
+          missing.length > 0 ? `missing ${missing.slice(0, 3).join(", ")}` : "",
+          extra.length > 0 ? `unknown ${extra.slice(0, 3).join(", ")}` : "",
+          doc.params.length !== model.params.length
+            ? `${doc.params.length} saved, ${model.params.length} in the model`
+            : "",
+        ]
+          .filter((x) => x)
+          .join("; ")})`,
+      )
+    const values = doc.params.map((x) => {
+      const p = byName.get(x.name)!
+      if (p.variable.shape.join("x") !== x.shape.join("x"))
+        throw bad(`parameter ${x.name} has shape [${x.shape}], the model's is [${p.variable.shape}]`)
+      const data = unb64(x.data)
+      if (data?.length !== p.variable.size)
+        throw bad(
+          `parameter ${x.name} holds ${data ? data.length : "a partial number of"} float32 values, its shape [${x.shape}] needs ${p.variable.size}`,
+        )
+      return { variable: p.variable, data }
+    })
+    const dec = (what: string, s: string | undefined) => {
+      if (s === undefined) return undefined
+      const a = unb64(s)
+      if (!a) throw bad(`optimizer ${what} holds a partial number of float32 values`)
+      return a
     }
-    const dec = (s: string | undefined) => (s ? unb64(s) : undefined)
-    optimizer.load({
+    const snapshot: OptimizerSnapshot = {
       kind: doc.optimizer.kind,
       accumulated: doc.optimizer.accumulated,
       buckets: doc.optimizer.buckets.map((x) => ({
         key: x.key,
         params: x.params,
         t: x.t,
-        m: dec(x.m),
-        v: dec(x.v),
-        buf: dec(x.buf),
-        acc: dec(x.acc),
+        m: dec(`${x.key}.m`, x.m),
+        v: dec(`${x.key}.v`, x.v),
+        buf: dec(`${x.key}.buf`, x.buf),
+        acc: dec(`${x.key}.acc`, x.acc),
       })),
-    })
+    }
+    return { values, snapshot, bad }
+  }
+
+  const restore = async (file: string): Promise<void> => {
+    const { values, snapshot, bad } = await readCheckpoint(file)
+    try {
+      // The optimizer checks its part before changing anything; parameters were checked above.
+      optimizer.load(snapshot)
+    } catch (e) {
+      throw bad(e instanceof Error ? e.message.replace(/^checkpoint /, "") : String(e))
+    }
+    for (const { variable, data } of values) {
+      const t = tf.tensor(data, variable.shape)
+      variable.assign(t)
+      t.dispose()
+    }
   }
 
   const dispose = (): void => {

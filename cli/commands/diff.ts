@@ -1,6 +1,6 @@
 /** `interleave diff`: two runs compared step by step. */
 import { Effect } from "effect"
-import { formatNumber } from "../../core/common/index.ts"
+import { formatBytes, formatDuration, formatMs, formatNumber } from "../../core/common/index.ts"
 import { diffRuns } from "../../core/run/index.ts"
 import { defineCommand } from "../command.ts"
 import { failedCheck } from "../failure.ts"
@@ -20,9 +20,26 @@ export const diffCommand = defineCommand({
       const out = yield* diffRuns(o.a, o.b)
       if (o.json) yield* json(out)
       else {
+        const mem = (r: typeof out.a, m: "visual" | "text") =>
+          r.memory?.[m] ? formatBytes(r.memory[m]!.max) : "—"
+        const figure = out.a.memory?.measure ?? out.b.memory?.measure
         yield* line(
           table(
-            ["run", "status", "steps", "visual", "text", "spec", "last loss V", "last loss T", "step time"],
+            [
+              "run",
+              "status",
+              "steps",
+              "visual",
+              "text",
+              "spec",
+              "mean V",
+              "mean T",
+              "total",
+              `mem V${figure ? ` (${figure})` : ""}`,
+              "mem T",
+              "last loss V",
+              "last loss T",
+            ],
             [out.a, out.b].map((r) => [
               r.runId,
               r.status,
@@ -30,12 +47,20 @@ export const diffCommand = defineCommand({
               r.visualSteps,
               r.textSteps,
               r.specHash ?? "-",
+              formatMs(r.stepTime.visual.meanMs),
+              formatMs(r.stepTime.text.meanMs),
+              `${formatDuration(r.stepTime.totalMs)} ${r.stepTime.kind}`,
+              mem(r, "visual"),
+              mem(r, "text"),
               formatNumber(r.lastLoss.visual),
               formatNumber(r.lastLoss.text),
-              `${formatNumber(r.simulatedOrMeasuredMs / 1000)} s`,
             ]),
           ),
         )
+        if (out.a.memory && out.b.memory && out.a.memory.source !== out.b.memory.source)
+          yield* line(
+            `note: the runs' memory figures differ (${out.a.memory.measure} vs ${out.b.memory.measure}): not comparable`,
+          )
         const p = out.firstPlanDifference
         yield* line(
           p
@@ -51,5 +76,5 @@ export const diffCommand = defineCommand({
         )
       }
       if (!out.same) return yield* failedCheck("")
-    }).pipe((eff) => withStore(o.store, eff)),
+    }).pipe((eff) => withStore(o.store, eff, { readOnly: true })),
 })

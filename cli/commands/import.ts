@@ -1,6 +1,6 @@
 /** `interleave import`: a run from a log file, checked fully before anything is written. */
 import { Effect, Option } from "effect"
-import { importLog } from "../../core/run/index.ts"
+import { checkLog, writeLog } from "../../core/run/index.ts"
 import { defineCommand } from "../command.ts"
 import { arg, flag } from "../flags.ts"
 import { jsonFlag, storeFlag } from "../options.ts"
@@ -22,11 +22,10 @@ export const importCommand = defineCommand({
   examples: ["interleave import run.jsonl --run-id my-run"],
   run: (o) =>
     Effect.gen(function* () {
-      const r = yield* importLog(o.file, {
-        format: Option.getOrUndefined(o.format),
-        runId: Option.getOrUndefined(o.runId),
-      })
+      // Checked whole before the store is even opened: a bad log never touches it.
+      const log = yield* checkLog(o.file, { format: Option.getOrUndefined(o.format) })
+      const r = yield* withStore(o.store, writeLog(log, { runId: Option.getOrUndefined(o.runId) }))
       if (o.json) return yield* json(r)
       yield* line(`imported ${r.events} events from ${o.file} as run ${r.runId}`)
-    }).pipe((eff) => withStore(o.store, eff)),
+    }),
 })

@@ -2,6 +2,7 @@
 import type { CliCommand } from "../command.ts"
 import { backendsCommand } from "./backends.ts"
 import { benchCommand } from "./bench.ts"
+import { deleteCommand } from "./delete.ts"
 import { diffCommand } from "./diff.ts"
 import { exportCommand } from "./export.ts"
 import { forkCommand } from "./fork.ts"
@@ -20,6 +21,7 @@ export const commands: ReadonlyArray<CliCommand> = [
   verifyCommand,
   runCommand,
   runsCommand,
+  deleteCommand,
   showCommand,
   resumeCommand,
   forkCommand,

@@ -7,7 +7,7 @@ import { failedCheck } from "../failure.ts"
 import { jsonFlag, runArg, storeFlag } from "../options.ts"
 import { json, line } from "../output.ts"
 import { makeProgress } from "../progress.ts"
-import { withStore } from "../store.ts"
+import { replayCheckpointDirOf, withStore } from "../store.ts"
 
 export const replayCommand = defineCommand({
   name: "replay",
@@ -20,7 +20,7 @@ export const replayCommand = defineCommand({
       const started = (yield* summarizeLog(o.run)).started!
       const progress = makeProgress({ label: `replay ${o.run}`, total: started.steps })
       const result = yield* replayRun(o.run, {
-        checkpointDir: `${o.store}.replay-checkpoints`,
+        checkpointDir: replayCheckpointDirOf(o.store),
         onProgress: progress.update,
       }).pipe(
         Effect.provide(adapterLayer(started.adapter.kind)),
@@ -40,7 +40,7 @@ export const replayCommand = defineCommand({
       }
       if (o.json) return yield* json({ ok: true, ...result.right })
       yield* line(
-        `run ${o.run}: replay matches the log (${result.right.eventsCompared} events, ${result.right.steps} steps re-executed on ${started.adapter.kind})`,
+        `run ${o.run}: replay matches the log (${result.right.eventsCompared} events, ${result.right.steps} steps re-executed on ${started.adapter.kind}); ${result.right.tolerance.text}`,
       )
-    }).pipe((eff) => withStore(o.store, eff)),
+    }).pipe((eff) => withStore(o.store, eff, { readOnly: true })),
 })

@@ -1,4 +1,5 @@
 /** `interleave runs`: the runs in the store, with filters. */
+import { existsSync } from "node:fs"
 import { Clock, Effect, Option, Stream } from "effect"
 import type { RunEvent, RunStarted, Writer } from "../../core/log/index.ts"
 import { effectiveStatus, readRunEvents } from "../../core/run/index.ts"
@@ -7,7 +8,7 @@ import { defineCommand } from "../command.ts"
 import { flag } from "../flags.ts"
 import { jsonFlag, storeFlag } from "../options.ts"
 import { json, line, table } from "../output.ts"
-import { withStore } from "../store.ts"
+import { isPostgresStore, storeName, withStore } from "../store.ts"
 
 const STATUSES = ["running", "interrupted", "completed", "aborted"] as const
 
@@ -92,7 +93,11 @@ export const runsCommand = defineCommand({
       if (o.json) return yield* json(picked)
       if (picked.length === 0)
         return yield* line(
-          rows.length === 0 ? `no runs in ${o.store}` : `no runs match (${rows.length} in ${o.store})`,
+          rows.length === 0
+            ? isPostgresStore(o.store) || existsSync(o.store)
+              ? `no runs in ${storeName(o.store)}`
+              : `no runs (no store at ${o.store})`
+            : `no runs match (${rows.length} in ${storeName(o.store)})`,
         )
       yield* line(
         table(
@@ -113,5 +118,5 @@ export const runsCommand = defineCommand({
         yield* line(
           `\n${interrupted.length} interrupted: resume with \`interleave resume ${interrupted[0]!.runId}\`${interrupted.length > 1 ? " (and so on)" : ""}`,
         )
-    }).pipe((eff) => withStore(o.store, eff)),
+    }).pipe((eff) => withStore(o.store, eff, { readOnly: true })),
 })

@@ -178,5 +178,5 @@ export const showCommand = defineCommand({
           `\ninterrupted${state.lastInterruption ? `: ${state.lastInterruption.reason}` : " (its writer is gone)"}; resume with \`interleave resume ${o.run}\``,
         )
       if (o.follow && state.status === "running") yield* follow(o.run, events, fold)
-    }).pipe((eff) => withStore(o.store, eff)),
+    }).pipe((eff) => withStore(o.store, eff, { readOnly: true })),
 })

@@ -111,6 +111,7 @@ export const verifyCommand = defineCommand({
         : yield* withStore(
             o.store,
             Effect.zipRight(summarizeLog(target), verifyLog(target, readRunEvents(target), override)),
+            { readOnly: true },
           )
       const label = `${report.runId} (${report.source})${report.ending === "completed" ? "" : ` [${report.ending}: checked the ${report.steps} recorded steps]`}`
       const { runId: _r, source: _s, ending: _e, ...rest } = report

@@ -2,7 +2,8 @@
  * Sweep files: which configurations `interleave bench` runs, and their expansion (pure).
  *
  * A sweep names a base scenario (its optimizer, batch accumulation and seed are kept), a list of
- * ratios, batch sizes and targets (sim hardware profiles, or tfjs backend + preset), and how many
+ * ratios, batch sizes and targets (sim hardware profiles, tfjs backend + preset, the bundled
+ * PyTorch trainer on a device, or any step-protocol trainer command), and how many
  * warm-up and measured steps each configuration runs. `expandSweep` turns it into one
  * configuration per target x batch size x ratio, each with a stable id such as
  * `tfjs-wasm-tiny-8x1-b8x8` (ids are what baselines match on) and a one-phase spec.
@@ -95,7 +96,45 @@ export const TfjsTarget = Schema.Struct({
 })
 export type TfjsTarget = typeof TfjsTarget.Type
 
-export const Target = Schema.Union(SimTarget, TfjsTarget)
+/** Seconds a trainer's step may take (exec and pytorch targets). */
+const Seconds = Schema.Number.pipe(
+  Schema.filter((x) => (Number.isFinite(x) && x > 0) || "must be a number of seconds > 0"),
+)
+
+/** The bundled reference trainer (python/interleave_reference_trainer.py) through the pytorch adapter. */
+export const PytorchTarget = Schema.Struct({
+  adapter: Schema.Literal("pytorch"),
+  /** cpu (default), cuda or cuda:N. */
+  device: Schema.optional(
+    Schema.String.pipe(
+      Schema.pattern(/^(cpu|cuda|cuda:\d+)$/, { message: () => "must be cpu, cuda or cuda:N" }),
+    ),
+  ),
+  preset: Schema.optional(Schema.Literal(...TFJS_PRESETS)),
+  /** The interpreter; default /usr/bin/python3. */
+  python: Schema.optional(NonEmpty),
+  alignWeight: Schema.optional(Schema.Number.pipe(Schema.nonNegative())),
+  threads: Schema.optional(PosInt),
+  stepTimeout: Schema.optional(Seconds),
+})
+export type PytorchTarget = typeof PytorchTarget.Type
+
+/** Any trainer command that speaks the step protocol (docs/step-protocol.md), run in the current folder. */
+export const ExecTarget = Schema.Struct({
+  adapter: Schema.Literal("exec"),
+  /** Names the target in config ids (`exec-NAME-...`); default the program's base name. */
+  name: Schema.optional(SafeName),
+  cmd: NonEmpty,
+  args: Schema.optional(Schema.Array(Schema.String)),
+  /** Trainer options, sent in hello. */
+  options: Schema.optional(Schema.Record({ key: Schema.String, value: Schema.Unknown })),
+  stepTimeout: Schema.optional(Seconds),
+})
+export type ExecTarget = typeof ExecTarget.Type
+
+export const TARGET_ADAPTERS = ["sim", "tfjs", "pytorch", "exec"] as const
+
+export const Target = Schema.Union(SimTarget, TfjsTarget, PytorchTarget, ExecTarget)
 export type Target = typeof Target.Type
 
 export const SweepFile = Schema.Struct({
@@ -134,10 +173,15 @@ const unionReason = (issue: ParseResult.ArrayFormatterIssue, input: unknown): st
   if (path[0] === "targets" && typeof path[1] === "number") {
     const t = (input as { targets?: ReadonlyArray<unknown> }).targets?.[path[1]]
     const adapter = t && typeof t === "object" ? (t as { adapter?: unknown }).adapter : undefined
-    if (adapter !== "sim" && adapter !== "tfjs")
-      return `unknown target adapter ${JSON.stringify(adapter)} (known: "sim", "tfjs")`
+    if (!(TARGET_ADAPTERS as ReadonlyArray<unknown>).includes(adapter))
+      return `unknown target adapter ${JSON.stringify(adapter)} (known: ${TARGET_ADAPTERS.map((a) => `"${a}"`).join(", ")})`
     const known = { backend: TFJS_BACKENDS, preset: TFJS_PRESETS }[String(path[2])]
-    if (adapter === "tfjs" && path.length === 3 && known && issue.message.startsWith("Expected"))
+    if (
+      (adapter === "tfjs" || adapter === "pytorch") &&
+      path.length === 3 &&
+      known &&
+      issue.message.startsWith("Expected")
+    )
       return `must be one of ${known.join(", ")}, got ${JSON.stringify((t as Record<string, unknown>)[String(path[2])])}`
   }
   // batchSizes[i] that is neither a number nor a pair: the union's first member speaks for both.
@@ -194,24 +238,58 @@ export interface BenchConfig {
 const profileSlug = (s: string): string =>
   (s.split(/[\\/]/).pop() ?? s).replace(/\.json$/, "").replace(/[^A-Za-z0-9._-]/g, "_")
 
-/** The part of a config id that names the target. */
-export const targetId = (t: Target): string =>
-  t.adapter === "sim"
-    ? ["sim", profileSlug(t.hardware ?? "h100-sxm"), ...(t.model ? [profileSlug(t.model)] : [])].join("-")
-    : `tfjs-${t.backend}-${t.preset}`
+/** An exec target's name: given, or its program's base name (`python3 train.py` -> `python3`). */
+const execName = (t: ExecTarget): string =>
+  t.name ?? profileSlug((t.cmd.trim().split(/\s+/)[0] ?? "exec").replace(/^['"]|['"]$/g, ""))
 
-const targetLabel = (t: Target): string =>
-  t.adapter === "sim"
-    ? `sim ${profileSlug(t.hardware ?? "h100-sxm")}${t.model ? ` ${profileSlug(t.model)}` : ""}`
-    : `tfjs/${t.backend} ${t.preset}`
+/** The part of a config id that names the target. */
+export const targetId = (t: Target): string => {
+  switch (t.adapter) {
+    case "sim":
+      return ["sim", profileSlug(t.hardware ?? "h100-sxm"), ...(t.model ? [profileSlug(t.model)] : [])].join(
+        "-",
+      )
+    case "tfjs":
+      return `tfjs-${t.backend}-${t.preset}`
+    case "pytorch":
+      return `pytorch-${(t.device ?? "cpu").replace(":", "")}-${t.preset ?? "tiny"}`
+    case "exec":
+      return `exec-${execName(t)}`
+  }
+}
+
+const targetLabel = (t: Target): string => {
+  switch (t.adapter) {
+    case "sim":
+      return `sim ${profileSlug(t.hardware ?? "h100-sxm")}${t.model ? ` ${profileSlug(t.model)}` : ""}`
+    case "tfjs":
+      return `tfjs/${t.backend} ${t.preset}`
+    case "pytorch":
+      return `pytorch/${t.device ?? "cpu"} ${t.preset ?? "tiny"}`
+    case "exec":
+      return `exec ${execName(t)}`
+  }
+}
 
 const adapterOptionsOf = (t: Target): Record<string, unknown> => {
-  if (t.adapter === "sim")
-    return { ...(t.hardware ? { hardware: t.hardware } : {}), ...(t.model ? { model: t.model } : {}) }
-  return {
-    backend: t.backend,
-    preset: t.preset,
-    ...(t.profileEvery !== undefined ? { profileEvery: t.profileEvery } : {}),
+  const some = (o: Record<string, unknown>) =>
+    Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined))
+  switch (t.adapter) {
+    case "sim":
+      return some({ hardware: t.hardware, model: t.model })
+    case "tfjs":
+      return some({ backend: t.backend, preset: t.preset, profileEvery: t.profileEvery })
+    case "pytorch":
+      return some({
+        python: t.python,
+        device: t.device,
+        preset: t.preset,
+        alignWeight: t.alignWeight,
+        threads: t.threads,
+        stepTimeout: t.stepTimeout,
+      })
+    case "exec":
+      return some({ cmd: t.cmd, args: t.args, options: t.options, stepTimeout: t.stepTimeout })
   }
 }
 

@@ -2,9 +2,10 @@
  * Reading the user's files and writing ours, inside Effect: every failure is a typed `InputError`
  * (bad input, exit 2) or `OutputError` naming the file and the reason in words, never a raw errno.
  */
+import { randomBytes } from "node:crypto"
 import * as fs from "node:fs"
-import { dirname, join, resolve } from "node:path"
-import { Data, Effect } from "effect"
+import { basename, dirname, join, resolve } from "node:path"
+import { Data, Effect, type Scope } from "effect"
 
 /** A file the user named cannot be read or is not what it should be. */
 export class InputError extends Data.TaggedError("InputError")<{ readonly message: string }> {}
@@ -51,13 +52,29 @@ export const readTextFile = (file: string, what = "file"): Effect.Effect<string,
           }),
   })
 
-/** Checks that `file` is a readable regular file, without reading it (for streamed files). */
+/** What a path is, in words, when it is not a regular file. */
+const notRegular = (st: fs.Stats): string =>
+  st.isDirectory()
+    ? "is a directory"
+    : st.isFIFO()
+      ? "is a FIFO (a named pipe)"
+      : st.isSocket()
+        ? "is a socket"
+        : st.isCharacterDevice() || st.isBlockDevice()
+          ? "is a device"
+          : "is not a regular file"
+
+/**
+ * Checks that `file` is a readable regular file, without reading it (for streamed files, which
+ * may be read more than once: a pipe or a device cannot be, and opening a FIFO would block).
+ */
 export const checkReadableFile = (file: string, what = "file"): Effect.Effect<void, InputError> =>
   Effect.try({
     try: () => {
       const st = fs.statSync(file)
-      if (st.isDirectory()) throw new InputError({ message: `${file}: is a directory, expected a ${what}` })
-      fs.accessSync(file, fs.constants.R_OK)
+      if (!st.isFile()) throw new InputError({ message: `${file}: ${notRegular(st)}, expected a ${what}` })
+      // Opened and closed at once: permission checks as the kernel makes them (ACLs, root-squash).
+      fs.closeSync(fs.openSync(file, "r"))
     },
     catch: (e) =>
       e instanceof InputError
@@ -92,6 +109,135 @@ export const writeTextFile = (file: string, text: string): Effect.Effect<void, O
 
 export const writeJsonFile = (file: string, value: unknown): Effect.Effect<void, OutputError> =>
   writeTextFile(file, `${JSON.stringify(value, null, 2)}\n`)
+
+export interface OutputFileOptions {
+  /** How the file is named in messages (a flag: `--out`), default the file name alone. */
+  readonly label?: string
+  /** Replace an existing file; without it an existing file is refused, untouched. */
+  readonly force?: boolean
+  /**
+   * Files the output must never be, whatever the path says (a store and its -wal/-shm): compared
+   * by real path, through symlinks, and by device and inode (hard links).
+   */
+  readonly protect?: ReadonlyArray<{ readonly file: string; readonly what: string }>
+}
+
+/** A file being written: `write` appends, `commit` publishes it whole; unpublished, it vanishes. */
+export interface OutputFile {
+  readonly write: (text: string) => Effect.Effect<void, OutputError>
+  readonly commit: Effect.Effect<void, OutputError>
+}
+
+const errno = (e: unknown): string | undefined => (e as NodeJS.ErrnoException | undefined)?.code
+
+/** The path a write to `file` lands on: through symlinks of the file and of its folders. */
+const realTarget = (file: string): string => {
+  try {
+    return fs.realpathSync(file)
+  } catch (e) {
+    if (errno(e) !== "ENOENT") throw e
+    // A dangling symlink names where the file would be created.
+    const link = fs.lstatSync(file, { throwIfNoEntry: false })
+    if (link?.isSymbolicLink()) return realTarget(resolve(dirname(resolve(file)), fs.readlinkSync(file)))
+    return join(fs.realpathSync(dirname(resolve(file))), basename(file))
+  }
+}
+
+/**
+ * Opens `file` for writing, checked first: a folder that is missing, a directory, a protected file
+ * (by real path or inode) or an existing file without `force` is refused with one line naming it
+ * and the reason, before anything is written. A regular file is written to a temporary file beside
+ * its real path and renamed onto it by `commit` (without `force`, linked, so that a file that
+ * appeared meanwhile is not replaced either); closing the scope without `commit` removes the
+ * temporary file. A device or FIFO (/dev/null, /dev/stdout) is written in place.
+ */
+export const openOutputFile = (
+  file: string,
+  options: OutputFileOptions = {},
+): Effect.Effect<OutputFile, OutputError, Scope.Scope> => {
+  const label = options.label === undefined ? file : `${options.label} ${file}`
+  const failure = (reason: string) => new OutputError({ message: `${label}: ${reason}` })
+  const check = Effect.try({
+    try: () => {
+      let target: string
+      try {
+        target = realTarget(file)
+      } catch (e) {
+        if (errno(e) === "ENOENT")
+          throw failure(`cannot write (no such directory: ${dirname(resolve(file))})`)
+        throw failure(`cannot write (${errnoText(e)})`)
+      }
+      const stat = fs.statSync(target, { throwIfNoEntry: false })
+      for (const p of options.protect ?? []) {
+        let same = false
+        try {
+          same = realTarget(p.file) === target
+        } catch {
+          // A protected file in a folder that does not exist cannot be the target.
+        }
+        const other = fs.statSync(p.file, { throwIfNoEntry: false })
+        if (stat && other && stat.dev === other.dev && stat.ino === other.ino) same = true
+        if (same) throw failure(`is ${p.what}; writing there would destroy it (choose another file)`)
+      }
+      if (stat?.isDirectory()) throw failure("is a directory, expected a file to write")
+      if (stat?.isFile() && options.force !== true)
+        throw failure("already exists; add --force to overwrite it")
+      return { target, inPlace: stat !== undefined && !stat.isFile() }
+    },
+    catch: (e) => (e instanceof OutputError ? e : failure(`cannot write (${errnoText(e)})`)),
+  })
+  return Effect.flatMap(check, ({ target, inPlace }) => {
+    const tmp = inPlace
+      ? undefined
+      : join(dirname(target), `.${basename(target)}.${process.pid}.${randomBytes(4).toString("hex")}.tmp`)
+    const state = { fd: -1, committed: false }
+    const open = Effect.try({
+      try: () => {
+        state.fd = tmp === undefined ? fs.openSync(target, "w") : fs.openSync(tmp, "wx")
+      },
+      catch: (e) => failure(`cannot write (${errnoText(e)})`),
+    })
+    const release = Effect.sync(() => {
+      if (state.fd >= 0) fs.closeSync(state.fd)
+      state.fd = -1
+      if (tmp !== undefined && !state.committed) fs.rmSync(tmp, { force: true })
+    })
+    const write = (text: string) =>
+      Effect.try({
+        try: () => {
+          const bytes = Buffer.from(text, "utf8")
+          for (let done = 0; done < bytes.length; ) done += fs.writeSync(state.fd, bytes, done)
+        },
+        catch: (e) => failure(`cannot write (${errnoText(e)})`),
+      })
+    const commit = Effect.try({
+      try: () => {
+        if (tmp !== undefined) fs.fsyncSync(state.fd)
+        fs.closeSync(state.fd)
+        state.fd = -1
+        if (tmp === undefined) return
+        if (options.force === true) fs.renameSync(tmp, target)
+        else {
+          try {
+            fs.linkSync(tmp, target)
+          } catch (e) {
+            if (errno(e) === "EEXIST") throw failure("already exists; add --force to overwrite it")
+            // No hard links on this file system: re-check, then rename.
+            if (fs.existsSync(target)) throw failure("already exists; add --force to overwrite it")
+            fs.renameSync(tmp, target)
+          }
+          fs.rmSync(tmp, { force: true })
+        }
+        state.committed = true
+      },
+      catch: (e) => (e instanceof OutputError ? e : failure(`cannot write (${errnoText(e)})`)),
+    })
+    return Effect.as(
+      Effect.acquireRelease(open, () => release),
+      { write, commit },
+    )
+  })
+}
 
 /** Whether a name the user gave is a file path rather than the name of something bundled. */
 export const looksLikePath = (s: string): boolean =>

@@ -6,6 +6,40 @@ import { Either } from "effect"
  * its line and column.
  */
 
+/**
+ * The deepest nesting of arrays and objects a file may have. Deeper JSON is refused before it is
+ * parsed: every recursive walk over a value (decoding, hashing, printing) would otherwise overflow
+ * the stack on `[[[[...` (100,000 levels is a few hundred kB). Real scenarios and events nest a
+ * handful of levels.
+ */
+export const MAX_JSON_DEPTH = 512
+
+/**
+ * Offset of the bracket where nesting first passes `max` levels, or undefined. A loop, not a
+ * recursion, that skips strings; text shorter than `max` cannot nest that deep and is not scanned.
+ */
+export const jsonDepthOffset = (text: string, max = MAX_JSON_DEPTH): number | undefined => {
+  if (text.length <= max) return undefined
+  let depth = 0
+  let inString = false
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i)
+    if (inString) {
+      // A backslash escapes the next character.
+      if (c === 92) i++
+      else if (c === 34) inString = false
+    } else if (c === 34) inString = true
+    else if (c === 91 || c === 123) {
+      if (++depth > max) return i
+    } else if (c === 93 || c === 125) depth--
+  }
+  return undefined
+}
+
+/** The reason for refusing JSON nested too deep, naming where (`at line 3, column 9`). */
+export const tooDeepReason = (where: string, max = MAX_JSON_DEPTH): string =>
+  `JSON nested more than ${max} levels deep ${where} (interleave reads at most ${max})`
+
 /** Offset of the first syntax error in `text`, or undefined when it is valid JSON. */
 export const jsonErrorOffset = (text: string): number | undefined => {
   let i = 0
@@ -105,8 +139,13 @@ export const jsonErrorOffset = (text: string): number | undefined => {
 
 /** 1-based line and column of an offset. */
 export const lineColumn = (text: string, offset: number): { line: number; column: number } => {
-  const before = text.slice(0, offset)
-  return { line: before.split("\n").length, column: offset - before.lastIndexOf("\n") }
+  let line = 1
+  let start = 0
+  for (let i = text.indexOf("\n"); i !== -1 && i < offset; i = text.indexOf("\n", i + 1)) {
+    line++
+    start = i + 1
+  }
+  return { line, column: offset - start + 1 }
 }
 
 /** JSON.parse's failure, with the line and column of the first error. */
@@ -119,8 +158,16 @@ export const describeJsonError = (text: string, e: unknown): string => {
   return `invalid JSON at line ${line}, column ${column}${near ? ` (near ${JSON.stringify(near)})` : " (unexpected end)"}`
 }
 
-/** Parses JSON text; the failure is a reason naming line and column. */
+/**
+ * Parses JSON text; the failure is a reason naming line and column: a syntax error, or nesting
+ * deeper than MAX_JSON_DEPTH (checked first, so nothing downstream recurses that deep).
+ */
 export const parseJsonText = (text: string): Either.Either<unknown, string> => {
+  const deep = jsonDepthOffset(text)
+  if (deep !== undefined) {
+    const { line, column } = lineColumn(text, deep)
+    return Either.left(tooDeepReason(`at line ${line}, column ${column}`))
+  }
   try {
     return Either.right(JSON.parse(text))
   } catch (e) {

@@ -3,6 +3,14 @@
  * tool reads (scenarios, sweeps, results, profiles, event logs), so all of them word errors alike.
  */
 import { Data, ParseResult } from "effect"
+import { clip } from "./schema.ts"
+
+/**
+ * Longest reason and path an issue quotes. Effect's messages echo the value they got (`actual
+ * "..."`), whatever its size: a 55 MB string in the wrong place must not come back whole.
+ */
+const MAX_REASON = 240
+const MAX_PATH = 160
 
 /** `["phases", 1, "ratio"]` -> `phases[1].ratio` */
 export const formatPath = (path: ReadonlyArray<PropertyKey>): string =>
@@ -18,17 +26,22 @@ export interface Issue {
   readonly issue: ParseResult.ArrayFormatterIssue | undefined
 }
 
-/** The first issue of a decode failure: unknown keys and missing keys in plain words. */
+/**
+ * The first issue of a decode failure: unknown keys and missing keys in plain words; the reason
+ * and the path clipped, so no echoed value (nor a key of any length) comes back whole.
+ */
 export const firstIssue = (error: ParseResult.ParseError, fallback = "invalid"): Issue => {
-  const issue = ParseResult.ArrayFormatter.formatErrorSync(error)[0]
-  if (!issue) return { path: "", reason: fallback, issue }
+  const raw = ParseResult.ArrayFormatter.formatErrorSync(error)[0]
+  if (!raw) return { path: "", reason: fallback, issue: raw }
+  // Callers that word a case themselves start from the formatter's message: clipped for them too.
+  const issue = { ...raw, message: clip(raw.message, MAX_REASON) }
   const reason =
     issue._tag === "Unexpected"
       ? "unknown key (check its spelling)"
       : issue._tag === "Missing"
         ? "is required"
         : issue.message
-  return { path: formatPath(issue.path), reason, issue }
+  return { path: clip(formatPath(issue.path), MAX_PATH), reason: clip(reason, MAX_REASON), issue }
 }
 
 /** `path: reason`, or the reason alone at the root. */

@@ -10,6 +10,11 @@ export interface CompareOptions {
   readonly measurements: boolean
   /** Relative tolerance on numbers (0 = exact). */
   readonly tolerance: number
+  /**
+   * With `measurements` false: compare step durations anyway, within this relative tolerance
+   * (a trainer that states how far its step times may move on re-execution). Memory stays out.
+   */
+  readonly durationTolerance?: number | undefined
 }
 
 export interface Difference {
@@ -42,7 +47,18 @@ const diffValues = (a: unknown, b: unknown, path: string, opts: CompareOptions):
   if (Array.isArray(a) !== Array.isArray(b)) return { path, a, b }
   const keys = new Set([...Object.keys(a), ...Object.keys(b)])
   for (const k of keys) {
-    if (WALL_CLOCK.has(k) || (!opts.measurements && MEASURED.has(k))) continue
+    if (WALL_CLOCK.has(k)) continue
+    if (!opts.measurements && MEASURED.has(k)) {
+      if (k !== "durationMs" || opts.durationTolerance === undefined) continue
+      const d = diffValues(
+        (a as Record<string, unknown>)[k],
+        (b as Record<string, unknown>)[k],
+        path ? `${path}.${k}` : k,
+        { measurements: false, tolerance: opts.durationTolerance },
+      )
+      if (d) return d
+      continue
+    }
     const d = diffValues(
       (a as Record<string, unknown>)[k],
       (b as Record<string, unknown>)[k],

@@ -31,7 +31,13 @@ import type { SqlError } from "@effect/sql/SqlError"
 import * as PgClient from "@effect/sql-pg/PgClient"
 import { Context, Duration, Effect, Layer, Redacted, type Scope } from "effect"
 import { EventStore, type EventStoreShape, StoreError } from "../store/event-store.ts"
-import { causeMessage, DEFAULT_PG_SCHEMA, makePostgresEventStore, redactUrl } from "../store/postgres.ts"
+import {
+  causeMessage,
+  DEFAULT_PG_SCHEMA,
+  makePostgresEventStore,
+  pgKind,
+  redactUrl,
+} from "../store/postgres.ts"
 import {
   type AttemptOutcome,
   type AttemptRecord,
@@ -155,13 +161,6 @@ const sweepRow = (r: SweepDbRow): SweepEntry => ({
   createdAt: Number(r.created_at),
 })
 
-/** Errnos and SQLSTATE classes of a server that cannot be used now (unreachable, shutting down, full). */
-const unavailable = (cause: unknown): boolean => {
-  const inner = (cause as { cause?: unknown } | null)?.cause ?? cause
-  const code = (inner as { code?: unknown } | null)?.code
-  return typeof code === "string" && (/^E[A-Z]+$/.test(code) || /^(08|53|57P)/.test(code))
-}
-
 const messageOf = (cause: unknown): string => {
   const inner = (cause as { cause?: unknown } | null)?.cause ?? cause
   return (inner instanceof Error ? inner.message : String(inner)).replace(/\s+/g, " ").trim()
@@ -183,7 +182,7 @@ export const makePostgresSweepQueue = (
         Effect.fail(
           new QueueError({
             message: `${what} (PostgreSQL at ${options.where}): ${messageOf(cause)}`,
-            kind: unavailable(cause) ? "unavailable" : "bad-input",
+            kind: pgKind(cause),
             cause,
           }),
         )
@@ -452,6 +451,7 @@ export const makePostgresWorkBackend = (
       new StoreError({
         message: `cannot connect to the event store (PostgreSQL at ${where}): ${causeMessage(cause)}`,
         cause,
+        kind: pgKind(cause),
       })
     const sql = yield* PgClient.make({
       url: Redacted.make(url),

@@ -1,6 +1,6 @@
 /** Two runs compared step by step: where their schedules first differ, and their losses. */
 import { Effect, Stream } from "effect"
-import { compareEvents, type StepCompleted } from "../log/index.ts"
+import { compareEvents, runReport, type StepCompleted } from "../log/index.ts"
 import { readRunEvents, summarizeLog } from "./read.ts"
 
 export const diffRuns = (a: string, b: string) =>
@@ -32,16 +32,20 @@ export const diffRuns = (a: string, b: string) =>
       ),
     )
     const mean = (m: "visual" | "text") => (count[m] ? sumAbs[m] / count[m] : 0)
-    const side = (runId: string, s: typeof la.state) => ({
-      runId,
-      status: s.status,
-      steps: s.stepsCompleted,
-      visualSteps: s.visualSteps,
-      textSteps: s.textSteps,
-      specHash: s.specHash,
-      lastLoss: s.lastLoss,
-      simulatedOrMeasuredMs: s.totalDurationMs,
-    })
+    const side = (runId: string, s: typeof la.state) => {
+      const r = runReport(s)
+      return {
+        runId,
+        status: s.status,
+        steps: s.stepsCompleted,
+        visualSteps: s.visualSteps,
+        textSteps: s.textSteps,
+        specHash: s.specHash,
+        lastLoss: s.lastLoss,
+        stepTime: r.stepTime,
+        memory: r.memory,
+      }
+    }
     return {
       same: !firstPlanDiff && !firstLossDiff && la.state.stepsCompleted === lb.state.stepsCompleted,
       a: side(a, la.state),

@@ -10,7 +10,7 @@
  */
 import * as fs from "node:fs"
 import { isAbsolute, join, relative, resolve } from "node:path"
-import { Clock, Effect, Either } from "effect"
+import { Clock, Effect, Either, Fiber, Schedule } from "effect"
 import {
   type Checkpointed,
   makeRunStateFold,
@@ -21,6 +21,7 @@ import {
 } from "../log/index.ts"
 import type { Planner, StepPlan } from "../schedule/index.ts"
 import { type EventEnvelope, EventStore } from "../store/index.ts"
+import { HEARTBEAT_MS } from "./liveness.ts"
 import {
   StepFailure,
   type StepFailureKind,
@@ -280,8 +281,16 @@ export const driveRun = (ctx: DriveContext, opts: EngineOptions) =>
       yield* flush
       return result("completed")
     })
+    // While the run is written, its heartbeat says so to readers on other machines (see liveness.ts).
+    const beat = yield* Effect.fork(
+      Effect.repeat(
+        Effect.ignore(Effect.flatMap(now, (t) => store.heartbeat(runId, t))),
+        Schedule.spaced(`${HEARTBEAT_MS} millis`),
+      ),
+    )
     // Interrupted (Ctrl-C, SIGTERM): keep what was done, say so in the log; the run stays resumable.
     return yield* loop.pipe(
+      Effect.ensuring(Fiber.interrupt(beat)),
       Effect.onInterrupt(() =>
         Effect.ignore(
           Effect.gen(function* () {

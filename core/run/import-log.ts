@@ -1,64 +1,182 @@
 /** Importing a log file as a run, and exporting a run as a log file. */
-import { createWriteStream } from "node:fs"
-import { Effect, Stream } from "effect"
-import { errnoText, InputError, OutputError } from "../common/index.ts"
+import { randomBytes } from "node:crypto"
+import { hostname } from "node:os"
+import { Clock, Effect, Exit, type Scope, Stream } from "effect"
+import { InputError, type OutputError, type OutputFileOptions, openOutputFile } from "../common/index.ts"
 import {
   fileEvents,
   type LogFormat,
+  type LogViolation,
   makeLogChecker,
-  type RunStarted,
   stepEventStep,
   toEnvelope,
   toJsonlLine,
   toMllogLines,
 } from "../log/index.ts"
-import { EventStore } from "../store/index.ts"
+import type { Violation } from "../schedule/index.ts"
+import { EventStore, isStagingStream, STAGING_PREFIX, StoreError } from "../store/index.ts"
 import { summarizeLog } from "./read.ts"
+import { verifyLog } from "./verify-log.ts"
 
-/** Checks every line of `file` before anything is written, then appends it as run `runId`. */
-export const importLog = (file: string, options: { readonly format?: LogFormat; readonly runId?: string }) =>
+/**
+ * An import writes its run under a staging stream, `.staging/<run>/<host>:<pid>:<random>`, which
+ * no reader lists, and renames it to the run's id in one transaction once every event is in: a
+ * reader sees the whole run or none of it. An import that dies before the rename (SIGKILL, power
+ * cut) leaves its staging stream behind; the next import removes it.
+ */
+const stagingStreamOf = (runId: string): string =>
+  `${STAGING_PREFIX}${runId}/${hostname()}:${process.pid}:${randomBytes(4).toString("hex")}`
+
+/**
+ * A staging stream of another machine is stale once it has not moved for this long (imports
+ * append every few thousand events, so a live one moves every second or so).
+ */
+const STAGING_STALE_MS = 60 * 60 * 1000
+
+const processAlive = (pid: number): boolean => {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === "EPERM"
+  }
+}
+
+/**
+ * Removes the staging streams no import is writing any more: those of a process of this machine
+ * that is gone, and those that have not moved for an hour. Returns how many it removed.
+ */
+export const removeStaleStaging = Effect.gen(function* () {
+  const es = yield* EventStore
+  const now = yield* Clock.currentTimeMillis
+  const here = hostname()
+  let removed = 0
+  for (const s of yield* es.streams({ staging: true })) {
+    const [host, pid] = s.stream.slice(s.stream.lastIndexOf("/") + 1).split(":")
+    const gone = host === here && pid !== undefined && /^\d+$/.test(pid) && !processAlive(Number(pid))
+    const idle = now - Math.max(s.lastRecordedAt, s.heartbeatAt ?? 0) > STAGING_STALE_MS
+    if (gone || idle) removed += (yield* es.deleteStream(s.stream)) > 0 ? 1 : 0
+  }
+  return removed
+})
+
+const isLogViolation = (v: LogViolation | Violation): v is LogViolation => "position" in v
+
+/** The violation to name: the earliest event-log one, else the earliest schedule one. */
+const firstViolation = (
+  log: ReadonlyArray<LogViolation>,
+  schedule: ReadonlyArray<Violation>,
+): LogViolation | Violation | undefined =>
+  [...log].sort((a, b) => a.position - b.position)[0] ?? [...schedule].sort((a, b) => a.step - b.step)[0]
+
+/** A log file that passed every check of `checkLog`, ready to be written. */
+export interface CheckedLog {
+  readonly file: string
+  readonly format: LogFormat | undefined
+  /** The run id the log records. */
+  readonly runId: string
+  readonly events: number
+}
+
+/**
+ * Checks `file` as `verify --log` does (every line decoded, the event-log rules on the positions
+ * the file records and on the events, the schedule rules of the recorded spec), without a store.
+ * Fails with the first violation named.
+ */
+export const checkLog = (
+  file: string,
+  options: { readonly format?: LogFormat | undefined } = {},
+): Effect.Effect<CheckedLog, InputError> =>
   Effect.gen(function* () {
-    const log = makeLogChecker()
-    let started: RunStarted | undefined
+    // The first pass also checks the positions the file records (a line cut out of a log).
+    let recorded: ReturnType<typeof makeLogChecker> | undefined
     let count = 0
-    yield* fileEvents(file, options.format).pipe(
-      Stream.runForEach((l) =>
-        Effect.sync(() => {
-          const e = l.event
-          log.push({ position: l.position ?? count, type: e._tag, step: stepEventStep(e) })
-          count++
-          if (e._tag === "RunStarted" && !started) started = e
-        }),
+    const pass = () => {
+      const first = recorded === undefined
+      const checker = first ? makeLogChecker() : undefined
+      if (checker) recorded = checker
+      let n = 0
+      return fileEvents(file, options.format).pipe(
+        Stream.tap((l) =>
+          Effect.sync(() => {
+            checker?.push({ position: l.position ?? n, type: l.event._tag, step: stepEventStep(l.event) })
+            n++
+            if (first) count = n
+          }),
+        ),
+        Stream.map((l) => l.event),
+      )
+    }
+    const report = yield* verifyLog(file, pass(), undefined).pipe(
+      // Every failure here is the file's (a recorded spec that does not decode, a line): say which.
+      Effect.mapError((e) =>
+        e.message.startsWith(file)
+          ? new InputError({ message: e.message })
+          : new InputError({ message: `${file}: ${e.message}` }),
       ),
     )
-    const problems = log.finish().violations
     if (count === 0) return yield* new InputError({ message: `${file}: no events` })
-    if (!started || problems.length > 0)
+    const first = firstViolation(
+      [...(recorded?.finish().violations ?? []), ...report.violations.filter(isLogViolation)],
+      report.violations.filter((v): v is Violation => !isLogViolation(v)),
+    )
+    if (first !== undefined)
       return yield* new InputError({
-        message: `${file}: not a valid run log: ${problems[0]?.message ?? "no RunStarted event"}`,
+        message: `${file}: not a valid run log: ${first.message} (rule ${first.rule}); nothing was imported`,
       })
-    const id = options.runId ?? started.runId
+    return { file, format: options.format, runId: report.runId, events: count }
+  })
+
+/**
+ * Writes a checked log as run `runId` (default: the log's) under a staging stream and publishes
+ * it with one rename. A failure or interruption part-way removes what was staged.
+ */
+export const writeLog = (log: CheckedLog, options: { readonly runId?: string | undefined } = {}) =>
+  Effect.gen(function* () {
+    const id = options.runId ?? log.runId
+    if (isStagingStream(id) || id === "")
+      return yield* new InputError({ message: `--run-id: "${id}" cannot name a run (reserved for staging)` })
     const es = yield* EventStore
-    if ((yield* es.version(id)) > 0)
-      return yield* new InputError({
-        message: `run "${id}" already exists in the store; import with --run-id NEW_ID`,
-      })
-    // The first batch creates the stream at version 0.
+    const exists = `run "${id}" already exists in the store; import with --run-id NEW_ID`
+    if ((yield* es.version(id)) > 0) return yield* new InputError({ message: exists })
+    yield* removeStaleStaging
+    const staging = stagingStreamOf(id)
     let version = 0
-    yield* fileEvents(file, options.format).pipe(
+    yield* fileEvents(log.file, log.format).pipe(
       Stream.map((l) => (l.event._tag === "RunStarted" ? toEnvelope({ ...l.event, runId: id }) : l.envelope)),
       Stream.grouped(4096),
       Stream.runForEach((chunk) =>
-        Effect.map(es.append(id, Array.from(chunk), version), (v) => {
+        Effect.map(es.append(staging, Array.from(chunk), version), (v) => {
           version = v
         }),
       ),
+      Effect.zipRight(
+        es
+          .renameStream(staging, id)
+          .pipe(Effect.catchTag("StreamExists", () => new InputError({ message: exists }))),
+      ),
+      // The staging stream is no name for the user: the run it becomes is.
+      Effect.mapError((e) =>
+        e._tag === "StoreError"
+          ? new StoreError({ ...e, message: e.message.replaceAll(`stream ${staging}`, `run ${id}`) })
+          : e,
+      ),
+      // Whatever was staged and not published goes (a SIGKILL leaves it to removeStaleStaging).
+      Effect.onExit((exit) => (Exit.isSuccess(exit) ? Effect.void : Effect.ignore(es.deleteStream(staging)))),
     )
     return { runId: id, events: version }
   })
 
+/** `checkLog`, then `writeLog`: nothing is written unless every check passes. */
+export const importLog = (file: string, options: { readonly format?: LogFormat; readonly runId?: string }) =>
+  Effect.flatMap(checkLog(file, options), (log) => writeLog(log, options))
+
 /** Writes run `runId` as JSONL or MLLOG lines to `write`, in batches. */
-export const exportLog = (runId: string, format: LogFormat, write: (text: string) => Effect.Effect<void>) =>
+export const exportLog = <E>(
+  runId: string,
+  format: LogFormat,
+  write: (text: string) => Effect.Effect<void, E>,
+) =>
   Effect.gen(function* () {
     yield* summarizeLog(runId)
     const es = yield* EventStore
@@ -73,21 +191,30 @@ export const exportLog = (runId: string, format: LogFormat, write: (text: string
     )
   })
 
-/** A writer to a file (or stdout), with backpressure; `close` flushes. */
-export const streamWriter = (file: string | undefined) =>
-  Effect.try({
-    try: () => (file === undefined ? process.stdout : createWriteStream(file)),
-    catch: (e) => new OutputError({ message: `${file}: cannot write (${errnoText(e)})` }),
-  }).pipe(
-    Effect.map((sink) => ({
-      write: (text: string) =>
-        Effect.async<void>((resume) => {
-          if (sink.write(text)) resume(Effect.void)
-          else sink.once("drain", () => resume(Effect.void))
-        }),
-      close: Effect.async<void>((resume) => {
-        if (sink === process.stdout) resume(Effect.void)
-        else (sink as ReturnType<typeof createWriteStream>).end(() => resume(Effect.void))
-      }),
-    })),
-  )
+export interface LogWriter {
+  readonly write: (text: string) => Effect.Effect<void, OutputError>
+  /** Flushes, and publishes a file whole (see `openOutputFile`); a file never closed vanishes. */
+  readonly close: Effect.Effect<void, OutputError>
+}
+
+/** Standard output, with backpressure. */
+const stdoutWriter: LogWriter = {
+  write: (text) =>
+    Effect.async<void>((resume) => {
+      if (process.stdout.write(text)) resume(Effect.void)
+      else process.stdout.once("drain", () => resume(Effect.void))
+    }),
+  close: Effect.void,
+}
+
+/**
+ * A writer to `file` (checked and written as `openOutputFile` does: never onto a protected file,
+ * never over an existing one without `force`, published whole by `close`), or to stdout.
+ */
+export const streamWriter = (
+  file: string | undefined,
+  options: OutputFileOptions = {},
+): Effect.Effect<LogWriter, OutputError, Scope.Scope> =>
+  file === undefined
+    ? Effect.succeed(stdoutWriter)
+    : Effect.map(openOutputFile(file, options), (f) => ({ write: f.write, close: f.commit }))

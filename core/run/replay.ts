@@ -20,13 +20,77 @@ import { driveRun, type EngineOptions, RESUMABLE_FAILURES, type RunOutcomeStatus
 import { Divergence } from "./errors.ts"
 import { specOfRun, summarizeLog } from "./read.ts"
 import { newRunStarted } from "./start.ts"
-import { TrainingAdapter } from "./training-adapter.ts"
+import { TrainingAdapter, type TrainingSession } from "./training-adapter.ts"
+
+/** What a replay compared, and how closely: said in its output. */
+export interface ReplayTolerance {
+  /** Relative tolerance on losses, evaluations and other results (0 = bit for bit). */
+  readonly results: number
+  /** Whether step times and memory were compared (the sim's are simulated, hence reproducible). */
+  readonly measurements: boolean
+  /** Relative tolerance on step times, when compared although measured. */
+  readonly durations?: number | undefined
+  /** Where the tolerance came from: the session's own statement, or the engine's default. */
+  readonly source: "adapter" | "default"
+  readonly text: string
+}
 
 export interface ReplayResult {
   readonly runId: string
   readonly eventsCompared: number
   readonly steps: number
   readonly status: RunOutcomeStatus
+  readonly tolerance: ReplayTolerance
+}
+
+/** 1e-6 rather than 0.000001. */
+const tol = (x: number) => (x !== 0 && Math.abs(x) < 1e-3 ? x.toExponential() : String(x))
+
+/**
+ * The comparison a session allows: its own `reproducible` statement, else the default (a stateless
+ * adapter exactly, measurements included; a stateful one within 1e-6 on results, measurements not
+ * compared). The schedule (steps, phases, modalities, updates, lrs) is compared exactly either way,
+ * since it does not depend on the adapter: lrs are planned, not measured.
+ */
+
+export const replayTolerance = (session: TrainingSession): ReplayTolerance => {
+  const r = session.reproducible
+  const measurements = session.stateless
+  const what = measurements ? "" : "; step times and memory are measurements, not compared"
+  if (r === "exact")
+    return {
+      results: 0,
+      measurements,
+      source: "adapter",
+      text: `losses and evaluations compared exactly${what}`,
+    }
+  if (r !== undefined) {
+    const durations = measurements ? undefined : r.durationRelTolerance
+    return {
+      results: r.relTolerance,
+      measurements,
+      durations,
+      source: "adapter",
+      text: `losses and evaluations within relative tolerance ${tol(r.relTolerance)}${
+        durations !== undefined
+          ? `; step times within relative tolerance ${tol(durations)}; memory not compared`
+          : what
+      } (the adapter's statement: not bit-reproducible)`,
+    }
+  }
+  return measurements
+    ? {
+        results: 0,
+        measurements,
+        source: "default",
+        text: "every field compared exactly (stateless adapter)",
+      }
+    : {
+        results: 1e-6,
+        measurements,
+        source: "default",
+        text: `losses and evaluations within relative tolerance 1e-6${what}`,
+      }
 }
 
 /** Events of a run's writing sessions, not of its training: replay leaves them out of the comparison. */
@@ -47,7 +111,12 @@ export const replayRun = (
       const spec = yield* specOfRun(started)
       const adapter = yield* TrainingAdapter
       const session = yield* adapter.open({ spec, options: started.adapter.options })
-      const cmp = { measurements: session.stateless, tolerance: session.stateless ? 0 : 1e-6 }
+      const tolerance = replayTolerance(session)
+      const cmp = {
+        measurements: tolerance.measurements,
+        tolerance: tolerance.results,
+        durationTolerance: tolerance.durations,
+      }
       const diverge = (position: number, step: number | undefined, difference: Difference) =>
         new Divergence({ runId, position, step, difference })
       // The RunStarted this replay would write, derived anew from the recorded inputs and the
@@ -100,6 +169,8 @@ export const replayRun = (
       const sink: EventStoreShape = {
         ...store,
         version: () => Effect.succeed(0),
+        // A replay writes nothing, so it must not make the recorded run look alive either.
+        heartbeat: () => Effect.succeed(false),
         append: (_stream, events, expected) =>
           Effect.gen(function* () {
             const rec = yield* nextRecorded(events.length)
@@ -160,6 +231,7 @@ export const replayRun = (
         eventsCompared: compared + 1,
         steps: result.state.stepsCompleted,
         status: result.status,
+        tolerance,
       } satisfies ReplayResult
     }),
   )

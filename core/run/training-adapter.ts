@@ -48,8 +48,23 @@ export interface AdapterDescription {
   readonly info: Readonly<Record<string, string>>
 }
 
+/**
+ * How closely a re-execution of the same run reproduces it, for `replay`:
+ *  - "exact": every recorded result (losses, evaluations) comes back bit for bit;
+ *  - `relTolerance`: results agree within this relative tolerance (CUDA kernels with atomics, a
+ *    trainer that says it is not bit-reproducible); `durationRelTolerance`, when set, also compares
+ *    each step's measured duration within it (otherwise measured durations are not compared).
+ * The schedule (step, phase, modality, update, lr) is always compared exactly. Absent: the
+ * engine's default (exact with measurements for a stateless adapter, 1e-6 on results otherwise).
+ */
+export type Reproducibility =
+  | "exact"
+  | { readonly relTolerance: number; readonly durationRelTolerance?: number | undefined }
+
 export interface TrainingSession {
   readonly description: AdapterDescription
+  /** What replay may expect of a re-execution; see `Reproducibility`. */
+  readonly reproducible?: Reproducibility | undefined
   /**
    * True when outcomes are a pure function of (spec, plan): resume needs no checkpoint and no
    * fast-forward (the sim). False when state lives in the session (real weights).

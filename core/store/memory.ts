@@ -10,9 +10,13 @@ import {
   type EventEnvelope,
   EventStore,
   type EventStoreShape,
+  isStagingStream,
   type StoredEvent,
   StoreError,
+  StreamExists,
   type StreamInfo,
+  StreamNotFound,
+  type StreamsOptions,
   VersionConflict,
 } from "./event-store.ts"
 import {
@@ -30,12 +34,13 @@ import {
  * on the engine's hot path.
  */
 interface StreamState {
-  readonly name: string
+  name: string
   readonly events: Array<EventEnvelope>
   readonly globals: Array<number>
   readonly times: Array<number>
   readonly firstRecordedAt: number
   lastRecordedAt: number
+  heartbeatAt: number | undefined
 }
 
 /**
@@ -59,9 +64,9 @@ export const makeMemoryEventStore = (options: MemoryStoreOptions = {}): Effect.E
     const byName = new Map<string, StreamState>()
     const copy = options.copy ?? true
     let nextGlobal = 0
-    // The global log, by global position (contiguous here): each event's stream and position in
-    // it, as parallel arrays rather than an object per event.
-    const logStreams: Array<StreamState> = []
+    // The global log, by global position: each event's stream and position in it, as parallel
+    // arrays rather than an object per event. A deleted or renamed stream leaves holes (undefined).
+    const logStreams: Array<StreamState | undefined> = []
     const logPositions: Array<number> = []
 
     const append = (stream: string, events: ReadonlyArray<EventEnvelope>, expectedVersion: number) =>
@@ -93,6 +98,7 @@ export const makeMemoryEventStore = (options: MemoryStoreOptions = {}): Effect.E
             times: [],
             firstRecordedAt: now,
             lastRecordedAt: now,
+            heartbeatAt: undefined,
           }
           if (state === undefined) byName.set(stream, st)
           for (const e of stored) {
@@ -134,29 +140,74 @@ export const makeMemoryEventStore = (options: MemoryStoreOptions = {}): Effect.E
 
     const readGlobalPage: ReadGlobalPage<never> = (after, limit) =>
       Effect.sync(() => {
-        const start = Math.max(0, Math.floor(after) + 1)
-        const end = Math.min(logStreams.length, start + limit)
         const page: StoredEvent[] = []
-        for (let g = start; g < end; g++) page.push(storedEvent(logStreams[g]!, logPositions[g]!))
+        for (let g = Math.max(0, Math.floor(after) + 1); g < logStreams.length && page.length < limit; g++) {
+          const st = logStreams[g]
+          if (st !== undefined && !isStagingStream(st.name)) page.push(storedEvent(st, logPositions[g]!))
+        }
         return page
       })
 
-    const streams = () =>
-      Effect.sync(
-        (): ReadonlyArray<StreamInfo> =>
-          Array.from(byName, ([stream, s]) => ({
+    const streams = (options?: StreamsOptions) =>
+      Effect.sync((): ReadonlyArray<StreamInfo> => {
+        const staging = options?.staging === true
+        const infos: StreamInfo[] = []
+        for (const [stream, s] of byName) {
+          if (isStagingStream(stream) !== staging) continue
+          infos.push({
             stream,
             version: s.events.length,
             firstRecordedAt: s.firstRecordedAt,
             lastRecordedAt: s.lastRecordedAt,
-          })),
-      )
+            ...(s.heartbeatAt === undefined ? {} : { heartbeatAt: s.heartbeatAt }),
+          })
+        }
+        return infos
+      })
+
+    const deleteStream = (stream: string) =>
+      Effect.sync(() => {
+        const st = byName.get(stream)
+        if (st === undefined) return 0
+        for (const g of st.globals) logStreams[g] = undefined
+        byName.delete(stream)
+        return st.events.length
+      })
+
+    const renameStream = (from: string, to: string) =>
+      Effect.suspend((): Effect.Effect<void, StreamExists | StreamNotFound> => {
+        const st = byName.get(from)
+        if (st === undefined) return Effect.fail(new StreamNotFound({ stream: from }))
+        if (byName.has(to)) return Effect.fail(new StreamExists({ stream: to }))
+        // To the end of the global log, as if appended now, and to the end of `streams()`.
+        for (let i = 0; i < st.globals.length; i++) {
+          logStreams[st.globals[i]!] = undefined
+          st.globals[i] = nextGlobal++
+          logStreams.push(st)
+          logPositions.push(i)
+        }
+        byName.delete(from)
+        st.name = to
+        byName.set(to, st)
+        return Effect.void
+      })
+
+    const heartbeat = (stream: string, at: number) =>
+      Effect.sync(() => {
+        const st = byName.get(stream)
+        if (st === undefined) return false
+        st.heartbeatAt = at
+        return true
+      })
 
     return EventStore.of({
       append,
       read: (stream, options) => pagedRead(readPage(stream), options),
       version: (stream) => Effect.sync(() => byName.get(stream)?.events.length ?? 0),
       streams,
+      deleteStream,
+      renameStream,
+      heartbeat,
       tail: (stream, options) => pollingTail(readPage(stream), options),
       readAll: (options) => pagedReadAll(readGlobalPage, options),
       tailAll: (options) => pollingTailAll(readGlobalPage, options),

@@ -52,7 +52,13 @@
  * \u0000, lone surrogates) and reorder keys; nothing queries inside payloads, so it buys nothing.
  *
  * Errors (server unreachable, authentication failed, database missing) are a `StoreError` with a
- * one-line message naming the URL without its password.
+ * one-line message naming the URL without its password. Its kind is "unavailable" when the store
+ * is fine but cannot be used now (server unreachable or shutting down, too many connections, disk
+ * full, read-only, no permission), "bad-input" otherwise (wrong URL, role, database or schema).
+ *
+ * Staging streams (`.staging/...`) are left out of `streams()` and the global log. `renameStream`
+ * copies the events to the new name (INSERT ... SELECT, under the global-order lock, so they take
+ * fresh global positions at the end of the log) and deletes the old rows, in one transaction.
  */
 import * as Reactivity from "@effect/experimental/Reactivity"
 import type { SqlClient } from "@effect/sql/SqlClient"
@@ -63,9 +69,14 @@ import {
   type EventEnvelope,
   EventStore,
   type EventStoreShape,
+  STAGING_PREFIX,
   type StoredEvent,
   StoreError,
+  type StoreErrorKind,
+  StreamExists,
   type StreamInfo,
+  StreamNotFound,
+  type StreamsOptions,
   VersionConflict,
 } from "./event-store.ts"
 import {
@@ -106,6 +117,11 @@ const MIGRATIONS: ReadonlyArray<{ readonly version: number; readonly name: strin
         recorded_at bigint NOT NULL,
         CONSTRAINT events_stream_position PRIMARY KEY (stream, position)
       )`,
+  },
+  {
+    version: 2,
+    name: "writer heartbeats",
+    sql: "ALTER TABLE {schema}.streams ADD COLUMN heartbeat_at bigint",
   },
 ]
 
@@ -159,6 +175,38 @@ const pgError = (cause: unknown): { code?: string; constraint?: string } | undef
     : undefined
 }
 
+/** Errnos of a server that cannot be reached (node-postgres passes the socket's errors on). */
+const UNREACHABLE = new Set([
+  "ECONNREFUSED",
+  "ECONNRESET",
+  "ETIMEDOUT",
+  "ENOTFOUND",
+  "EAI_AGAIN",
+  "EHOSTUNREACH",
+  "ENETUNREACH",
+  "EPIPE",
+])
+
+/**
+ * "unavailable" for a store that is fine but cannot be used now: unreachable, shutting down,
+ * out of connections, disk or memory (SQLSTATE class 08, 53, 57P), read-only (25006), locked
+ * (55P03), no permission (42501); "bad-input" for the rest (wrong role, database, schema).
+ */
+export const pgKind = (cause: unknown): StoreErrorKind => {
+  const inner = cause instanceof SqlError ? (cause.cause ?? cause) : cause
+  const all = inner instanceof AggregateError ? [...inner.errors, inner] : [inner]
+  for (const e of all) {
+    const code = (e as { code?: unknown } | null)?.code
+    if (typeof code === "string") {
+      if (UNREACHABLE.has(code) || /^(08|53|57P)/.test(code)) return "unavailable"
+      if (code === "25006" || code === "55P03" || code === "42501") return "unavailable"
+    }
+    const message = e instanceof Error ? e.message : ""
+    if (/timeout|terminated unexpectedly|Connection terminated/i.test(message)) return "unavailable"
+  }
+  return "bad-input"
+}
+
 const SCHEMA_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/
 
 /** A row of the stream read query, as positional values (bigints come as strings). */
@@ -205,7 +253,11 @@ export const makePostgresEventStore = (
     }
     const q = `"${schema}"`
     const storeError = (what: string) => (cause: unknown) =>
-      new StoreError({ message: `${what} (PostgreSQL at ${where}): ${causeMessage(cause)}`, cause })
+      new StoreError({
+        message: `${what} (PostgreSQL at ${where}): ${causeMessage(cause)}`,
+        cause,
+        kind: pgKind(cause),
+      })
     const fail = (what: string) => (e: SqlError) => Effect.fail(storeError(what)(e))
 
     const sql: SqlClient =
@@ -422,8 +474,8 @@ export const makePostgresEventStore = (
       sql
         .unsafe(
           `SELECT global_position, stream, position, type, version, data, recorded_at FROM ${q}.events ` +
-            "WHERE global_position > $1 ORDER BY global_position LIMIT $2",
-          [Math.floor(after), limit],
+            "WHERE global_position > $1 AND NOT starts_with(stream, $3) ORDER BY global_position LIMIT $2",
+          [Math.floor(after), limit, STAGING_PREFIX],
         )
         .values.pipe(
           Effect.catchTag("SqlError", fail("cannot read the global log")),
@@ -447,10 +499,12 @@ export const makePostgresEventStore = (
           ),
         )
 
-    const streams = () =>
+    const streams = (options?: StreamsOptions) =>
       sql
-        .unsafe<{ stream: string; version: string; first: string; last: string }>(
-          `SELECT stream, version, first_recorded_at AS first, last_recorded_at AS last FROM ${q}.streams ORDER BY created`,
+        .unsafe<{ stream: string; version: string; first: string; last: string; beat: string | null }>(
+          "SELECT stream, version, first_recorded_at AS first, last_recorded_at AS last, heartbeat_at AS beat " +
+            `FROM ${q}.streams WHERE starts_with(stream, $1) = $2 ORDER BY created`,
+          [STAGING_PREFIX, options?.staging === true],
         )
         .pipe(
           Effect.map((rows) =>
@@ -460,10 +514,64 @@ export const makePostgresEventStore = (
                 version: Number(r.version),
                 firstRecordedAt: Number(r.first),
                 lastRecordedAt: Number(r.last),
+                ...(r.beat === null ? {} : { heartbeatAt: Number(r.beat) }),
               }),
             ),
           ),
           Effect.catchTag("SqlError", fail("cannot list streams")),
+        )
+
+    /** A write's failures as StoreErrors (a failed COMMIT surfaces as a defect from @effect/sql). */
+    const writing =
+      (what: string) =>
+      <A, E>(eff: Effect.Effect<A, E | SqlError>) =>
+        eff.pipe(
+          Effect.catchIf((e): e is SqlError => e instanceof SqlError, fail(what)),
+          Effect.catchAllDefect((cause) => Effect.fail(storeError(what)(cause))),
+        ) as Effect.Effect<A, Exclude<E, SqlError> | StoreError>
+
+    const deleteStream = (stream: string) =>
+      Effect.gen(function* () {
+        const rows = yield* sql.unsafe<{ version: string }>(
+          `DELETE FROM ${q}.streams WHERE stream = $1 RETURNING version`,
+          [stream],
+        )
+        if (rows.length === 0) return 0
+        yield* sql.unsafe(`DELETE FROM ${q}.events WHERE stream = $1`, [stream])
+        return Number(rows[0]!.version)
+      }).pipe(sql.withTransaction, writing(`cannot delete stream ${stream}`))
+
+    const renameStream = (from: string, to: string) =>
+      Effect.gen(function* () {
+        // The source row locked first: a racing append to it waits for the rename, then conflicts.
+        const source = yield* sql.unsafe(`SELECT 1 FROM ${q}.streams WHERE stream = $1 FOR UPDATE`, [from])
+        if (source.length === 0) return yield* new StreamNotFound({ stream: from })
+        const created = yield* sql.unsafe(
+          `INSERT INTO ${q}.streams (stream, version, first_recorded_at, last_recorded_at, heartbeat_at) ` +
+            `SELECT $2, version, first_recorded_at, last_recorded_at, heartbeat_at FROM ${q}.streams WHERE stream = $1 ` +
+            "ON CONFLICT (stream) DO NOTHING RETURNING 1",
+          [from, to],
+        )
+        if (created.length === 0) return yield* new StreamExists({ stream: to })
+        // Fresh global positions, drawn in order under the lock every append takes (see above).
+        yield* sql.unsafe("SELECT pg_advisory_xact_lock(hashtext('interleave:global-order'), hashtext($1))", [
+          schema,
+        ])
+        yield* sql.unsafe(
+          `INSERT INTO ${q}.events (stream, position, type, version, data, recorded_at) ` +
+            `SELECT $2, position, type, version, data, recorded_at FROM ${q}.events WHERE stream = $1 ORDER BY position`,
+          [from, to],
+        )
+        yield* sql.unsafe(`DELETE FROM ${q}.events WHERE stream = $1`, [from])
+        yield* sql.unsafe(`DELETE FROM ${q}.streams WHERE stream = $1`, [from])
+      }).pipe(sql.withTransaction, writing(`cannot rename stream ${from} to ${to}`))
+
+    const heartbeat = (stream: string, at: number) =>
+      sql
+        .unsafe(`UPDATE ${q}.streams SET heartbeat_at = $2 WHERE stream = $1 RETURNING 1`, [stream, at])
+        .pipe(
+          Effect.map((rows) => rows.length > 0),
+          writing(`cannot record a heartbeat for stream ${stream}`),
         )
 
     return EventStore.of({
@@ -471,6 +579,9 @@ export const makePostgresEventStore = (
       read: (stream, options) => pagedRead(readPage(stream), options, READ_PAGE_SIZE),
       version,
       streams,
+      deleteStream,
+      renameStream,
+      heartbeat,
       tail: (stream, options) => pollingTail(readPage(stream), options, READ_PAGE_SIZE),
       readAll: (options) => pagedReadAll(readGlobalPage, options, READ_PAGE_SIZE),
       tailAll: (options) => pollingTailAll(readGlobalPage, options, READ_PAGE_SIZE),

@@ -13,6 +13,20 @@
  * - The file is checked before SQLite ever opens it: a file that is not a SQLite database (a JSONL
  *   log passed by mistake) is refused untouched, and a SQLite database that is not ours is
  *   refused before anything (WAL mode included) is written to it.
+ * - Locks: SQLite has one writer at a time. A writer that finds the file locked by another process
+ *   waits (SQLite's busy handler, at most 1 s an attempt, then a non-blocking back-off between
+ *   attempts) for up to `lockWaitMs` (60 s by default) before it gives up with a StoreError of kind
+ *   "unavailable" that says the store is locked by another process. A full disk (SQLITE_FULL,
+ *   ENOSPC) and a read-only file or file system are "unavailable" too, in words.
+ * - Read-only (`readOnly: true`, for the commands that only read): no WAL switch, no migration, no
+ *   file or folder created, no -wal/-shm left behind, so it works on a read-only mount and on a
+ *   store owned by another user. A missing file reads as an empty store. An older schema is read
+ *   as it is (the queries leave out what it lacks). When no writer has the file open (no -wal file)
+ *   it is opened `immutable` (SQLite then needs no -shm and takes no locks); should a -wal file
+ *   appear later (a writer started), the next query switches to an ordinary read-only connection
+ *   that sees the writer's commits through the -wal and -shm it made.
+ * - Staging streams (`.staging/...`) are left out of `streams()` and the global log; a rename
+ *   moves a stream's events to the end of the global log under fresh global positions.
  * - Everything goes through @effect/sql, hot paths included: with multi-row INSERTs and 2000-row
  *   read pages, its overhead over bare better-sqlite3 running the same statements measured at
  *   noise level for reads and up to about 25% for appends, well inside the targets of
@@ -20,20 +34,27 @@
  */
 import * as fs from "node:fs"
 import * as path from "node:path"
+import { pathToFileURL } from "node:url"
 import * as Reactivity from "@effect/experimental/Reactivity"
 import type { SqlClient } from "@effect/sql/SqlClient"
 import { SqlError } from "@effect/sql/SqlError"
 import * as SqliteClient from "@effect/sql-sqlite-node/SqliteClient"
-import { Clock, Effect, Layer, Schedule, type Scope } from "effect"
+import { Clock, Effect, ExecutionStrategy, Layer, Scope } from "effect"
 import {
   type EventEnvelope,
   EventStore,
   type EventStoreShape,
+  STAGING_PREFIX,
   type StoredEvent,
   StoreError,
+  type StoreErrorKind,
+  StreamExists,
   type StreamInfo,
+  StreamNotFound,
+  type StreamsOptions,
   VersionConflict,
 } from "./event-store.ts"
+import { makeMemoryEventStore } from "./memory.ts"
 import {
   pagedRead,
   pagedReadAll,
@@ -71,6 +92,11 @@ const MIGRATIONS: ReadonlyArray<{ readonly version: number; readonly name: strin
         recorded_at INTEGER NOT NULL,
         PRIMARY KEY (stream, position)
       ) WITHOUT ROWID;`,
+  },
+  {
+    version: 2,
+    name: "writer heartbeats",
+    sql: "ALTER TABLE streams ADD COLUMN heartbeat_at INTEGER",
   },
 ]
 
@@ -122,28 +148,90 @@ const fileLock = (file: string): Effect.Semaphore => {
   return lock
 }
 
-const causeMessage = (cause: unknown): string => {
-  const inner = cause instanceof SqlError ? cause.cause : cause
-  return inner instanceof Error ? inner.message : String(inner)
+/** How long a writer waits for a lock another process holds, unless told otherwise. */
+export const DEFAULT_LOCK_WAIT_MS = 60_000
+
+export interface SqliteStoreOptions {
+  /**
+   * Only read: no WAL switch, no migration, no file, folder, -wal or -shm created. Every write
+   * fails with a StoreError. A missing file reads as an empty store.
+   */
+  readonly readOnly?: boolean | undefined
+  /** How long a write waits for a lock held by another process before it gives up, in ms. */
+  readonly lockWaitMs?: number | undefined
+  /** For tests only: statements run on the connection once it is set up (`PRAGMA max_page_count`). */
+  readonly testing?: { readonly pragmas?: ReadonlyArray<string> } | undefined
 }
 
-const storeError = (message: string) => (cause: unknown) =>
-  new StoreError({ message: `${message}: ${causeMessage(cause)}`, cause })
-
-/** SQLite's error code (SQLITE_BUSY, SQLITE_NOTADB, ...) under an error, if there is one. */
-const sqliteCode = (cause: unknown): string | undefined => {
+/** SQLite's error code (SQLITE_BUSY, SQLITE_NOTADB, ...) or the errno under an error, if any. */
+const errorCode = (cause: unknown): string | undefined => {
   const inner = cause instanceof SqlError ? cause.cause : cause
   const code = (inner as { code?: unknown } | undefined)?.code
   return typeof code === "string" ? code : undefined
 }
 
-const isBusy = (e: StoreError): boolean => sqliteCode(e.cause)?.startsWith("SQLITE_BUSY") === true
+const isBusyCode = (code: string | undefined): boolean =>
+  code !== undefined && (code.startsWith("SQLITE_BUSY") || code.startsWith("SQLITE_LOCKED"))
+
+/** The store is fine but cannot be used now: locked, full, read-only, not permitted. */
+const UNAVAILABLE =
+  /^(SQLITE_(BUSY|LOCKED|FULL|READONLY|CANTOPEN|PERM|IOERR|AUTH)|ENOSPC|EROFS|EACCES|EPERM|EDQUOT)/
+
+/** A failure's cause in words: SQLite's codes and errnos a user can act on, else its message. */
+const causeText = (cause: unknown): string => {
+  const code = errorCode(cause) ?? ""
+  if (code === "SQLITE_FULL" || code === "ENOSPC" || code === "SQLITE_IOERR_WRITE" || code === "EDQUOT")
+    return "the disk is full (no space left on the device)"
+  if (code.startsWith("SQLITE_READONLY") || code === "EROFS")
+    return "the store is read-only (a read-only file system, or no permission to write it)"
+  if (code === "EACCES" || code === "EPERM" || code === "SQLITE_PERM") return "permission denied"
+  if (code.startsWith("SQLITE_CANTOPEN"))
+    return "unable to open database file (no permission to open it, or its folder is read-only)"
+  const inner = cause instanceof SqlError ? cause.cause : cause
+  return inner instanceof Error ? inner.message : String(inner)
+}
+
+const kindOf = (cause: unknown): StoreErrorKind =>
+  UNAVAILABLE.test(errorCode(cause) ?? "") ? "unavailable" : "bad-input"
+
+const storeError = (message: string) => (cause: unknown) =>
+  new StoreError({ message: `${message}: ${causeText(cause)}`, cause, kind: kindOf(cause) })
+
+/**
+ * Runs `eff` again while it fails because another process holds the lock, backing off from 25 ms
+ * to 1 s between attempts, until `waitMs` have passed; then lets the last failure through.
+ * Wall-clock time on purpose: the budget is real time another process holds a lock.
+ */
+const retryWhileLocked = <A, E>(eff: Effect.Effect<A, E>, waitMs: number): Effect.Effect<A, E> =>
+  Effect.suspend(() => {
+    const deadline = Date.now() + waitMs
+    const attempt = (delay: number): Effect.Effect<A, E> =>
+      Effect.catchIf(
+        eff,
+        (e) => isBusyCode(errorCode(e instanceof StoreError ? e.cause : e)) && Date.now() < deadline,
+        () =>
+          Effect.zipRight(
+            Effect.sleep(Math.max(1, Math.min(delay, deadline - Date.now()))),
+            Effect.suspend(() => attempt(Math.min(delay * 2, 1000))),
+          ),
+      )
+    return attempt(25)
+  })
+
+/** The one message for a write that gave up on a lock, so that every write says it alike. */
+const lockedText = (file: string, waitMs: number) =>
+  `${file} is locked by another process (gave up after waiting ${Math.round(waitMs / 100) / 10} s for it)`
 
 /**
  * Refuses, without opening or writing it, a path that cannot be our store: a directory, or a
- * non-empty file that does not start with the SQLite header. Creates the folders of a new file.
+ * non-empty file that does not start with the SQLite header. Creates the folders of a new file
+ * unless `readOnly`. Says whether there is anything to open: "missing" and "empty" files hold no
+ * store yet.
  */
-const checkFile = (file: string): Effect.Effect<void, StoreError> =>
+const checkFile = (
+  file: string,
+  readOnly: boolean,
+): Effect.Effect<"missing" | "empty" | "database", StoreError> =>
   Effect.try({
     try: () => {
       let stat: fs.Stats | undefined
@@ -153,8 +241,8 @@ const checkFile = (file: string): Effect.Effect<void, StoreError> =>
         if ((cause as NodeJS.ErrnoException).code !== "ENOENT") throw cause
       }
       if (stat === undefined) {
-        fs.mkdirSync(path.dirname(file), { recursive: true })
-        return
+        if (!readOnly) fs.mkdirSync(path.dirname(file), { recursive: true })
+        return "missing"
       }
       if (stat.isDirectory()) {
         throw new StoreError({ message: `${file} is a directory, not an interleave event store` })
@@ -162,7 +250,7 @@ const checkFile = (file: string): Effect.Effect<void, StoreError> =>
       if (!stat.isFile()) {
         throw new StoreError({ message: `${file} is not an interleave event store (not a regular file)` })
       }
-      if (stat.size === 0) return
+      if (stat.size === 0) return "empty"
       const header = Buffer.alloc(SQLITE_HEADER.length)
       const fd = fs.openSync(file, "r")
       let read: number
@@ -174,6 +262,7 @@ const checkFile = (file: string): Effect.Effect<void, StoreError> =>
       if (read < header.length || !header.equals(SQLITE_HEADER)) {
         throw new StoreError({ message: `${file} is not an interleave event store (not a SQLite database)` })
       }
+      return "database"
     },
     catch: (cause) =>
       cause instanceof StoreError ? cause : storeError(`cannot use ${file} as an event store`)(cause),
@@ -197,9 +286,9 @@ const schemaVersion = (sql: SqlClient, file: string): Effect.Effect<number, Stor
   }).pipe(
     Effect.catchTag("SqlError", (e) =>
       Effect.fail(
-        sqliteCode(e) === "SQLITE_NOTADB" || sqliteCode(e) === "SQLITE_CORRUPT"
+        errorCode(e) === "SQLITE_NOTADB" || errorCode(e) === "SQLITE_CORRUPT"
           ? storeError(`${file} is not an interleave event store (a damaged SQLite file)`)(e)
-          : storeError(`cannot read ${file}`)(e),
+          : storeError(`cannot open ${file}`)(e),
       ),
     ),
   )
@@ -216,7 +305,7 @@ const refuseNewer = (file: string, found: number): Effect.Effect<void, StoreErro
     : Effect.void
 
 /** Brings a fresh or older file to SCHEMA_VERSION, in one transaction, re-checking inside it. */
-const migrate = (sql: SqlClient, file: string): Effect.Effect<void, StoreError> =>
+const migrate = (sql: SqlClient, file: string, lockWaitMs: number): Effect.Effect<void, StoreError> =>
   Effect.gen(function* () {
     yield* sql.unsafe(
       `CREATE TABLE IF NOT EXISTS ${MIGRATIONS_TABLE} ` +
@@ -238,11 +327,19 @@ const migrate = (sql: SqlClient, file: string): Effect.Effect<void, StoreError> 
     }
   }).pipe(
     sql.withTransaction,
-    Effect.catchTag("SqlError", (e) =>
-      Effect.fail(storeError(`cannot set up the event store in ${file}`)(e)),
-    ),
     // Another process may be setting up the same new file: its commit invalidates our snapshot.
-    Effect.retry({ while: isBusy, schedule: Schedule.spaced("50 millis"), times: 5 }),
+    (eff) => retryWhileLocked(eff, lockWaitMs),
+    Effect.catchTag("SqlError", (e) =>
+      Effect.fail(
+        isBusyCode(errorCode(e))
+          ? new StoreError({
+              message: `cannot set up ${lockedText(file, lockWaitMs)}`,
+              cause: e,
+              kind: "unavailable",
+            })
+          : storeError(`cannot set up the event store in ${file}`)(e),
+      ),
+    ),
   )
 
 const insertSqlCache = new Map<number, string>()
@@ -279,47 +376,147 @@ type EventRow = readonly [
   recordedAt: number,
 ]
 
+/** A WHERE condition on `stream`: staging streams only, or every other stream. */
+const stagingCondition = (staging: boolean) =>
+  `substr(stream, 1, ${STAGING_PREFIX.length}) ${staging ? "=" : "<>"} '${STAGING_PREFIX}'`
+
+/** Every write on a store opened read-only fails with this. */
+const readOnlyError = (file: string) =>
+  new StoreError({ message: `${file} is open read-only: cannot write to it`, kind: "unavailable" })
+
+/** `store` with its writes refused: how a read-only store that holds nothing yet is read. */
+const refuseWrites = (store: EventStoreShape, file: string): EventStoreShape => {
+  const refused = Effect.fail(readOnlyError(file))
+  return {
+    ...store,
+    append: () => refused,
+    deleteStream: () => refused,
+    renameStream: () => refused,
+    heartbeat: () => refused,
+  }
+}
+
+// `immutable` read-only opens need URI file names, which better-sqlite3 switches on from this
+// variable when it loads its native addon (once per process, at the first open). Whoever set it
+// (to 0) keeps their choice; read-only opens then fall back to plain read-only connections.
+process.env.SQLITE_USE_URI ??= "1"
+
 /**
- * Opens (creating if needed) the event store in `file`. The connection closes with the scope.
+ * Opens (creating if needed) the event store in `file`; with `readOnly`, reads it without
+ * writing or creating anything. The connection closes with the scope.
  */
-export const makeSqliteEventStore = (file: string): Effect.Effect<EventStoreShape, StoreError, Scope.Scope> =>
+export const makeSqliteEventStore = (
+  file: string,
+  options: SqliteStoreOptions = {},
+): Effect.Effect<EventStoreShape, StoreError, Scope.Scope> =>
   Effect.gen(function* () {
-    yield* checkFile(file)
-    const lock = fileLock(path.resolve(file))
-    // WAL is switched on by hand below, only once the file is known to be ours.
-    const sql = yield* SqliteClient.make({ filename: file, disableWAL: true }).pipe(
-      Effect.catchAllDefect((cause) => Effect.fail(storeError(`cannot open ${file}`)(cause))),
-      Effect.provideServiceEffect(Reactivity.Reactivity, Reactivity.make),
-    )
-    const found = yield* schemaVersion(sql, file)
+    process.env.SQLITE_USE_URI ??= "1"
+    const readOnly = options.readOnly === true
+    const lockWaitMs = Math.max(0, options.lockWaitMs ?? DEFAULT_LOCK_WAIT_MS)
+    const found0 = yield* checkFile(file, readOnly)
+    if (readOnly && found0 !== "database") return refuseWrites(yield* makeMemoryEventStore(), file)
+    const absolute = path.resolve(file)
+    const lock = fileLock(absolute)
+    const walFile = `${absolute}-wal`
+    const scope = yield* Effect.scope
+
+    /** A connection of its own scope (closed with the store's), immutable or not. */
+    const connect = (immutable: boolean): Effect.Effect<SqlClient, StoreError> =>
+      Effect.gen(function* () {
+        const child = yield* Scope.fork(scope, ExecutionStrategy.sequential)
+        const open = (filename: string) =>
+          Scope.extend(
+            // WAL is switched on by hand below, only once the file is known to be ours.
+            SqliteClient.make({ filename, disableWAL: true, readonly: readOnly }).pipe(
+              Effect.provideServiceEffect(Reactivity.Reactivity, Reactivity.make),
+            ),
+            child,
+          ).pipe(Effect.catchAllDefect((cause) => Effect.fail(storeError(`cannot open ${file}`)(cause))))
+        const sql = immutable
+          ? yield* open(`${pathToFileURL(absolute).href}?immutable=1`).pipe(
+              // URI file names switched off in this process: an ordinary read-only connection.
+              Effect.orElse(() => open(absolute)),
+            )
+          : yield* open(absolute)
+        yield* sql
+          .unsafe(`PRAGMA busy_timeout = ${Math.min(1000, lockWaitMs)}`)
+          .pipe(Effect.catchTag("SqlError", (e) => Effect.fail(storeError(`cannot open ${file}`)(e))))
+        return sql
+      })
+
+    // Read-only with no writer around (no -wal): immutable, so that SQLite makes no -wal or -shm.
+    let immutable = readOnly && !fs.existsSync(walFile)
+    let connection = yield* connect(immutable)
+    /** The connection to use; a read-only immutable one is swapped once a writer shows up. */
+    const current: Effect.Effect<SqlClient, StoreError> = Effect.suspend(() => {
+      if (!immutable || !fs.existsSync(walFile)) return Effect.succeed(connection)
+      immutable = false
+      return Effect.tap(connect(false), (sql) => {
+        connection = sql
+      })
+    })
+    const withSql = <A, E, R>(f: (sql: SqlClient) => Effect.Effect<A, E, R>) => Effect.flatMap(current, f)
+
+    const found = yield* schemaVersion(connection, file)
     yield* refuseNewer(file, found)
-    const setup = Effect.gen(function* () {
-      const mode = yield* sql.unsafe<{ journal_mode: string }>("PRAGMA journal_mode = WAL")
-      if (mode[0]?.journal_mode !== "wal") {
-        return yield* new StoreError({
-          message: `cannot switch ${file} to WAL journal mode (it stays in ${mode[0]?.journal_mode})`,
-        })
-      }
-      // NORMAL is durable in WAL mode against a crash of the process; a power cut may lose the
-      // last commits but never corrupts the file.
-      yield* sql.unsafe("PRAGMA synchronous = NORMAL")
-    }).pipe(Effect.catchTag("SqlError", (e) => Effect.fail(storeError(`cannot open ${file}`)(e))))
-    yield* lock.withPermits(1)(
-      Effect.zipRight(setup, found < SCHEMA_VERSION ? migrate(sql, file) : Effect.void),
-    )
+    if (readOnly && found === 0) return refuseWrites(yield* makeMemoryEventStore(), file)
+    // Read-only stores are read as they are: the columns of later migrations may be missing.
+    const hasHeartbeats = !readOnly || found >= 2
+
+    /** A write that failed: locked beyond the budget, full, read-only, or something else. */
+    const writeFailure = (what: string) => (e: unknown) =>
+      Effect.fail(
+        isBusyCode(errorCode(e))
+          ? new StoreError({
+              message: `${what}: ${lockedText(file, lockWaitMs)}`,
+              cause: e,
+              kind: "unavailable",
+            })
+          : storeError(`${what} (${file})`)(e),
+      )
+
+    /** Runs a write under this process's file lock, retrying while another process holds SQLite's. */
+    const write = <A, E>(what: string, eff: Effect.Effect<A, E | SqlError>) =>
+      retryWhileLocked(lock.withPermits(1)(eff), lockWaitMs).pipe(
+        Effect.catchIf((e): e is SqlError => e instanceof SqlError, writeFailure(what)),
+        // A failed COMMIT surfaces as a defect from @effect/sql; it is still the store failing.
+        Effect.catchAllDefect(writeFailure(what)),
+      ) as Effect.Effect<A, Exclude<E, SqlError> | StoreError>
+
+    if (!readOnly) {
+      const sql = connection
+      const setup = Effect.gen(function* () {
+        const mode = yield* sql.unsafe<{ journal_mode: string }>("PRAGMA journal_mode = WAL")
+        if (mode[0]?.journal_mode !== "wal") {
+          return yield* new StoreError({
+            message: `cannot switch ${file} to WAL journal mode (it stays in ${mode[0]?.journal_mode})`,
+          })
+        }
+        // NORMAL is durable in WAL mode against a crash of the process; a power cut may lose the
+        // last commits but never corrupts the file.
+        yield* sql.unsafe("PRAGMA synchronous = NORMAL")
+      })
+      yield* write(`cannot open ${file}`, setup)
+      if (found < SCHEMA_VERSION) yield* lock.withPermits(1)(migrate(sql, file, lockWaitMs))
+      for (const pragma of options.testing?.pragmas ?? [])
+        yield* write(`cannot open ${file}`, sql.unsafe(pragma))
+    }
 
     const fail = (what: string) => (e: SqlError) => Effect.fail(storeError(`${what} (${file})`)(e))
 
-    const currentVersion = (stream: string) =>
+    const currentVersion = (sql: SqlClient, stream: string) =>
       Effect.map(
         sql.unsafe<{ version: number }>("SELECT version FROM streams WHERE stream = ?", [stream]),
         (rows) => rows[0]?.version ?? 0,
       )
 
     const version = (stream: string) =>
-      currentVersion(stream).pipe(Effect.catchTag("SqlError", fail(`cannot read stream ${stream}`)))
+      withSql((sql) => currentVersion(sql, stream)).pipe(
+        Effect.catchTag("SqlError", fail(`cannot read stream ${stream}`)),
+      )
 
     const writeBatch = (
+      sql: SqlClient,
       stream: string,
       data: ReadonlyArray<string>,
       events: ReadonlyArray<EventEnvelope>,
@@ -342,7 +539,7 @@ export const makeSqliteEventStore = (file: string): Effect.Effect<EventStoreShap
                 )
               : []
           if (created.length === 0) {
-            const actual = yield* currentVersion(stream)
+            const actual = yield* currentVersion(sql, stream)
             return yield* new VersionConflict({ stream, expected, actual })
           }
         }
@@ -372,6 +569,7 @@ export const makeSqliteEventStore = (file: string): Effect.Effect<EventStoreShap
 
     const append = (stream: string, events: ReadonlyArray<EventEnvelope>, expected: number) =>
       Effect.gen(function* () {
+        const sql = connection
         const now = yield* Clock.currentTimeMillis
         const data = yield* Effect.try({
           try: () => events.map((e) => JSON.stringify(e.data) ?? "null"),
@@ -379,118 +577,182 @@ export const makeSqliteEventStore = (file: string): Effect.Effect<EventStoreShap
             new StoreError({ message: `stream ${stream}: event data is not JSON (${String(cause)})`, cause }),
         })
         if (events.length === 0) {
-          const actual = yield* currentVersion(stream)
+          const actual = yield* currentVersion(sql, stream).pipe(
+            Effect.catchTag("SqlError", fail(`cannot read stream ${stream}`)),
+          )
           if (actual !== expected) return yield* new VersionConflict({ stream, expected, actual })
           return actual
         }
-        return yield* lock.withPermits(1)(
-          sql.withTransaction(writeBatch(stream, data, events, expected, now)),
+        return yield* write(
+          `cannot append to stream ${stream}`,
+          sql.withTransaction(writeBatch(sql, stream, data, events, expected, now)),
         )
-      }).pipe(
-        Effect.catchTag("SqlError", fail(`cannot append to stream ${stream}`)),
-        // A failed COMMIT surfaces as a defect from @effect/sql; it is still the store failing.
-        Effect.catchAllDefect((cause) =>
-          Effect.fail(storeError(`cannot append to stream ${stream} (${file})`)(cause)),
+      })
+
+    const deleteStream = (stream: string) => {
+      const sql = connection
+      return write(
+        `cannot delete stream ${stream}`,
+        sql.withTransaction(
+          Effect.gen(function* () {
+            const rows = yield* sql.unsafe<{ version: number }>(
+              "DELETE FROM streams WHERE stream = ? RETURNING version",
+              [stream],
+            )
+            if (rows.length === 0) return 0
+            yield* sql.unsafe("DELETE FROM events WHERE stream = ?", [stream])
+            return rows[0]!.version
+          }),
         ),
       )
+    }
+
+    const renameStream = (from: string, to: string) => {
+      const sql = connection
+      return write(
+        `cannot rename stream ${from} to ${to}`,
+        sql.withTransaction(
+          Effect.gen(function* () {
+            const source = yield* sql.unsafe("SELECT 1 FROM streams WHERE stream = ?", [from])
+            if (source.length === 0) return yield* new StreamNotFound({ stream: from })
+            const target = yield* sql.unsafe("SELECT 1 FROM streams WHERE stream = ?", [to])
+            if (target.length > 0) return yield* new StreamExists({ stream: to })
+            const next = yield* sql.unsafe<{ next: number }>(
+              "SELECT COALESCE(MAX(global_position) + 1, 0) AS next FROM events",
+            )
+            // Above every global position there is: no row can collide while they are renumbered.
+            yield* sql.unsafe(
+              "UPDATE events SET stream = ?, global_position = ? + position WHERE stream = ?",
+              [to, next[0]?.next ?? 0, from],
+            )
+            // A new row (a new rowid): the renamed stream is listed as the newest.
+            yield* sql.unsafe(
+              "INSERT INTO streams (stream, version, first_recorded_at, last_recorded_at, heartbeat_at) " +
+                "SELECT ?, version, first_recorded_at, last_recorded_at, heartbeat_at FROM streams WHERE stream = ?",
+              [to, from],
+            )
+            yield* sql.unsafe("DELETE FROM streams WHERE stream = ?", [from])
+          }),
+        ),
+      )
+    }
+
+    const heartbeat = (stream: string, at: number) => {
+      const sql = connection
+      return write(
+        `cannot record a heartbeat for stream ${stream}`,
+        sql.unsafe("UPDATE streams SET heartbeat_at = ? WHERE stream = ? RETURNING 1", [at, stream]),
+      ).pipe(Effect.map((rows) => rows.length > 0))
+    }
 
     const readPage =
       (stream: string): ReadPage<StoreError> =>
       (from, to) =>
-        sql
-          .unsafe(
-            "SELECT global_position, position, type, version, data, recorded_at FROM events " +
-              "WHERE stream = ? AND position >= ? AND position < ? ORDER BY position",
-            [stream, from, to],
-          )
-          .values.pipe(
-            Effect.catchTag("SqlError", fail(`cannot read stream ${stream}`)),
-            Effect.flatMap((rows) =>
-              Effect.try({
-                try: () => {
-                  // The hot loop of every read: index access and a preallocated array, no iterators.
-                  const page = new Array<StoredEvent>(rows.length)
-                  for (let i = 0; i < rows.length; i++) {
-                    const r = rows[i] as EventRow
-                    page[i] = {
-                      stream,
-                      position: r[1],
-                      globalPosition: r[0],
-                      type: r[2],
-                      version: r[3],
-                      data: JSON.parse(r[4]),
-                      recordedAt: r[5],
-                    }
-                  }
-                  return page
-                },
-                catch: storeError(`stream ${stream} holds an event whose data is not JSON (${file})`),
-              }),
-            ),
-          )
-
-    const readGlobalPage: ReadGlobalPage<StoreError> = (after, limit) =>
-      sql
-        .unsafe(
-          "SELECT global_position, stream, position, type, version, data, recorded_at FROM events " +
-            "WHERE global_position > ? ORDER BY global_position LIMIT ?",
-          [after, limit],
-        )
-        .values.pipe(
-          Effect.catchTag("SqlError", fail("cannot read the global log")),
+        withSql(
+          (sql) =>
+            sql.unsafe(
+              "SELECT global_position, position, type, version, data, recorded_at FROM events " +
+                "WHERE stream = ? AND position >= ? AND position < ? ORDER BY position",
+              [stream, from, to],
+            ).values,
+        ).pipe(
+          Effect.catchTag("SqlError", fail(`cannot read stream ${stream}`)),
           Effect.flatMap((rows) =>
             Effect.try({
               try: () => {
+                // The hot loop of every read: index access and a preallocated array, no iterators.
                 const page = new Array<StoredEvent>(rows.length)
                 for (let i = 0; i < rows.length; i++) {
-                  const r = rows[i] as GlobalEventRow
+                  const r = rows[i] as EventRow
                   page[i] = {
-                    stream: r[1],
-                    position: r[2],
+                    stream,
+                    position: r[1],
                     globalPosition: r[0],
-                    type: r[3],
-                    version: r[4],
-                    data: JSON.parse(r[5]),
-                    recordedAt: r[6],
+                    type: r[2],
+                    version: r[3],
+                    data: JSON.parse(r[4]),
+                    recordedAt: r[5],
                   }
                 }
                 return page
               },
-              catch: storeError(`the global log holds an event whose data is not JSON (${file})`),
+              catch: storeError(`stream ${stream} holds an event whose data is not JSON (${file})`),
             }),
           ),
         )
 
-    const streams = () =>
-      sql
-        .unsafe<{ stream: string; version: number; first: number; last: number }>(
-          "SELECT stream, version, first_recorded_at AS first, last_recorded_at AS last FROM streams ORDER BY rowid",
-        )
-        .pipe(
-          Effect.map((rows) =>
-            rows.map(
-              (r): StreamInfo => ({
-                stream: r.stream,
-                version: r.version,
-                firstRecordedAt: r.first,
-                lastRecordedAt: r.last,
-              }),
-            ),
-          ),
-          Effect.catchTag("SqlError", fail("cannot list streams")),
-        )
+    const readGlobalPage: ReadGlobalPage<StoreError> = (after, limit) =>
+      withSql(
+        (sql) =>
+          sql.unsafe(
+            "SELECT global_position, stream, position, type, version, data, recorded_at FROM events " +
+              `WHERE global_position > ? AND ${stagingCondition(false)} ORDER BY global_position LIMIT ?`,
+            [after, limit],
+          ).values,
+      ).pipe(
+        Effect.catchTag("SqlError", fail("cannot read the global log")),
+        Effect.flatMap((rows) =>
+          Effect.try({
+            try: () => {
+              const page = new Array<StoredEvent>(rows.length)
+              for (let i = 0; i < rows.length; i++) {
+                const r = rows[i] as GlobalEventRow
+                page[i] = {
+                  stream: r[1],
+                  position: r[2],
+                  globalPosition: r[0],
+                  type: r[3],
+                  version: r[4],
+                  data: JSON.parse(r[5]),
+                  recordedAt: r[6],
+                }
+              }
+              return page
+            },
+            catch: storeError(`the global log holds an event whose data is not JSON (${file})`),
+          }),
+        ),
+      )
 
-    return EventStore.of({
+    const streams = (options?: StreamsOptions) =>
+      withSql((sql) =>
+        sql.unsafe<{ stream: string; version: number; first: number; last: number; beat: number | null }>(
+          "SELECT stream, version, first_recorded_at AS first, last_recorded_at AS last, " +
+            `${hasHeartbeats ? "heartbeat_at" : "NULL"} AS beat FROM streams ` +
+            `WHERE ${stagingCondition(options?.staging === true)} ORDER BY rowid`,
+        ),
+      ).pipe(
+        Effect.map((rows) =>
+          rows.map(
+            (r): StreamInfo => ({
+              stream: r.stream,
+              version: r.version,
+              firstRecordedAt: r.first,
+              lastRecordedAt: r.last,
+              ...(r.beat === null ? {} : { heartbeatAt: r.beat }),
+            }),
+          ),
+        ),
+        Effect.catchTag("SqlError", fail("cannot list streams")),
+      )
+
+    const store = EventStore.of({
       append,
       read: (stream, options) => pagedRead(readPage(stream), options, READ_PAGE_SIZE),
       version,
       streams,
+      deleteStream,
+      renameStream,
+      heartbeat,
       tail: (stream, options) => pollingTail(readPage(stream), options, READ_PAGE_SIZE),
       readAll: (options) => pagedReadAll(readGlobalPage, options, READ_PAGE_SIZE),
       tailAll: (options) => pollingTailAll(readGlobalPage, options, READ_PAGE_SIZE),
     })
+    return readOnly ? refuseWrites(store, file) : store
   })
 
 /** The SQLite event store in `file` (created with its folders if missing), closed with the layer. */
-export const SqliteEventStoreLive = (file: string): Layer.Layer<EventStore, StoreError> =>
-  Layer.scoped(EventStore, makeSqliteEventStore(file))
+export const SqliteEventStoreLive = (
+  file: string,
+  options?: SqliteStoreOptions,
+): Layer.Layer<EventStore, StoreError> => Layer.scoped(EventStore, makeSqliteEventStore(file, options))

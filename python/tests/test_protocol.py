@@ -196,5 +196,34 @@ class Handshake(unittest.TestCase):
         self.assertIn("cannot checkpoint", replies[3]["message"])
 
 
+class Reproducibility(unittest.TestCase):
+    def serve(self, hello_result=None, **kw):
+        import io
+
+        reqs = [{"type": "hello", "id": 0, "protocol": 1, "spec": SPEC, "options": {}}, {"type": "close", "id": 1}]
+        inp = io.BytesIO("".join(json.dumps(r) + "\n" for r in reqs).encode())
+        out = io.BytesIO()
+        hello = (lambda spec, options: dict(hello_result)) if hello_result is not None else None
+        sdk.serve(lambda plan: {"total": 1.0}, hello=hello, stdin=inp, stdout=out, **kw)
+        return [json.loads(x) for x in out.getvalue().decode().splitlines()][0]
+
+    def test_ready_says_how_reproducible(self):
+        self.assertNotIn("reproducible", self.serve())
+        self.assertEqual(self.serve(reproducible="exact")["reproducible"], "exact")
+        self.assertEqual(self.serve(reproducible={"relTolerance": 0.01})["reproducible"], {"relTolerance": 0.01})
+        # The hello callback knows the device: its key wins, and is not left in info.
+        ready = self.serve({"device": "cuda:0", "reproducible": {"relTolerance": 0.02, "durationRelTolerance": 0.5}},
+                           reproducible="exact")
+        self.assertEqual(ready["reproducible"], {"relTolerance": 0.02, "durationRelTolerance": 0.5})
+        self.assertNotIn("info", ready)
+
+    def test_bad_value_fails_hello(self):
+        ready = self.serve({"reproducible": "roughly"})
+        self.assertEqual((ready["type"], ready["id"], ready["kind"]), ("failure", 0, "trainer-error"))
+        self.assertIn("reproducible must be", ready["message"])
+        with self.assertRaises(ValueError):
+            self.serve(reproducible={"relTolerance": -1})
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -63,6 +63,7 @@ class CheckpointRestore(unittest.TestCase):
             self.assertEqual(ready["capabilities"], {"evaluate": True, "checkpoint": True})
             self.assertEqual(ready["info"]["alignWeight"], "1")
             self.assertEqual(ready["framework"], f"torch {torch.__version__}")
+            self.assertEqual(ready["reproducible"], "exact")  # CPU, one thread: bit for bit
             straight = run_steps(a, range(split), 1)
             self.assertEqual(a.rpc({"type": "checkpoint", "id": 100, "path": ck})["type"], "checkpointed")
             straight += run_steps(a, range(split, n), 101)
