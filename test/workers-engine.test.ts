@@ -4,9 +4,9 @@
  * a dead attempt whose run had completed counts as the configuration's outcome; a reclaim whose
  * append conflicts (the writer is alive) leaves the lease alone.
  */
-import { rmSync } from "node:fs"
+import { readFileSync, rmSync } from "node:fs"
 import { describe, expect, it } from "@effect/vitest"
-import { Chunk, Effect, Layer, Stream } from "effect"
+import { Chunk, Effect, Fiber, Layer, Stream } from "effect"
 import { afterAll } from "vitest"
 import { AdapterRegistryLive, adapterLayer } from "../adapters/index.ts"
 import {
@@ -176,6 +176,44 @@ describe("sweep workers (memory queue and store)", () => {
       // Without the race, the same judgement marks the run.
       const lost = yield* judgeExpiredAttempt("slow")
       expect(lost._tag).toBe("lost")
+    }).pipe(Effect.provide(Layer.unwrapEffect(services))),
+  )
+
+  it.live("with wait, keeps polling once the sweep is done and takes up the sweep file's new version", () =>
+    Effect.gen(function* () {
+      const file = writeJson(dir, "changing.json", {
+        ...JSON.parse(readFileSync(sweepFile, "utf8")),
+        name: "changing",
+      })
+      const queue = yield* SweepQueue
+      const fiber = yield* Effect.fork(
+        runWorker(yield* loadSweep(file), {
+          ...options(1),
+          pollMs: 50,
+          wait: true,
+          reload: () => loadSweep(file),
+        }),
+      )
+      const done = (n: number) =>
+        Effect.gen(function* () {
+          for (let i = 0; i < 200; i++) {
+            const sweeps = yield* queue.sweeps("changing")
+            const states = yield* Effect.all(sweeps.map((s) => queue.list(s.key)))
+            if (
+              sweeps.length === n &&
+              states.every((st) => st!.configs.every((c) => c.state === "completed"))
+            )
+              return sweeps
+            yield* Effect.sleep(25)
+          }
+          return yield* Effect.die(`not ${n} completed sweeps in time`)
+        })
+      const [firstSweep] = yield* done(1)
+      writeJson(dir, "changing.json", { ...JSON.parse(readFileSync(file, "utf8")), measuredSteps: 30 })
+      const both = yield* done(2)
+      expect(both.map((s) => s.key)).toContain(firstSweep!.key)
+      expect(fiber.unsafePoll()).toBeNull()
+      yield* Fiber.interrupt(fiber)
     }).pipe(Effect.provide(Layer.unwrapEffect(services))),
   )
 })
