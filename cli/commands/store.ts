@@ -14,8 +14,8 @@ const storeArg = (name: string, description: string) =>
   flag.text(name, description, { value: "FILE|URL", default: "required" })
 
 /** The store a value names, opened in the current scope. */
-const open = (value: string) =>
-  Effect.map(Layer.build(storeLayer(value)), (ctx) => Context.get(ctx, EventStore))
+const open = (value: string, readOnly = false) =>
+  Effect.map(Layer.build(storeLayer(value, { readOnly })), (ctx) => Context.get(ctx, EventStore))
 
 const copyCommand = defineCommand({
   name: "copy",
@@ -56,7 +56,7 @@ const copyCommand = defineCommand({
       if (same) return yield* badInput("store copy: --from and --to name the same store")
       const copied = yield* Effect.scoped(
         Effect.gen(function* () {
-          const source = yield* open(fromValue)
+          const source = yield* open(fromValue, true)
           const destination = yield* open(toValue)
           return yield* copyStreams(source, destination, {
             streams: Option.isSome(o.run) ? [o.run.value] : undefined,
