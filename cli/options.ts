@@ -1,4 +1,5 @@
 /** Flags and arguments several commands share, defined once. */
+import { LOG_FORMAT_CHOICES } from "../core/log/index.ts"
 import { DEFAULT_STORE_PATH } from "../core/store/index.ts"
 import { arg, flag, flagWithDefault } from "./flags.ts"
 
@@ -18,4 +19,19 @@ export const runIdFlag = flag.text(
   "run-id",
   "Id for the new run: letters, digits, '.', '_', '-', at most 128 characters.",
   { value: "ID", default: "NAME-DATE-RANDOM" },
+)
+
+/** `--format` of the commands that read a log file (import, verify --log). */
+export const logFormatFlag = flagWithDefault.choice(
+  "format",
+  LOG_FORMAT_CHOICES,
+  "Log format: interleave's JSONL or MLLOG, an MLPerf MLLOG, an mmengine scalars.json / log.json, a detectron2 metrics.json.",
+  "auto",
+  { default: "auto (what the file's first lines look like)" },
+)
+
+export const segmentFlag = flag.integer(
+  "segment",
+  "Which run of a detectron2 metrics.json that holds several appended (1-based).",
+  { value: "N", default: "the only one; a file with several needs it" },
 )

@@ -85,11 +85,12 @@ describe("run, verify --log, replay, show, export/import", () => {
     expect((await cli(["export", "t900", "--format", "mllog", "--out", out])).code).toBe(0)
     const lines = readFileSync(out, "utf8").trim().split("\n")
     expect(lines.every((l) => l.startsWith(":::MLLOG {"))).toBe(true)
-    const first = JSON.parse(lines.find((l) => l.includes('"step_start"'))!.slice(9))
+    // MLPerf's shape: a step is a tracked_stats point, its modality and envelope in the metadata.
+    const first = JSON.parse(lines.find((l) => l.includes('"tracked_stats"'))!.slice(9))
     expect(first).toMatchObject({
-      event_type: "INTERVAL_START",
-      key: "step_start",
-      metadata: { modality: "text" },
+      event_type: "POINT_IN_TIME",
+      key: "tracked_stats",
+      metadata: { step: 0, modality: "text", interleave: { type: "StepCompleted" } },
     })
     const imp = await cli(["import", out, "--run-id", "t900-copy"])
     expect(imp.stderr).toBe("")

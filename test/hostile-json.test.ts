@@ -86,7 +86,8 @@ describe("decode errors quote values clipped", () => {
     ]
     for (const r of results) {
       const m = Either.isLeft(r) ? r.left.message : "decoded"
-      expect(m).toMatch(/… \(\d+ characters\)/)
+      // Either the value is quoted clipped, or the file's shape is named without quoting it.
+      expect(m).toMatch(/… \(\d+ characters\)|must be a JSON object, got a string/)
       expect(m.length).toBeLessThan(500)
     }
   })
@@ -161,7 +162,7 @@ describe("through the binary", () => {
       ["deep.mllog", `:::MLLOG {"namespace":"","metadata":{"interleave":${open(DEEP)}}}`],
     ] as const) {
       const lines = name.endsWith(".mllog")
-        ? [`:::MLLOG {"namespace":"","key":"x","metadata":{}}`, deepLine]
+        ? [`:::MLLOG {"namespace":"","time_ms":1,"key":"x","metadata":{}}`, deepLine]
         : [...jsonl.slice(0, 3), deepLine, ...jsonl.slice(3)]
       const at = name.endsWith(".mllog") ? 2 : 4
       const file = join(dir, name)

@@ -3,10 +3,11 @@
  * while it runs) stays under 250 MB when `replay`, `verify --log` and `show` stream a 10^6-event
  * run, and when `verify` checks a 10^7-step schedule.
  */
-import { readFileSync, rmSync } from "node:fs"
+import { rmSync } from "node:fs"
 import { join } from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { runCli, spawnCli, tempDir, writeJson } from "./cli-helpers.ts"
+import { peakRssOf } from "./support/rss.ts"
 
 const dir = tempDir()
 const store = join(dir, "runs.db")
@@ -15,29 +16,8 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }))
 const STEPS = 500_000
 const LIMIT_MB = 250
 
-/** Runs the CLI and samples its RSS every 20 ms; returns the exit code and the peak in MB. */
-const peakRss = (args: string[]) =>
-  new Promise<{ code: number | null; peakMb: number; stderr: string }>((resolve) => {
-    const child = spawnCli(args)
-    let peak = 0
-    let stderr = ""
-    child.stderr.on("data", (d) => {
-      stderr += d
-    })
-    child.stdout.resume()
-    const timer = setInterval(() => {
-      try {
-        const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${child.pid}/status`, "utf8"))
-        if (m) peak = Math.max(peak, Number(m[1]) / 1024)
-      } catch {
-        // The process has just exited.
-      }
-    }, 20)
-    child.on("exit", (code) => {
-      clearInterval(timer)
-      resolve({ code, peakMb: peak, stderr })
-    })
-  })
+/** Runs the CLI and samples its RSS every 20 ms; the exit code and the peak in MB. */
+const peakRss = (args: string[]) => peakRssOf(spawnCli(args))
 
 describe(`a ${STEPS}-step run`, () => {
   beforeAll(async () => {

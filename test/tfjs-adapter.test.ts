@@ -277,7 +277,6 @@ describe("tfjs adapter", () => {
       backend: "wasm",
       preset: "tiny",
       profileEvery: 1,
-      evalEvery: 50,
       evalBatches: 3,
       lrScale: 10,
       alignWeight: 1,

@@ -148,7 +148,6 @@ describe("adapter options", () => {
       backend: "wasm",
       preset: "tiny",
       profileEvery: 1,
-      evalEvery: 50,
       evalBatches: 3,
       lrScale: 10,
       alignWeight: 1,
@@ -173,7 +172,7 @@ describe("adapter options", () => {
     expect(message({ profileEvery: 2.5 })).toBe(
       "tfjs adapter option profileEvery: must be an integer >= 0, got 2.5",
     )
-    expect(message({ evalEvery: 0 })).toBe("tfjs adapter option evalEvery: must be an integer >= 1")
+    expect(message({ evalBatches: 0 })).toBe("tfjs adapter option evalBatches: must be an integer >= 1")
     expect(message({ evalBatches: null })).toMatch(
       /^tfjs adapter option evalBatches: must be an integer >= 1/,
     )
@@ -185,7 +184,7 @@ describe("adapter options", () => {
     )
     expect(message({ backend: 3 })).toBe("tfjs adapter option backend: must be a backend name, got 3")
     expect(message({ backnd: "cpu" })).toBe(
-      'tfjs adapter: unknown option "backnd" (known: backend, preset, profileEvery, evalEvery, evalBatches, lrScale, alignWeight)',
+      'tfjs adapter: unknown option "backnd" (known: backend, preset, profileEvery, evalBatches, lrScale, alignWeight)',
     )
   })
 })

@@ -8,7 +8,7 @@
  */
 import type { MemorySample } from "../../core/log/index.ts"
 import type { Reproducibility } from "../../core/run/index.ts"
-import type { StepPlan } from "../../core/schedule/index.ts"
+import { planFields, type StepPlan } from "../../core/schedule/index.ts"
 
 export const PROTOCOL_VERSION = 1
 
@@ -306,15 +306,5 @@ export const stepRequest = (id: number, plan: StepPlan): string =>
   JSON.stringify({
     type: "step",
     id,
-    plan: {
-      step: plan.step,
-      phase: plan.phase,
-      phaseStep: plan.phaseStep,
-      modality: plan.modality,
-      cycle: plan.cycle,
-      position: plan.position,
-      micro: plan.micro,
-      update: plan.update,
-      lr: plan.lr,
-    },
+    plan: planFields(plan),
   })

@@ -19,7 +19,6 @@
  *                 are 10-15% slower; set 0 for step times without it. On webgpu a profiled step
  *                 ends the compute pass after every kernel and reads a timestamp back for each (no
  *                 batched submits), so there it stays sampled (unmeasured).
- *   evalEvery     how often the engine should call `evaluate` (advisory, default 50)
  *   evalBatches   held-out chunks of 32 images for `evaluate` (default: preset's set, 96 or 128)
  *   lrScale       factor on every lr of the plan (default: the preset's, see ModelPreset.lrScale)
  *   alignWeight   weight of the alignment loss, finite >= 0 (default 1); 0 leaves the term out of
@@ -61,7 +60,6 @@ export interface TfjsOptions {
   readonly backend: string
   readonly preset: PresetName
   readonly profileEvery: number
-  readonly evalEvery: number
   readonly evalBatches: number
   /** Multiplies every lr of the plan (see ModelPreset.lrScale). */
   readonly lrScale: number
@@ -85,7 +83,6 @@ const OptionsSchema = Schema.Struct({
   ),
   preset: Schema.optional(oneOf(...PRESET_NAMES)),
   profileEvery: Schema.optional(NonNegInt),
-  evalEvery: Schema.optional(PosInt),
   evalBatches: Schema.optional(PosInt),
   lrScale: Schema.optional(PosFinite),
   alignWeight: Schema.optional(NonNegFinite),
@@ -112,7 +109,6 @@ export const decodeOptions = (raw: Readonly<Record<string, unknown>>): TfjsOptio
     backend,
     preset,
     profileEvery: o.profileEvery ?? defaultProfileEvery(backend),
-    evalEvery: o.evalEvery ?? 50,
     evalBatches: o.evalBatches ?? Math.ceil(PRESETS[preset].validationImages / EVAL_CHUNK_IMAGES),
     lrScale: o.lrScale ?? PRESETS[preset].lrScale,
     alignWeight: o.alignWeight ?? 1,

@@ -10,6 +10,7 @@
  * one object each, all of distinct classes. Same colour or same shape distractors are common, so
  * a prompt must match both words (text) or both appearance cues (visual) to find its object.
  */
+import { fmix32 } from "../../core/common/index.ts"
 import type { Modality } from "../../core/schedule/index.ts"
 
 export const COLOURS = ["red", "green", "blue", "yellow"] as const
@@ -63,20 +64,9 @@ export interface Sample {
 
 // ---- seeded randomness -------------------------------------------------------------------------
 
-/** 32-bit integer mix (murmur3 finaliser) used to derive independent streams. */
-export const mix32 = (h: number): number => {
-  let x = h >>> 0
-  x ^= x >>> 16
-  x = Math.imul(x, 0x85ebca6b)
-  x ^= x >>> 13
-  x = Math.imul(x, 0xc2b2ae35)
-  x ^= x >>> 16
-  return x >>> 0
-}
-
 export const hashOf = (...parts: ReadonlyArray<number>): number => {
   let h = 0x9e3779b9
-  for (const p of parts) h = mix32(h ^ mix32((p >>> 0) + 0x632be5ab))
+  for (const p of parts) h = fmix32(h ^ fmix32((p >>> 0) + 0x632be5ab))
   return h
 }
 

@@ -2,7 +2,7 @@
 import { Clock, Effect, Either, Option } from "effect"
 import { adapterLayer } from "../../adapters/index.ts"
 import { runStamp } from "../../core/bench/index.ts"
-import { forkRun, runIdFrom, specOfRun, summarizeLog } from "../../core/run/index.ts"
+import { forkRun, refuseObserved, runIdFrom, specOfRun, summarizeLog } from "../../core/run/index.ts"
 import {
   forkSpecWithRatio,
   loadScenario,
@@ -46,6 +46,7 @@ export const forkCommand = defineCommand({
       if (Option.isNone(o.at)) return yield* badInput("fork: --at STEP is required")
       const at = o.at.value
       const parent = (yield* summarizeLog(o.run)).started!
+      yield* refuseObserved(parent, "fork")
       const parentSpec = yield* specOfRun(parent)
       if (Option.isSome(o.ratio) && Option.isSome(o.spec))
         return yield* badInput("fork: give --ratio or --spec, not both")

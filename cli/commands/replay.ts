@@ -1,7 +1,7 @@
 /** `interleave replay`: re-executes a recorded run and compares it with its log, event by event. */
 import { Effect, Either } from "effect"
 import { adapterLayer } from "../../adapters/index.ts"
-import { replayRun, summarizeLog } from "../../core/run/index.ts"
+import { refuseObserved, replayRun, summarizeLog } from "../../core/run/index.ts"
 import { defineCommand } from "../command.ts"
 import { failedCheck } from "../failure.ts"
 import { jsonFlag, runArg, storeFlag } from "../options.ts"
@@ -18,6 +18,7 @@ export const replayCommand = defineCommand({
   run: (o) =>
     Effect.gen(function* () {
       const started = (yield* summarizeLog(o.run)).started!
+      yield* refuseObserved(started, "replay")
       const progress = makeProgress({ label: `replay ${o.run}`, total: started.steps })
       const result = yield* replayRun(o.run, {
         checkpointDir: replayCheckpointDirOf(o.store),

@@ -10,12 +10,13 @@ import { jsonFlag, storeFlag } from "../options.ts"
 import { json, line, table } from "../output.ts"
 import { isPostgresStore, storeName, withStore } from "../store.ts"
 
-const STATUSES = ["running", "interrupted", "completed", "aborted"] as const
+const STATUSES = ["running", "interrupted", "completed", "aborted", "observed"] as const
 
 /** What the list shows of a run, from its first event and its last few (never the whole log). */
 const summarize = (head: RunEvent | undefined, tail: ReadonlyArray<RunEvent>) => {
   const started = head?._tag === "RunStarted" ? (head as RunStarted) : undefined
-  let status: string = "running"
+  // An observed run (imported from a foreign log) has no writer: it ended as far as its log goes.
+  let status: string = started?.observed ? "observed" : "running"
   let lastStep = -1
   let writer: Writer | undefined = started?.writer
   for (const e of tail) {

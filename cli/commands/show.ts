@@ -7,6 +7,7 @@ import {
   evolveCurves,
   makeCurves,
   makeRunStateFold,
+  type ObservedEval,
   type RunStarted,
   runReport,
   type Series,
@@ -17,6 +18,7 @@ import { EventStore } from "../../core/store/index.ts"
 import { defineCommand } from "../command.ts"
 import { badInput } from "../failure.ts"
 import { flag } from "../flags.ts"
+import { observedShowLines } from "../observed-report.ts"
 import { jsonFlag, runArg, storeFlag } from "../options.ts"
 import { json, line, table } from "../output.ts"
 import { printCurves, printState, reportLines } from "../run-report.ts"
@@ -82,6 +84,7 @@ export const showCommand = defineCommand({
       if (limit !== undefined && limit < 0) return yield* badInput(`--at: must be a step >= 0, got ${limit}`)
       // One pass: the state, the evaluations and the curves up to --at.
       const evals: EvalCompleted[] = []
+      const observedEvals: ObservedEval[] = []
       const fold = makeRunStateFold()
       const curves = makeCurves(SHOW_POINTS)
       let started: RunStarted | undefined
@@ -98,6 +101,7 @@ export const showCommand = defineCommand({
               events++
               if (e._tag === "RunStarted") started ??= e
               else if (e._tag === "EvalCompleted") evals.push(e)
+              else if (e._tag === "ObservedEval") observedEvals.push(e)
               fold.push(e)
               evolveCurves(curves, e)
             }
@@ -117,6 +121,13 @@ export const showCommand = defineCommand({
           (streamInfo as { heartbeatAt?: number } | undefined)?.heartbeatAt,
           now,
         ),
+      }
+      const observed = (started as RunStarted | undefined)?.observed ? started : undefined
+      if (observed) {
+        if (limit !== undefined)
+          return yield* badInput(`--at: run ${o.run} is an observed run: it has no steps of ours to stop at`)
+        if (o.json) return yield* json({ ...runReport(state), evaluations: observedEvals })
+        return yield* line(observedShowLines(o.run, observed, state, observedEvals).join("\n"))
       }
       if (limit !== undefined && state.lastStep < limit) {
         const last = (yield* summarizeLog(o.run)).state.lastStep

@@ -1,13 +1,13 @@
 /** `interleave verify`: a schedule (scenario file) or a recorded run (--log) against every invariant. */
-import { existsSync } from "node:fs"
 import { Effect, Option, Stream } from "effect"
-import { fileEvents } from "../../core/log/index.ts"
-import { readRunEvents, summarizeLog, verifyLog } from "../../core/run/index.ts"
+import { fileEvents, isLogFileArgument, openLog } from "../../core/log/index.ts"
+import { readRunEvents, summarizeLog, verifyLog, verifyObservedLog } from "../../core/run/index.ts"
 import { loadScenario, type VerifyReport, verifySpec } from "../../core/schedule/index.ts"
 import { defineCommand } from "../command.ts"
 import { badInput, failedCheck } from "../failure.ts"
 import { arg, flag } from "../flags.ts"
-import { jsonFlag, storeFlag } from "../options.ts"
+import { reportObservedVerify } from "../observed-report.ts"
+import { jsonFlag, logFormatFlag, segmentFlag, storeFlag } from "../options.ts"
 import { json, line, table } from "../output.ts"
 import { withStore } from "../store.ts"
 
@@ -78,18 +78,25 @@ export const verifyCommand = defineCommand({
     "Check a schedule (scenario file) or a recorded run (--log) against every invariant; exit 1 on a violation.",
   args: { scenario: arg.optional("scenario", "a scenario JSON file") },
   flags: {
-    log: flag.text("log", "A recorded run to check: a run id in the store, or a .jsonl / .mllog file.", {
-      value: "RUN|FILE",
-    }),
-    spec: flag.text("spec", "With --log: check against this scenario instead of the recorded spec.", {
-      value: "FILE",
-    }),
+    log: flag.text(
+      "log",
+      "A run to check: a run id in the store, or a log file (ours, or an MLPerf, mmengine or detectron2 log: an observed run). An argument that exists, holds a '/' or ends in .jsonl/.mllog/.json/.log/.txt is a file.",
+      { value: "RUN|FILE" },
+    ),
+    spec: flag.text(
+      "spec",
+      "With --log: check against this scenario instead of the recorded spec (for an observed run: its lr schedule, and its modality if logged).",
+      { value: "FILE" },
+    ),
+    format: logFormatFlag,
+    segment: segmentFlag,
     store: storeFlag,
     json: jsonFlag,
   },
   examples: [
     "interleave verify scenarios/trex2-joint-8to1.json",
     "interleave verify --log RUN --spec scenarios/trex2-joint-8to1.json",
+    "interleave verify --log work_dirs/petdino/vis_data/scalars.json --spec scenarios/petdino-swin-t.json",
   ],
   run: (o) =>
     Effect.gen(function* () {
@@ -101,18 +108,35 @@ export const verifyCommand = defineCommand({
       }
       const target = o.log.value
       const override = Option.isSome(o.spec) ? yield* loadScenario(o.spec.value) : undefined
-      const isFile = existsSync(target)
-      const report = isFile
+      const isFile = isLogFileArgument(target)
+      const file = isFile
+        ? yield* openLog(target, { format: o.format, segment: Option.getOrUndefined(o.segment) })
+        : undefined
+      if (file?.kind === "observed")
+        return yield* reportObservedVerify(
+          yield* verifyObservedLog(target, file.events, override),
+          file.started.observed,
+          o.json,
+        )
+      const report = file
         ? yield* verifyLog(
             target,
-            Stream.map(fileEvents(target), (l) => l.event),
+            Stream.map(fileEvents(target, file.format), (l) => l.event),
             override,
           )
         : yield* withStore(
             o.store,
-            Effect.zipRight(summarizeLog(target), verifyLog(target, readRunEvents(target), override)),
+            Effect.gen(function* () {
+              const started = (yield* summarizeLog(target)).started
+              if (started?.observed === undefined)
+                return yield* verifyLog(target, readRunEvents(target), override)
+              const r = yield* verifyObservedLog(target, readRunEvents(target), override)
+              yield* reportObservedVerify(r, started.observed, o.json)
+              return undefined
+            }),
             { readOnly: true },
           )
+      if (report === undefined) return
       const label = `${report.runId} (${report.source})${report.ending === "completed" ? "" : ` [${report.ending}: checked the ${report.steps} recorded steps]`}`
       const { runId: _r, source: _s, ending: _e, ...rest } = report
       yield* reportVerify(label, rest, o.json)

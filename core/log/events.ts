@@ -10,6 +10,13 @@ import { Data, Either, type ParseResult, Schema } from "effect"
 import { firstIssue } from "../common/index.ts"
 import { Modality, type StepPlan } from "../schedule/index.ts"
 import type { EventEnvelope } from "../store/index.ts"
+import {
+  ObservedDescriptorSchema,
+  ObservedEval,
+  ObservedInterval,
+  ObservedStats,
+  ObservedWindow,
+} from "./observed-events.ts"
 
 const Finite = Schema.Finite
 const Int = Schema.Int
@@ -63,7 +70,7 @@ export type Writer = typeof WriterSchema.Type
 
 export const RunStarted = Schema.TaggedStruct("RunStarted", {
   runId: Schema.String,
-  /** The decoded spec, re-encoded: everything needed to re-plan the run. */
+  /** The decoded spec, re-encoded: everything needed to re-plan the run; null for an observed run. */
   spec: Schema.Unknown,
   specHash: Schema.String,
   /** Where the spec came from (a scenario file, or `fork of RUN`). */
@@ -80,8 +87,13 @@ export const RunStarted = Schema.TaggedStruct("RunStarted", {
   forkOf: Schema.optional(Schema.Struct({ runId: Schema.String, atStep: Int })),
   /** The process that started the run (absent in logs from other tools). */
   writer: Schema.optional(WriterSchema),
+  /** Set on runs imported from a foreign log (observed-events.ts): what the log is and carries. */
+  observed: Schema.optional(ObservedDescriptorSchema),
 })
 export type RunStarted = typeof RunStarted.Type
+
+/** Whether a run was observed in a foreign log rather than made by the engine (no spec, no plan). */
+export const isObserved = (e: RunStarted): boolean => e.observed !== undefined
 
 export const PhaseStarted = Schema.TaggedStruct("PhaseStarted", {
   phase: Schema.String,
@@ -184,13 +196,17 @@ export const RunEvent = Schema.Union(
   RunInterrupted,
   RunCompleted,
   RunAborted,
+  ObservedWindow,
+  ObservedEval,
+  ObservedInterval,
+  ObservedStats,
 )
 export type RunEvent = typeof RunEvent.Type
 export type RunEventType = RunEvent["_tag"]
 
 /** Schema version of each event type. Bump on an incompatible payload change and add a migration. */
 export const EVENT_VERSIONS: Readonly<Record<RunEventType, number>> = {
-  RunStarted: 2,
+  RunStarted: 3,
   PhaseStarted: 1,
   StepCompleted: 2,
   StepFailed: 1,
@@ -200,6 +216,10 @@ export const EVENT_VERSIONS: Readonly<Record<RunEventType, number>> = {
   RunInterrupted: 1,
   RunCompleted: 1,
   RunAborted: 1,
+  ObservedWindow: 1,
+  ObservedEval: 1,
+  ObservedInterval: 1,
+  ObservedStats: 1,
 }
 
 type Upcast = (data: Record<string, unknown>) => Record<string, unknown>
@@ -209,8 +229,8 @@ type Upcast = (data: Record<string, unknown>) => Record<string, unknown>
  * by earlier releases stay readable, and every reader sees the current shape only.
  */
 const UPCASTS: Partial<Record<RunEventType, Readonly<Record<number, Upcast>>>> = {
-  // v2 added the optional `writer`; a v1 payload is a valid v2 one.
-  RunStarted: { 1: (d) => d },
+  // v2 added the optional `writer`, v3 the optional `observed`: older payloads are valid as they are.
+  RunStarted: { 1: (d) => d, 2: (d) => d },
   // v2 names memory figures for what they measure: tf.memory() bytes are live (allocated) bytes,
   // webgpu's pool is what the allocator reserved.
   StepCompleted: {
@@ -248,6 +268,8 @@ export const stepOf = (e: RunEvent): number | undefined => {
       return e.step
     case "RunAborted":
       return e.step
+    case "ObservedWindow":
+      return e.last
     default:
       return undefined
   }
@@ -283,6 +305,10 @@ const validators: Record<RunEventType, (u: unknown) => Either.Either<RunEvent, P
   RunInterrupted: Schema.decodeUnknownEither(RunInterrupted, { onExcessProperty: "error" }),
   RunCompleted: Schema.decodeUnknownEither(RunCompleted, { onExcessProperty: "error" }),
   RunAborted: Schema.decodeUnknownEither(RunAborted, { onExcessProperty: "error" }),
+  ObservedWindow: Schema.decodeUnknownEither(ObservedWindow, { onExcessProperty: "error" }),
+  ObservedEval: Schema.decodeUnknownEither(ObservedEval, { onExcessProperty: "error" }),
+  ObservedInterval: Schema.decodeUnknownEither(ObservedInterval, { onExcessProperty: "error" }),
+  ObservedStats: Schema.decodeUnknownEither(ObservedStats, { onExcessProperty: "error" }),
 }
 
 /**
@@ -332,6 +358,8 @@ export const stepCompleted = (
     readonly memory: StepCompleted["memory"]
   },
 ): StepCompleted => ({
+  // Field by field, not a spread of planFields: this runs for every step of every run, and one
+  // object per step is what the engine's sim throughput is made of.
   _tag: "StepCompleted",
   step: plan.step,
   phase: plan.phase,

@@ -14,10 +14,21 @@ import type {
   StepFailed,
   Writer,
 } from "./events.ts"
+import {
+  applyObserved,
+  copyObservedSummary,
+  emptyObservedSummary,
+  type ObservedDraft,
+  type ObservedSummary,
+} from "./observed-projection.ts"
 import { addStepTime, copyStepTimes, emptyStepTimes, type StepTimes } from "./step-times.ts"
 
-/** `interrupted`: stopped by a signal (recorded), or its writer is gone (see core/run/liveness). */
-export type RunStatus = "empty" | "running" | "interrupted" | "completed" | "aborted"
+/**
+ * `interrupted`: stopped by a signal (recorded), or its writer is gone (see core/run/liveness).
+ * `observed`: imported from a foreign log that does not say how the run ended (it ended as far
+ * as the log goes; nobody writes it any more).
+ */
+export type RunStatus = "empty" | "running" | "interrupted" | "completed" | "aborted" | "observed"
 
 /** Lowest and highest value of one memory figure over one modality's steps. */
 export interface MemoryExtent {
@@ -70,6 +81,8 @@ export interface RunState {
   readonly failures: number
   readonly lastFailure: StepFailed | undefined
   readonly abortReason: string | undefined
+  /** What an observed run's log carried (observed-projection.ts); undefined for runs we made. */
+  readonly observed: ObservedSummary | undefined
 }
 
 export const initialRunState: RunState = {
@@ -105,6 +118,7 @@ export const initialRunState: RunState = {
   failures: 0,
   lastFailure: undefined,
   abortReason: undefined,
+  observed: undefined,
 }
 
 type MutableExtents = Partial<
@@ -136,6 +150,7 @@ const cloneState = (s: RunState): Draft => ({
   lastLoss: { ...s.lastLoss },
   stepTimes: { visual: copyStepTimes(s.stepTimes.visual), text: copyStepTimes(s.stepTimes.text) },
   memory: copyExtents(s.memory),
+  observed: s.observed === undefined ? undefined : copyObservedSummary(s.observed),
 })
 
 const addMemory = (m: MutableExtents, modality: Modality, sample: MemorySample): void => {
@@ -182,6 +197,15 @@ const apply = (s: Draft, e: RunEvent): void => {
       s.forkOf = e.forkOf
       s.writer = e.writer
       s.sessionStartedAt = e.startedAt
+      if (e.observed !== undefined) {
+        s.status = "observed"
+        s.observed = emptyObservedSummary(e.observed)
+        // The log's own seed, when it states one (the event needs a number either way).
+        const seed = e.observed.settings.seed
+        s.seed = typeof seed === "number" ? seed : undefined
+        // Nobody is writing an observed run: no session is in progress.
+        s.sessionStartedAt = undefined
+      }
       return
     case "PhaseStarted":
       s.phase = e.phase
@@ -237,6 +261,13 @@ const apply = (s: Draft, e: RunEvent): void => {
       endSession(s, e.abortedAt)
       s.status = "aborted"
       s.abortReason = e.reason
+      return
+    case "ObservedWindow":
+    case "ObservedEval":
+    case "ObservedInterval":
+    case "ObservedStats":
+      // copyObservedSummary's drafts are the mutable shape applyObserved expects.
+      if (s.observed) applyObserved(s.observed as ObservedDraft, e)
       return
   }
 }

@@ -4,6 +4,7 @@
  * `show --json` print this object; the terminal tables are rendered from it.
  */
 import { MEMORY_SOURCES, type MemorySource } from "./events.ts"
+import type { ObservedSummary } from "./observed-projection.ts"
 import { memoryFigure, type RunState } from "./projections.ts"
 import { type StepTimeSummary, summarizeStepTimes } from "./step-times.ts"
 
@@ -56,6 +57,8 @@ export interface RunReport {
   readonly resumes: number
   readonly lastInterruption: RunState["lastInterruption"]
   readonly writer: RunState["writer"]
+  /** For a run imported from a foreign log: what the log is and what it carried; null otherwise. */
+  readonly observed: ObservedSummary | null
 }
 
 export const runReport = (s: RunState): RunReport => {
@@ -105,5 +108,6 @@ export const runReport = (s: RunState): RunReport => {
     resumes: s.resumes,
     lastInterruption: s.lastInterruption,
     writer: s.writer,
+    observed: s.observed ?? null,
   }
 }

@@ -1,12 +1,14 @@
 /** Two runs compared step by step: where their schedules first differ, and their losses. */
 import { Effect, Stream } from "effect"
 import { compareEvents, runReport, type StepCompleted } from "../log/index.ts"
+import { refuseObserved } from "./observed.ts"
 import { readRunEvents, summarizeLog } from "./read.ts"
 
 export const diffRuns = (a: string, b: string) =>
   Effect.gen(function* () {
     const la = yield* summarizeLog(a)
     const lb = yield* summarizeLog(b)
+    for (const l of [la, lb]) if (l.started) yield* refuseObserved(l.started, "diff")
     const steps = (id: string) =>
       readRunEvents(id).pipe(Stream.filter((e): e is StepCompleted => e._tag === "StepCompleted"))
     let firstPlanDiff: { step: number; path: string; a: unknown; b: unknown } | undefined

@@ -99,6 +99,10 @@ export const forkRun = (
         case "StepFailed":
         case "RunResumed":
         case "RunInterrupted":
+        case "ObservedWindow":
+        case "ObservedEval":
+        case "ObservedInterval":
+        case "ObservedStats":
           return false
         default:
           return e.step < input.atStep

@@ -8,10 +8,11 @@ import {
   type LogFormat,
   type LogViolation,
   makeLogChecker,
+  makeMllogExporter,
+  type ObservedLogFile,
   stepEventStep,
   toEnvelope,
   toJsonlLine,
-  toMllogLines,
 } from "../log/index.ts"
 import type { Violation } from "../schedule/index.ts"
 import { EventStore, isStagingStream, STAGING_PREFIX, StoreError } from "../store/index.ts"
@@ -76,6 +77,8 @@ export interface CheckedLog {
   /** The run id the log records. */
   readonly runId: string
   readonly events: number
+  /** A foreign log read as an observed run (import-observed.ts): its events, not the file's lines. */
+  readonly observed?: ObservedLogFile | undefined
 }
 
 /**
@@ -142,8 +145,16 @@ export const writeLog = (log: CheckedLog, options: { readonly runId?: string | u
     yield* removeStaleStaging
     const staging = stagingStreamOf(id)
     let version = 0
-    yield* fileEvents(log.file, log.format).pipe(
-      Stream.map((l) => (l.event._tag === "RunStarted" ? toEnvelope({ ...l.event, runId: id }) : l.envelope)),
+    const envelopes = log.observed
+      ? log.observed.events.pipe(
+          Stream.map((e) => toEnvelope(e._tag === "RunStarted" ? { ...e, runId: id } : e)),
+        )
+      : fileEvents(log.file, log.format).pipe(
+          Stream.map((l) =>
+            l.event._tag === "RunStarted" ? toEnvelope({ ...l.event, runId: id }) : l.envelope,
+          ),
+        )
+    yield* envelopes.pipe(
       Stream.grouped(4096),
       Stream.runForEach((chunk) =>
         Effect.map(es.append(staging, Array.from(chunk), version), (v) => {
@@ -180,12 +191,14 @@ export const exportLog = <E>(
   Effect.gen(function* () {
     yield* summarizeLog(runId)
     const es = yield* EventStore
+    // MLLOG in MLPerf's shape keeps state across a run's events (phases' block_stop, samples_count).
+    const mllog = makeMllogExporter()
     yield* es.read(runId).pipe(
       Stream.grouped(1024),
       Stream.runForEach((chunk) => {
         let text = ""
         for (const e of chunk)
-          text += format === "jsonl" ? `${toJsonlLine(e)}\n` : `${toMllogLines(e).join("\n")}\n`
+          text += format === "jsonl" ? `${toJsonlLine(e)}\n` : `${mllog.push(e).join("\n")}\n`
         return write(text)
       }),
     )

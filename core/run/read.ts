@@ -73,4 +73,10 @@ export const summarizeLog = (runId: string) =>
   })
 
 export const specOfRun = (started: RunStarted) =>
-  decodeSpec(started.spec, `run ${started.runId}: recorded spec`)
+  Effect.gen(function* () {
+    if (started.observed !== undefined)
+      return yield* new RunError({
+        message: `run ${started.runId} is an observed run (imported from ${started.observed.source}): it has no spec`,
+      })
+    return yield* decodeSpec(started.spec, `run ${started.runId}: recorded spec`)
+  })

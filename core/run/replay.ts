@@ -35,7 +35,7 @@ export interface ReplayTolerance {
   readonly text: string
 }
 
-export interface ReplayResult {
+interface ReplayResult {
   readonly runId: string
   readonly eventsCompared: number
   readonly steps: number

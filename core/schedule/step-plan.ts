@@ -19,3 +19,16 @@ export interface StepPlan {
   readonly update: boolean
   readonly lr: Readonly<Record<string, number>>
 }
+
+/** A plan's own fields, copied out of whatever carries them (an event, a wire message). */
+export const planFields = (p: StepPlan): StepPlan => ({
+  step: p.step,
+  phase: p.phase,
+  phaseStep: p.phaseStep,
+  modality: p.modality,
+  cycle: p.cycle,
+  position: p.position,
+  micro: p.micro,
+  update: p.update,
+  lr: p.lr,
+})

@@ -14,4 +14,5 @@
  * and a wrong modality are told apart.
  */
 export * from "./checker.ts"
+export { expectedModality, expectedScheduleFactor } from "./formulas.ts"
 export type { Rule, RuleContext, RuleName, StepRecord, Violation } from "./view.ts"
