@@ -5,9 +5,9 @@ import { arg, flag, flagWithDefault } from "./flags.ts"
 
 export const storeFlag = flagWithDefault.text(
   "store",
-  "Event store: a SQLite file. INTERLEAVE_STORE sets it too; the flag wins.",
+  "Event store: a SQLite file, or a PostgreSQL URL shared by many machines, postgres://USER[:PASSWORD]@HOST:PORT/DB (postgresql:// too; ?schema=NAME, default interleave). INTERLEAVE_STORE sets it too; the flag wins.",
   process.env.INTERLEAVE_STORE ?? DEFAULT_STORE_PATH,
-  { value: "FILE", default: `${DEFAULT_STORE_PATH} (or INTERLEAVE_STORE)` },
+  { value: "FILE|URL", default: `${DEFAULT_STORE_PATH} (or INTERLEAVE_STORE)` },
 )
 
 export const jsonFlag = flag.boolean("json", "Print machine-readable JSON on stdout instead of tables.")

@@ -3,13 +3,13 @@
  * store, recorded relative to its folder), and what a signal leaves behind: the run's steps so
  * far, a RunInterrupted event, and a hint with the real run id.
  */
-import { dirname, resolve } from "node:path"
+import { resolve } from "node:path"
 import { Console, Effect } from "effect"
 import type { EngineOptions, RunSummary } from "../core/run/index.ts"
 import { StoreError } from "../core/store/index.ts"
 import { makeProgress } from "./progress.ts"
 import { interruptReason } from "./signals.ts"
-import { checkpointDirOf } from "./store.ts"
+import { checkpointBaseOf, checkpointDirOf } from "./store.ts"
 
 export const withEngine = <E, R>(
   o: {
@@ -24,7 +24,7 @@ export const withEngine = <E, R>(
   const opts: EngineOptions = {
     ...o.engine,
     checkpointDir: resolve(checkpointDirOf(o.store)),
-    checkpointBase: dirname(resolve(o.store)),
+    checkpointBase: checkpointBaseOf(o.store),
     onProgress: progress.update,
     interruptReason,
   }

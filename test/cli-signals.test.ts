@@ -5,7 +5,7 @@
  * `resume` completes the run.
  */
 import { type ChildProcess, execFileSync, spawn } from "node:child_process"
-import { rmSync } from "node:fs"
+import { readFileSync, rmSync } from "node:fs"
 import { join } from "node:path"
 import { afterAll, describe, expect, it } from "vitest"
 import { BIN, ROOT, runCli, tempDir, writeJson } from "./cli-helpers.ts"
@@ -68,8 +68,11 @@ const processesOf = (runId: string): string[] => {
 }
 
 const interruptedLog = async (runId: string) => {
-  const exported = await cli(["export", runId])
-  const log = exported.stdout
+  // Through a file: the log of a few seconds of sim steps is larger than a child's stdout buffer.
+  const file = join(dir, `${runId}.jsonl`)
+  const exported = await cli(["export", runId, "--out", file, "--force"])
+  expect(exported.code, exported.stderr).toBe(0)
+  const log = readFileSync(file, "utf8")
     .trim()
     .split("\n")
     .map((l) => JSON.parse(l).data as { _tag: string; step?: number; lastStep?: number; reason?: string })

@@ -38,7 +38,7 @@ describe("help", () => {
       expect(page, c.doc.name).toMatch(/\nExamples?\n {2}interleave /)
       expect(page).not.toMatch(/A user-defined piece of text|This setting is optional|\$ show/)
       if (c.doc.flags.some((f) => f.name === "store"))
-        expect(page).toMatch(/--store FILE[\s\S]*Default: \.interleave\/runs\.db/)
+        expect(page).toMatch(/--store FILE\|URL[\s\S]*Default:\s+\.interleave\/runs\.db/)
       expect(page).toContain(`Usage\n  interleave ${c.doc.name}`)
     }
     const run = (await cliInProcess(["run", "--help"])).stdout

@@ -4,6 +4,7 @@
  * with --sim-of, the sim fitted to a measured sweep.
  */
 import { join } from "node:path"
+import * as Command from "@effect/cli/Command"
 import { Effect, Either, Option } from "effect"
 import { AdapterRegistryLive } from "../../adapters/index.ts"
 import {
@@ -35,13 +36,14 @@ import {
   readTextFile,
   writeJsonFile,
 } from "../../core/common/index.ts"
-import { defineCommand } from "../command.ts"
+import { type CliCommand, defineCommand } from "../command.ts"
 import { badInput, failedCheck } from "../failure.ts"
 import { arg, flag, flagWithDefault } from "../flags.ts"
 import { jsonFlag, storeFlag } from "../options.ts"
 import { json, line, note, table } from "../output.ts"
 import { makeProgress } from "../progress.ts"
 import { checkpointDirOf, withStore } from "../store.ts"
+import { benchReportCommand, benchWorker, DEFAULT_LEASE_SECONDS } from "./bench-workers.ts"
 import { simFit } from "./sim-fit.ts"
 
 export const loadResults = (file: string, what: string) =>
@@ -90,7 +92,7 @@ const splitList = (s: string) =>
     .map((x) => x.trim())
     .filter((x) => x.length > 0)
 
-export const benchCommand = defineCommand({
+const benchRun = defineCommand({
   name: "bench",
   summary:
     "Run a sweep of ratios x batch sizes x targets as recorded runs; write results.json and reports; compare with a baseline (or two saved results: --compare B --against C); or fit the sim to measured results (--sim-of).",
@@ -154,6 +156,20 @@ export const benchCommand = defineCommand({
         default: "leave-one-group-out over batch sizes",
       },
     ),
+    worker: flag.boolean(
+      "worker",
+      "Work on the sweep with other workers on any number of machines, through a shared PostgreSQL --store: claim configurations one at a time (with a lease), run each as a recorded run, until none is left to claim and none runs elsewhere. Build the report with `interleave bench report`.",
+    ),
+    leaseSeconds: flagWithDefault.number(
+      "lease-seconds",
+      "With --worker: how long a claim holds without renewal; a worker renews it every few seconds while it runs, and a worker that dies loses it after this long.",
+      DEFAULT_LEASE_SECONDS,
+      { value: "S" },
+    ),
+    wait: flag.boolean(
+      "wait",
+      "With --worker: keep polling once the sweep is done, re-reading the sweep file, so that a changed sweep (a new sweep) is picked up; stop with Ctrl-C.",
+    ),
   },
   details: [
     "Prints a summary table (per-step means with their rme and n, memory with its figure), the aborted configurations with their reasons, warnings for noisy numbers, and a memory sparkline per configuration; a line per finished configuration with the ETA goes to stderr.",
@@ -161,11 +177,39 @@ export const benchCommand = defineCommand({
   ],
   examples: [
     "interleave bench scenarios/sweeps/ratios-sim-h100.json --out out/sim --allow-aborts",
+    "interleave bench scenarios/sweeps/ratios-sim-h100.json --store postgres://bench@db:5432/interleave --worker",
     "interleave bench scenarios/sweeps/ratios-tiny-wasm.json --compare baseline.json",
     "interleave bench --compare out/old/results.json --against out/new/results.json",
   ],
   run: (o) =>
     Effect.gen(function* () {
+      if (!o.worker) {
+        if (o.wait) return yield* badInput("--wait: applies only to --worker")
+        if (o.leaseSeconds !== DEFAULT_LEASE_SECONDS)
+          return yield* badInput("--lease-seconds: applies only to --worker")
+      } else {
+        const other = [
+          ["--sim-of", o.simOf],
+          ["--compare", o.compare],
+          ["--against", o.against],
+          ["--save-baseline", o.saveBaseline],
+          ["--out", o.out],
+          ["--hold-out", o.holdOut],
+        ].find(([, v]) => Option.isSome(v as Option.Option<string>))
+        if (other)
+          return yield* badInput(
+            `${other[0]}: does not apply to --worker (a worker writes no results; build them with \`interleave bench report\`)`,
+          )
+        if (Option.isNone(o.sweep)) return yield* badInput("bench --worker: give the sweep file")
+        return yield* benchWorker({
+          sweep: o.sweep.value,
+          store: o.store,
+          leaseSeconds: o.leaseSeconds,
+          wait: o.wait,
+          json: o.json,
+          allowAborts: o.allowAborts,
+        })
+      }
       if (Option.isSome(o.simOf)) {
         if (Option.isSome(o.sweep))
           return yield* badInput("bench: give a sweep file or --sim-of RESULTS, not both")
@@ -270,3 +314,14 @@ export const benchCommand = defineCommand({
       if (failures.length > 0) return yield* failedCheck(failures.join("; "))
     }),
 })
+
+/**
+ * `bench` runs a sweep (or compares, or fits the sim); `bench report` reports a sweep that
+ * workers ran. The subcommand and bench's optional sweep argument do not clash: @effect/cli
+ * tries the subcommand name first (`bench report X`), else parses bench's own arguments
+ * (`bench sweep.json`); a sweep file named `report` would need a path (`./report`).
+ */
+export const benchCommand: CliCommand = {
+  doc: { ...benchRun.doc, subcommands: [benchReportCommand.doc] },
+  command: benchRun.command.pipe(Command.withSubcommands([benchReportCommand.command])),
+}

@@ -14,6 +14,7 @@ import { runCommand } from "./run.ts"
 import { runsCommand } from "./runs.ts"
 import { showCommand } from "./show.ts"
 import { simCommand } from "./sim.ts"
+import { storeCommand } from "./store.ts"
 import { verifyCommand } from "./verify.ts"
 
 export const commands: ReadonlyArray<CliCommand> = [
@@ -31,5 +32,6 @@ export const commands: ReadonlyArray<CliCommand> = [
   importCommand,
   benchCommand,
   simCommand,
+  storeCommand,
   backendsCommand,
 ]

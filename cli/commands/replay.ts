@@ -7,7 +7,7 @@ import { failedCheck } from "../failure.ts"
 import { jsonFlag, runArg, storeFlag } from "../options.ts"
 import { json, line } from "../output.ts"
 import { makeProgress } from "../progress.ts"
-import { withStore } from "../store.ts"
+import { replayCheckpointDirOf, withStore } from "../store.ts"
 
 export const replayCommand = defineCommand({
   name: "replay",
@@ -21,7 +21,7 @@ export const replayCommand = defineCommand({
       yield* refuseObserved(started, "replay")
       const progress = makeProgress({ label: `replay ${o.run}`, total: started.steps })
       const result = yield* replayRun(o.run, {
-        checkpointDir: `${o.store}.replay-checkpoints`,
+        checkpointDir: replayCheckpointDirOf(o.store),
         onProgress: progress.update,
       }).pipe(
         Effect.provide(adapterLayer(started.adapter.kind)),

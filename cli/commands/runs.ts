@@ -8,7 +8,7 @@ import { defineCommand } from "../command.ts"
 import { flag } from "../flags.ts"
 import { jsonFlag, storeFlag } from "../options.ts"
 import { json, line, table } from "../output.ts"
-import { withStore } from "../store.ts"
+import { isPostgresStore, storeName, withStore } from "../store.ts"
 
 const STATUSES = ["running", "interrupted", "completed", "aborted", "observed"] as const
 
@@ -95,10 +95,10 @@ export const runsCommand = defineCommand({
       if (picked.length === 0)
         return yield* line(
           rows.length === 0
-            ? existsSync(o.store)
-              ? `no runs in ${o.store}`
+            ? isPostgresStore(o.store) || existsSync(o.store)
+              ? `no runs in ${storeName(o.store)}`
               : `no runs (no store at ${o.store})`
-            : `no runs match (${rows.length} in ${o.store})`,
+            : `no runs match (${rows.length} in ${storeName(o.store)})`,
         )
       yield* line(
         table(

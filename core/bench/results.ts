@@ -12,7 +12,9 @@
  * simulated or measured, on how many steps), `memoryCycle` (the memory folded onto the schedule's
  * cycle, for pictures that must not alias) and `latencyOutliers`. Every v2 field is optional, so a
  * version-1 file decodes as it is (its figure reads "not recorded"): old results still load for
- * `--compare` and `--sim-of`. New files are written as version 2.
+ * `--compare` and `--sim-of`. New files are written as version 2. `worker` (also optional, so
+ * still version 2) is written only by `bench report` over a shared store: which machine and
+ * attempt ran the configuration; a local sweep's files are as before.
  */
 import * as os from "node:os"
 import { Either, Schema } from "effect"
@@ -64,6 +66,21 @@ export type StepSeries = typeof StepSeries.Type
 
 const ModalityPair = <S extends Schema.Schema.Any>(s: S) => Schema.Struct({ visual: s, text: s })
 
+/** Where a sweep worker ran a configuration: its machine, and which attempt of the configuration it was. */
+export const WorkerMachine = Schema.Struct({
+  host: Schema.String,
+  pid: NonNegInt,
+  cpu: Schema.String,
+  cores: NonNegInt,
+  platform: Schema.String,
+  node: Schema.String,
+  /** The adapter's device or hardware, as the attempt recorded it (`sim h100-sxm (simulated)`). */
+  device: Schema.optional(Schema.String),
+  /** 1 for the first attempt at the configuration; more after an attempt was lost or failed. */
+  attempt: Schema.Int.pipe(Schema.positive()),
+})
+export type WorkerMachine = typeof WorkerMachine.Type
+
 /** One configuration of the sweep and what it measured. */
 export const ConfigResult = Schema.Struct({
   /** Unique inside the sweep, stable across sweeps (for comparisons): e.g. "sim-8x1-b4x4". */
@@ -105,6 +122,8 @@ export const ConfigResult = Schema.Struct({
   failedSteps: Schema.optionalWith(NonNegInt, { default: () => 0 }),
   /** Set when the run stopped early: the reason, as recorded in its `RunAborted` event. */
   aborted: Schema.optional(Schema.String),
+  /** The sweep worker whose attempt this is (`bench report` across machines), when there was one. */
+  worker: Schema.optional(WorkerMachine),
 })
 export type ConfigResult = typeof ConfigResult.Type
 
@@ -254,6 +273,7 @@ export interface ConfigMeta {
   readonly aborted?: string | undefined
   /** Which memory figure the records' `memBytes` are (see core/bench/collect.ts). */
   readonly memoryFigure?: MemoryFigure | undefined
+  readonly worker?: WorkerMachine | undefined
 }
 
 /** Summarizes a run's step records into a `ConfigResult` (statistics from core/common/statistics.ts). */
@@ -307,5 +327,6 @@ export const buildConfigResult = (
     series: downsampleSeries(records, options.maxSeriesPoints),
     failedSteps: records.length - ok.length,
     ...(meta.aborted !== undefined ? { aborted: meta.aborted } : {}),
+    ...(meta.worker !== undefined ? { worker: meta.worker } : {}),
   }
 }

@@ -20,6 +20,7 @@ import {
   encodeSweepResults,
   RESULTS_SCHEMA_VERSION,
   type SweepResults,
+  type WorkerMachine,
 } from "./results.ts"
 import { type BenchConfig, expandSweep, parseSweep, type SweepFile, targetId } from "./sweep.ts"
 
@@ -146,6 +147,81 @@ export const runStamp = (now: number): string => {
   return `${d.getUTCFullYear()}${p(d.getUTCMonth() + 1)}${p(d.getUTCDate())}-${p(d.getUTCHours())}${p(d.getUTCMinutes())}${p(d.getUTCSeconds())}-${rand}`
 }
 
+export interface RunConfigOptions {
+  readonly checkpointDir: string
+  readonly onProgress?: ((p: Progress) => void) | undefined
+  /** Why the run was interrupted, for its RunInterrupted event. */
+  readonly interruptReason?: (() => string) | undefined
+}
+
+/**
+ * One configuration as the recorded run `runId`, and its measured steps summarised: what a local
+ * sweep and a sweep worker both do per configuration. `info` is the adapter's description of
+ * where it ran (sim: the hardware profile; tfjs: backend and device).
+ */
+export const runConfig = (
+  loaded: LoadedSweep,
+  config: BenchConfig,
+  runId: string,
+  options: RunConfigOptions,
+) =>
+  Effect.gen(function* () {
+    const registry = yield* AdapterRegistry
+    const summary = yield* startRun(
+      {
+        runId,
+        spec: config.spec,
+        source: `${loaded.file} (${config.id})`,
+        adapterOptions: config.adapterOptions,
+      },
+      {
+        evalEvery: loaded.sweep.evalEvery,
+        checkpointEvery: loaded.sweep.checkpointEvery,
+        checkpointDir: options.checkpointDir,
+        onProgress: options.onProgress,
+        interruptReason: options.interruptReason,
+      },
+    ).pipe(Effect.provide(registry.layer(config.target.adapter)))
+    const { result, info } = yield* recordedConfigResult(config, runId, {
+      abortReason: summary.status === "aborted" ? summary.state.abortReason : undefined,
+    })
+    return { summary, result, info }
+  })
+
+/**
+ * A configuration's result, read back from its recorded run `runId`: the measured steps (after
+ * the warm-up) summarised. `abortReason` stands in when the log has no RunAborted reason; `worker`
+ * says which sweep worker's attempt the run was.
+ */
+export const recordedConfigResult = (
+  config: BenchConfig,
+  runId: string,
+  extra: { readonly abortReason?: string | undefined; readonly worker?: WorkerMachine | undefined } = {},
+) =>
+  Effect.gen(function* () {
+    const got = yield* collectRun(runId, config.warmupSteps)
+    const hardware = config.target.adapter === "sim" ? got.info.hardware : got.info.device
+    const aborted = got.aborted ?? extra.abortReason
+    const result = buildConfigResult(
+      {
+        id: config.id,
+        label: config.label,
+        ratio: config.ratio,
+        batch: config.batch,
+        adapter: config.target.adapter,
+        backend: config.target.adapter === "tfjs" ? config.target.backend : undefined,
+        preset: config.target.adapter === "tfjs" ? config.target.preset : undefined,
+        hardware,
+        runId,
+        aborted,
+        memoryFigure: got.figure,
+        worker: extra.worker,
+      },
+      got.records,
+    )
+    return { result, info: got.info }
+  })
+
 export const runSweep = (
   loaded: LoadedSweep,
   options: { readonly outDir: string; readonly checkpointDir: string; readonly hooks?: SweepHooks },
@@ -164,39 +240,11 @@ export const runSweep = (
       const runId = `bench-${sweep.name}-${config.id}-${stamp}`
       const progress = options.hooks?.onConfigStart?.(i, configs.length, config)
       const adapter = registry.layer(config.target.adapter)
-      const summary = yield* startRun(
-        {
-          runId,
-          spec: config.spec,
-          source: `${loaded.file} (${config.id})`,
-          adapterOptions: config.adapterOptions,
-        },
-        {
-          evalEvery: sweep.evalEvery,
-          checkpointEvery: sweep.checkpointEvery,
-          checkpointDir: options.checkpointDir,
-          onProgress: progress?.update,
-        },
-      ).pipe(Effect.provide(adapter), Effect.ensuring(Effect.sync(() => progress?.done())))
-      const got = yield* collectRun(runId, config.warmupSteps)
-      const hardware = config.target.adapter === "sim" ? got.info.hardware : got.info.device
-      if (config.target.adapter === "tfjs" && config.target.backend === "webgpu") gpu ??= got.info.device
-      const result = buildConfigResult(
-        {
-          id: config.id,
-          label: config.label,
-          ratio: config.ratio,
-          batch: config.batch,
-          adapter: config.target.adapter,
-          backend: config.target.adapter === "tfjs" ? config.target.backend : undefined,
-          preset: config.target.adapter === "tfjs" ? config.target.preset : undefined,
-          hardware,
-          runId,
-          aborted: summary.status === "aborted" ? (got.aborted ?? summary.state.abortReason) : undefined,
-          memoryFigure: got.figure,
-        },
-        got.records,
-      )
+      const { summary, result, info } = yield* runConfig(loaded, config, runId, {
+        checkpointDir: options.checkpointDir,
+        onProgress: progress?.update,
+      }).pipe(Effect.ensuring(Effect.sync(() => progress?.done())))
+      if (config.target.adapter === "tfjs" && config.target.backend === "webgpu") gpu ??= info.device
       results.push(result)
       // One tinybench per target and batch size: a single step does not depend on the ratio.
       const microId = `${targetId(config.target)}-b${config.batch.visual}x${config.batch.text}`

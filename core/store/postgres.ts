@@ -87,6 +87,9 @@ import {
   type ReadGlobalPage,
   type ReadPage,
 } from "./paging.ts"
+import { redactUrl } from "./url.ts"
+
+export { redactUrl }
 
 /** The schema the store lives in unless told otherwise. */
 export const DEFAULT_PG_SCHEMA = "interleave"
@@ -134,6 +137,11 @@ export interface PostgresStoreOptions {
   /** Most connections in the pool, default 10. */
   readonly maxConnections?: number
   /**
+   * A pool to use instead of opening one (`maxConnections` then does not apply): the sweep queue
+   * shares the store's, so a claim and the RunInterrupted it appends commit in one transaction.
+   */
+  readonly client?: SqlClient
+  /**
    * For tests only. `beforeCommit` runs inside every append's transaction, after its events are
    * inserted and before COMMIT (to hold a transaction open); `unorderedGlobalPositions` drops the
    * global-order lock, giving the naive store whose tail readers can skip events, so that a test
@@ -145,24 +153,8 @@ export interface PostgresStoreOptions {
   }
 }
 
-/**
- * `url` as it may be printed: without its password (in the authority or as a `password` query
- * parameter). A string that does not parse as a URL is printed only when it cannot hold a
- * password (no `@`, no `password`).
- */
-export const redactUrl = (url: string): string => {
-  try {
-    const u = new URL(url)
-    if (u.password !== "") u.password = ""
-    if (u.searchParams.has("password")) u.searchParams.set("password", "redacted")
-    return u.toString()
-  } catch {
-    return /@|password/i.test(url) ? "(a URL that does not parse)" : `"${url}"`
-  }
-}
-
 /** One line out of whatever a failure carries: node-postgres errors, AggregateErrors of `connect`. */
-const causeMessage = (cause: unknown): string => {
+export const causeMessage = (cause: unknown): string => {
   const inner = cause instanceof SqlError ? (cause.cause ?? cause) : cause
   let text: string
   if (inner instanceof AggregateError && inner.errors.length > 0) {
@@ -200,7 +192,7 @@ const UNREACHABLE = new Set([
  * out of connections, disk or memory (SQLSTATE class 08, 53, 57P), read-only (25006), locked
  * (55P03), no permission (42501); "bad-input" for the rest (wrong role, database, schema).
  */
-const pgKind = (cause: unknown): StoreErrorKind => {
+export const pgKind = (cause: unknown): StoreErrorKind => {
   const inner = cause instanceof SqlError ? (cause.cause ?? cause) : cause
   const all = inner instanceof AggregateError ? [...inner.errors, inner] : [inner]
   for (const e of all) {
@@ -268,17 +260,19 @@ export const makePostgresEventStore = (
       })
     const fail = (what: string) => (e: SqlError) => Effect.fail(storeError(what)(e))
 
-    const sql: SqlClient = yield* PgClient.make({
-      url: Redacted.make(url),
-      maxConnections: options.maxConnections ?? 10,
-      connectTimeout: Duration.seconds(10),
-      idleTimeout: Duration.seconds(30),
-      applicationName: "interleave",
-    }).pipe(
-      Effect.provideServiceEffect(Reactivity.Reactivity, Reactivity.make),
-      Effect.mapError((e) => storeError("cannot connect to the event store")(e)),
-      Effect.catchAllDefect((cause) => Effect.fail(storeError("cannot connect to the event store")(cause))),
-    )
+    const sql: SqlClient =
+      options.client ??
+      (yield* PgClient.make({
+        url: Redacted.make(url),
+        maxConnections: options.maxConnections ?? 10,
+        connectTimeout: Duration.seconds(10),
+        idleTimeout: Duration.seconds(30),
+        applicationName: "interleave",
+      }).pipe(
+        Effect.provideServiceEffect(Reactivity.Reactivity, Reactivity.make),
+        Effect.mapError((e) => storeError("cannot connect to the event store")(e)),
+        Effect.catchAllDefect((cause) => Effect.fail(storeError("cannot connect to the event store")(cause))),
+      ))
 
     /** The schema version found: 0 when the schema is missing or empty; fails if it is not ours. */
     const schemaVersion = Effect.gen(function* () {

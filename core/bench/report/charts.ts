@@ -42,18 +42,31 @@ const baseConfig = {
 
 /**
  * The line a configuration belongs to across ratios: its target (adapter, backend or hardware,
- * model or preset) and batch size, in words. Two targets whose words coincide get their key too,
- * so their points never join.
+ * model or preset) and batch size, in words, plus the worker's host where the same target and
+ * batch ran on several machines (a report across machines). Two targets whose words coincide get
+ * their key too, so their points never join.
  */
 export const seriesOf = (results: SweepResults): ((c: ConfigResult) => string) => {
-  const keyOf = (c: ConfigResult) => JSON.stringify([targetKey(c), c.batch.visual, c.batch.text])
+  const targetBatch = (c: ConfigResult) => JSON.stringify([targetKey(c), c.batch.visual, c.batch.text])
+  // Across machines: a target and batch that ran on several hosts is a line per host.
+  const hosts = new Map<string, Set<string>>()
+  for (const c of results.configs)
+    if (c.worker) hosts.set(targetBatch(c), (hosts.get(targetBatch(c)) ?? new Set()).add(c.worker.host))
+  const host = (c: ConfigResult) =>
+    c.worker && (hosts.get(targetBatch(c))?.size ?? 1) > 1 ? c.worker.host : undefined
+  const keyOf = (c: ConfigResult) =>
+    JSON.stringify([targetKey(c), c.batch.visual, c.batch.text, host(c) ?? ""])
+  const words = (c: ConfigResult) => {
+    const h = host(c)
+    return h === undefined ? seriesText(c) : `${seriesText(c)} on ${h}`
+  }
   const textKeys = new Map<string, Set<string>>()
   for (const c of results.configs) {
-    const t = seriesText(c)
+    const t = words(c)
     textKeys.set(t, (textKeys.get(t) ?? new Set()).add(keyOf(c)))
   }
   return (c) => {
-    const t = seriesText(c)
+    const t = words(c)
     return (textKeys.get(t)?.size ?? 1) > 1 ? `${t} (${targetKey(c)})` : t
   }
 }

@@ -7,12 +7,15 @@ import { formatBytes } from "../../common/index.ts"
 import type { SweepResults } from "../results.ts"
 import { chartSpecs, renderChartSvg } from "./charts.ts"
 import {
+  acrossMachinesTable,
   DEFINITIONS,
   findingLines,
+  hasWorkers,
   latencyTable,
   memoryTable,
   type Table,
   throughputTable,
+  workerMachines,
 } from "./tables.ts"
 
 export const escapeHtml = (s: string): string =>
@@ -67,7 +70,10 @@ export const renderHtml = async (
       ...chartIds.map((id) => charts.get(id) ?? ""),
     ].join("\n")
   const m = results.machine
-  const machine = `${m.cpu}, ${m.cores} cores, ${formatBytes(m.memBytes)} RAM, ${m.platform}, Node ${m.node}${m.gpu ? `, GPU ${m.gpu}` : ""}`
+  const built = `${m.cpu}, ${m.cores} cores, ${formatBytes(m.memBytes)} RAM, ${m.platform}, Node ${m.node}${m.gpu ? `, GPU ${m.gpu}` : ""}`
+  const machine = hasWorkers(results)
+    ? `workers: ${workerMachines(results).join("; ")} · report built on ${built}`
+    : built
   const body =
     results.configs.length === 0
       ? "<p>No configurations were run.</p>"
@@ -75,6 +81,7 @@ export const renderHtml = async (
           section(throughputTable(results), "throughput"),
           section(latencyTable(results), "latency"),
           section(memoryTable(results), "memory", "loss"),
+          ...(hasWorkers(results) ? [section(acrossMachinesTable(results))] : []),
         ].join("\n")
   const definitions = DEFINITIONS.map(([t, d]) => `<dt>${escapeHtml(t)}</dt><dd>${escapeHtml(d)}</dd>`).join(
     "\n",

@@ -1,7 +1,7 @@
 /** The sweep report as GitHub-flavoured markdown: header, the three tables, definitions. */
 import { formatBytes } from "../../common/index.ts"
 import type { SweepResults } from "../results.ts"
-import { DEFINITIONS, findingLines, reportTables, type Table } from "./tables.ts"
+import { DEFINITIONS, findingLines, hasWorkers, reportTables, type Table, workerMachines } from "./tables.ts"
 
 /** A cell may hold a `|` (labels are user text); escape it so the row keeps its columns. */
 const cell = (s: string): string => s.replace(/\\/g, "\\\\").replace(/\|/g, "\\|").replace(/\r?\n/g, " ")
@@ -19,7 +19,8 @@ export const renderMarkdown = (results: SweepResults, notes: ReadonlyArray<strin
     `# Sweep: ${results.name}`,
     "",
     `- Created: ${results.createdAt}`,
-    `- Machine: ${m.cpu}, ${m.cores} cores, ${formatBytes(m.memBytes)} RAM, ${m.platform}, Node ${m.node}${m.gpu ? `, GPU ${m.gpu}` : ""}`,
+    `- ${hasWorkers(results) ? "Report built on" : "Machine"}: ${m.cpu}, ${m.cores} cores, ${formatBytes(m.memBytes)} RAM, ${m.platform}, Node ${m.node}${m.gpu ? `, GPU ${m.gpu}` : ""}`,
+    ...(hasWorkers(results) ? [`- Workers: ${workerMachines(results).join("; ")}`] : []),
     `- Configurations: ${results.configs.length}`,
     "",
   ]

@@ -28,7 +28,7 @@ import {
   rmeText,
 } from "../noise.ts"
 import type { ConfigResult, SweepResults } from "../results.ts"
-import { abortShort, adapterLabel, isSimulated, ratioLabel } from "../target.ts"
+import { abortShort, adapterLabel, isSimulated, ratioLabel, targetText, visualShare } from "../target.ts"
 
 export interface Column {
   readonly header: string
@@ -81,11 +81,32 @@ export const meanRme = (c: ConfigResult, m: Modality): string => {
 const count = (c: ConfigResult, s: Statistics | undefined): string =>
   s ? String(s.samplesCount) : gone(c) ? MISSING : "0"
 
+/** The workers' machines, once each: `gpu-box-1 (AMD EPYC 7763, 16 cores, linux-x64)`. */
+export const workerMachines = (results: SweepResults): string[] => [
+  ...new Set(
+    results.configs.flatMap((c) =>
+      c.worker ? [`${c.worker.host} (${c.worker.cpu}, ${c.worker.cores} cores, ${c.worker.platform})`] : [],
+    ),
+  ),
+]
+
+/** Whether the results come from sweep workers: a report across machines, with a Machine column. */
+export const hasWorkers = (results: SweepResults): boolean => results.configs.some((c) => c.worker)
+
+/** The worker that ran a configuration: `gpu-box-2`, `gpu-box-2 (attempt 2)`. */
+export const machineText = (c: ConfigResult): string =>
+  c.worker ? `${c.worker.host}${c.worker.attempt > 1 ? ` (attempt ${c.worker.attempt})` : ""}` : MISSING
+
+const machineColumn = (results: SweepResults): Column[] => (hasWorkers(results) ? [left("Machine")] : [])
+const machineCell = (results: SweepResults, c: ConfigResult): string[] =>
+  hasWorkers(results) ? [machineText(c)] : []
+
 export const throughputTable = (results: SweepResults): Table => ({
   id: "throughput",
   title: "Configurations and throughput",
   columns: [
     left("Config"),
+    ...machineColumn(results),
     right("Ratio V:T"),
     right("Batch V/T"),
     left("Adapter"),
@@ -100,6 +121,7 @@ export const throughputTable = (results: SweepResults): Table => ({
   ],
   rows: results.configs.map((c) => [
     c.label,
+    ...machineCell(results, c),
     ratioLabel(c.ratio),
     `${c.batch.visual}/${c.batch.text}`,
     adapterLabel(c),
@@ -121,6 +143,7 @@ export const latencyTable = (results: SweepResults): Table => ({
   title: "Step latency per modality (ms per step; simulated for sim configs)",
   columns: [
     left("Config"),
+    ...machineColumn(results),
     right("Visual n"),
     right("Visual mean ± rme"),
     right("Visual p50"),
@@ -134,6 +157,7 @@ export const latencyTable = (results: SweepResults): Table => ({
     const { visual: v, text: t } = c.latency
     return [
       c.label,
+      ...machineCell(results, c),
       count(c, v),
       meanRme(c, "visual"),
       pctl(v, "p50"),
@@ -151,6 +175,7 @@ export const memoryTable = (results: SweepResults): Table => ({
   title: "Memory fluctuation (bytes of each config's memory figure)",
   columns: [
     left("Config"),
+    ...machineColumn(results),
     left("Memory figure"),
     right("Peak"),
     right("Trough"),
@@ -163,9 +188,11 @@ export const memoryTable = (results: SweepResults): Table => ({
   ],
   rows: results.configs.map((c) => {
     const m = c.memory
-    if (!m && c.aborted) return [c.label, ABORTED, ...Array<string>(8).fill(MISSING)]
+    if (!m && c.aborted)
+      return [c.label, ...machineCell(results, c), ABORTED, ...Array<string>(8).fill(MISSING)]
     return [
       c.label,
+      ...machineCell(results, c),
       memoryFigureText(c),
       formatBytes(m?.peak),
       formatBytes(m?.trough),
@@ -179,10 +206,56 @@ export const memoryTable = (results: SweepResults): Table => ({
   }),
 })
 
+/**
+ * A report across machines: each ratio and batch size with the targets and machines it ran on on
+ * adjacent rows, so the same configuration on different hardware reads side by side.
+ */
+export const acrossMachinesTable = (results: SweepResults): Table => {
+  const rows = [...results.configs].sort(
+    (a, b) =>
+      visualShare(a.ratio) - visualShare(b.ratio) ||
+      a.batch.visual - b.batch.visual ||
+      a.batch.text - b.batch.text ||
+      targetText(a).localeCompare(targetText(b)) ||
+      machineText(a).localeCompare(machineText(b)),
+  )
+  return {
+    id: "machines",
+    title: "Same ratio and batch across hardware and machines",
+    columns: [
+      right("Ratio V:T"),
+      right("Batch V/T"),
+      left("Target"),
+      left("Hardware"),
+      left("Machine"),
+      left("Clock"),
+      right("Samples/s"),
+      right("Visual mean ± rme"),
+      right("Text mean ± rme"),
+      right("Memory peak"),
+      right("Swing max"),
+    ],
+    rows: rows.map((c) => [
+      ratioLabel(c.ratio),
+      `${c.batch.visual}/${c.batch.text}`,
+      targetText(c),
+      c.worker?.device ?? c.hardware ?? MISSING,
+      c.worker ? `${machineText(c)}: ${c.worker.cpu}, ${c.worker.cores} cores` : MISSING,
+      clock(c),
+      gone(c) ? ABORTED : formatNumber(c.throughput.samplesPerSec),
+      meanRme(c, "visual"),
+      meanRme(c, "text"),
+      formatBytes(c.memory?.peak),
+      formatBytes(c.memory?.swing?.max),
+    ]),
+  }
+}
+
 export const reportTables = (results: SweepResults): ReadonlyArray<Table> => [
   throughputTable(results),
   latencyTable(results),
   memoryTable(results),
+  ...(hasWorkers(results) ? [acrossMachinesTable(results)] : []),
 ]
 
 /**
