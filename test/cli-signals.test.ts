@@ -121,7 +121,7 @@ describe("signals stop a run cleanly", () => {
       [
         "-s",
         "TERM",
-        "4",
+        "3",
         "npx",
         "--no-install",
         "interleave",
@@ -138,7 +138,9 @@ describe("signals stop a run cleanly", () => {
     expect(r.code).toBe(124)
     await new Promise((res) => setTimeout(res, 300))
     expect(processesOf(runId)).toEqual([])
-    const log = await interruptedLog(runId)
-    expect(log.at(-1)!._tag).toBe("RunInterrupted")
+    // The run's state says how it ended (cheaper than exporting a few hundred thousand events).
+    const shown = JSON.parse((await cli(["show", runId, "--json"])).stdout)
+    expect(shown.status).toBe("interrupted")
+    expect(shown.lastInterruption.reason).toBe("stopped by SIGTERM")
   })
 })

@@ -1,6 +1,6 @@
 /**
  * Bounded memory, measured on the real binary: the process's resident set (sampled from /proc
- * while it runs) stays under 250 MB when `replay`, `verify --log` and `show` stream a 10^6-event
+ * while it runs) stays under 250 MB when `replay`, `verify --log` and `show` stream a 600,000-event
  * run, and when `verify` checks a 10^7-step schedule.
  */
 import { rmSync } from "node:fs"
@@ -12,8 +12,8 @@ import { peakRssOf } from "./support/rss.ts"
 const dir = tempDir()
 const store = join(dir, "runs.db")
 afterAll(() => rmSync(dir, { recursive: true, force: true }))
-// Half a million steps (a million events): a reader that held them would need well over 500 MB.
-const STEPS = 500_000
+// 300,000 steps (600,000 events): a reader that held them all would need well over 250 MB.
+const STEPS = 300_000
 const LIMIT_MB = 250
 
 /** Runs the CLI and samples its RSS every 20 ms; the exit code and the peak in MB. */
