@@ -8,5 +8,8 @@ export default defineConfig({
     testTimeout: 60_000,
     hookTimeout: 60_000,
     pool: "forks",
+    // Most of the slow tests wait on a child process (the binary, a trainer, PostgreSQL) rather
+    // than compute: three forks on two cores keep both busy (vitest's default would be one).
+    poolOptions: { forks: { maxForks: 3, minForks: 1 } },
   },
 })

@@ -8,7 +8,8 @@
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { dirname, join } from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import { ROOT, runCli, scenario, tempDir } from "./cli-helpers.ts"
+import { ROOT, scenario, tempDir } from "./cli-helpers.ts"
+import { cliInProcess as runCli } from "./cli-inprocess.ts"
 
 const dir = tempDir("interleave-observed-")
 afterAll(() => rmSync(dir, { recursive: true, force: true }))

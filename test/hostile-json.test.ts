@@ -13,7 +13,8 @@ import { decodeSweep, decodeSweepResults, parseSweep, parseSweepResults } from "
 import { firstIssue, jsonDepthOffset, MAX_JSON_DEPTH, parseJsonText } from "../core/common/index.ts"
 import { decodeEvent } from "../core/log/index.ts"
 import { parseSpec } from "../core/schedule/index.ts"
-import { baseScenario, runCli, scenario, tempDir } from "./cli-helpers.ts"
+import { baseScenario, scenario, tempDir } from "./cli-helpers.ts"
+import { cliInProcess as runCli } from "./cli-inprocess.ts"
 
 const dir = tempDir()
 afterAll(() => rmSync(dir, { recursive: true, force: true }))
