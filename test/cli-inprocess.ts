@@ -15,7 +15,14 @@ export interface InProcessResult {
 const text = (args: ReadonlyArray<unknown>) =>
   args.map((a) => (typeof a === "string" ? a : String(a))).join(" ")
 
-export const cliInProcess = async (args: ReadonlyArray<string>): Promise<InProcessResult> => {
+/**
+ * `cwd` runs the command from another folder (the default store is relative to it); the test
+ * pool is forks, where a worker may change its directory. It is restored afterwards.
+ */
+export const cliInProcess = async (
+  args: ReadonlyArray<string>,
+  opts: { cwd?: string } = {},
+): Promise<InProcessResult> => {
   const out: string[] = []
   const err: string[] = []
   const unsafe = {
@@ -47,9 +54,11 @@ export const cliInProcess = async (args: ReadonlyArray<string>): Promise<InProce
     warn: (...a) => Effect.sync(() => err.push(text(a))),
     unsafe: unsafe as unknown as Console.UnsafeConsole,
   }
+  const previous = process.cwd()
+  if (opts.cwd !== undefined) process.chdir(opts.cwd)
   const code = await Effect.runPromise(
     runCli(args).pipe(Effect.withConsole(capture), Effect.provide(NodeContext.layer)),
-  )
+  ).finally(() => process.chdir(previous))
   const join = (xs: string[]) => (xs.length === 0 ? "" : `${xs.join("\n")}\n`)
   return { code, stdout: join(out), stderr: join(err) }
 }

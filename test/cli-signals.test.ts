@@ -4,20 +4,24 @@
  * RunInterrupted event, the exit code says which signal, no interleave process is left, and
  * `resume` completes the run.
  */
-import { type ChildProcess, execFileSync, spawn } from "node:child_process"
+import { type ChildProcess, execFileSync, spawn, spawnSync } from "node:child_process"
 import { readFileSync, rmSync } from "node:fs"
 import { join } from "node:path"
+import Database from "better-sqlite3"
 import { afterAll, describe, expect, it } from "vitest"
-import { BIN, ROOT, runCli, tempDir, writeJson } from "./cli-helpers.ts"
+import { BIN, ROOT, tempDir, writeJson } from "./cli-helpers.ts"
+import { cliInProcess } from "./cli-inprocess.ts"
 
 const dir = tempDir("interleave-signals-")
 afterAll(() => rmSync(dir, { recursive: true, force: true }))
 
-// About 1.5 s of sim steps on a 2-core machine: long enough to interrupt, short enough to resume.
+// Under a second of sim steps on a quiet 2-core machine: long enough to interrupt after the
+// first 1000 steps, short enough to resume.
+const STEPS = 50_000
 const scenario = writeJson(dir, "long.json", {
   name: "long",
   seed: 1,
-  phases: [{ name: "joint", steps: 120_000, ratio: { visual: 8, text: 1 } }],
+  phases: [{ name: "joint", steps: STEPS, ratio: { visual: 8, text: 1 } }],
   batch: { visual: { size: 8 }, text: { size: 8 } },
   optimizer: { kind: "adamw", lr: 1e-4, groups: [{ name: "head" }] },
 })
@@ -30,7 +34,8 @@ const endless = writeJson(dir, "endless.json", {
   optimizer: { kind: "adamw", lr: 1e-4, groups: [{ name: "head" }] },
 })
 const store = join(dir, "runs.db")
-const cli = (args: ReadonlyArray<string>) => runCli([...args, "--store", store])
+// The signalled runs are the real binary; what reads and resumes them afterwards runs in-process.
+const cli = (args: ReadonlyArray<string>) => cliInProcess([...args, "--store", store])
 
 const exited = (child: ChildProcess) =>
   new Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string }>((done) => {
@@ -41,17 +46,23 @@ const exited = (child: ChildProcess) =>
     child.on("exit", (code, signal) => done({ code, signal, stderr }))
   })
 
-/** Waits until the run has recorded steps (the store exists and shows it running). */
+/** Waits until the run has recorded over 1000 steps, reading the store file directly. */
 const waitForSteps = async (runId: string) => {
-  for (let i = 0; i < 200; i++) {
-    const r = await cli(["runs", "--json"])
-    if (r.code === 0) {
-      const row = (JSON.parse(r.stdout) as Array<{ runId: string; stepsDone: number }>).find(
-        (x) => x.runId === runId,
-      )
-      if (row && row.stepsDone > 1000) return row.stepsDone
+  for (let i = 0; i < 400; i++) {
+    try {
+      const db = new Database(store, { readonly: true, fileMustExist: true })
+      try {
+        const row = db
+          .prepare("SELECT count(*) AS n FROM events WHERE stream = ? AND type = 'StepCompleted'")
+          .get(runId) as { n: number }
+        if (row.n > 1000) return row.n
+      } finally {
+        db.close()
+      }
+    } catch {
+      // The store or its tables are not there yet.
     }
-    await new Promise((r) => setTimeout(r, 100))
+    await new Promise((r) => setTimeout(r, 50))
   }
   throw new Error(`run ${runId} never started`)
 }
@@ -110,18 +121,25 @@ describe("signals stop a run cleanly", () => {
       expect(steps).toEqual(Array.from({ length: steps.length }, (_, i) => i))
       const resumed = await cli(["resume", runId, "--json"])
       expect(resumed.code, resumed.stderr).toBe(0)
-      expect(JSON.parse(resumed.stdout)).toMatchObject({ status: "completed", stepsCompleted: 120_000 })
+      expect(JSON.parse(resumed.stdout)).toMatchObject({ status: "completed", stepsCompleted: STEPS })
       expect((await cli(["verify", "--log", runId])).code).toBe(0)
     })
 
   it("under `timeout` and `npx`, the run stops with the wrapper and no interleave process is left", async () => {
     const runId = "sig-timeout-npx"
+    // npm 11's npx links the project's own bin through a cache folder (~/.npm/_npx) that it sets
+    // up on first use; an npx killed while it does so leaves the folder broken for every later
+    // npx. Set it up first, unhurried, so that `timeout` only ever kills a running interleave.
+    expect(
+      spawnSync("npx", ["--no-install", "interleave", "--version"], { cwd: ROOT, encoding: "utf8" }).status,
+    ).toBe(0)
     const child = spawn(
       "timeout",
       [
         "-s",
         "TERM",
-        "3",
+        // Long enough for npx and the binary to start on a loaded machine and record steps.
+        "5",
         "npx",
         "--no-install",
         "interleave",
@@ -135,11 +153,13 @@ describe("signals stop a run cleanly", () => {
       { cwd: ROOT, stdio: ["ignore", "ignore", "pipe"] },
     )
     const r = await exited(child)
-    expect(r.code).toBe(124)
+    expect(r.code, r.stderr).toBe(124)
     await new Promise((res) => setTimeout(res, 300))
     expect(processesOf(runId)).toEqual([])
     // The run's state says how it ended (cheaper than exporting a few hundred thousand events).
-    const shown = JSON.parse((await cli(["show", runId, "--json"])).stdout)
+    const show = await cli(["show", runId, "--json"])
+    expect(show.code, show.stderr).toBe(0)
+    const shown = JSON.parse(show.stdout)
     expect(shown.status).toBe("interrupted")
     expect(shown.lastInterruption.reason).toBe("stopped by SIGTERM")
   })

@@ -9,6 +9,7 @@ import { join } from "node:path"
 import { Effect } from "effect"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { BIN, runCli, scenario, tempDir } from "./cli-helpers.ts"
+import { cliInProcess } from "./cli-inprocess.ts"
 import { exited, holdLock } from "./support/sqlite-lock.ts"
 
 const dir = tempDir()
@@ -38,11 +39,11 @@ describe("in a folder with no store", () => {
   it("runs says so, and no command that only reads creates anything", async () => {
     const cwd = tempDir("interleave-fresh-")
     try {
-      const runs = await runCli(["runs"], { cwd })
+      const runs = await cliInProcess(["runs"], { cwd })
       expect(runs.stderr).toBe("")
       expect(runs.code).toBe(0)
       expect(runs.stdout.trim()).toBe("no runs (no store at .interleave/runs.db)")
-      expect((await runCli(["verify", scenario("trex2-joint-8to1.json")], { cwd })).code).toBe(0)
+      expect((await cliInProcess(["verify", scenario("trex2-joint-8to1.json")], { cwd })).code).toBe(0)
       for (const args of [
         ["show", "ghost"],
         ["replay", "ghost"],
@@ -50,7 +51,7 @@ describe("in a folder with no store", () => {
         ["verify", "--log", "ghost"],
         ["diff", "ghost", "other"],
       ]) {
-        const r = await runCli(args, { cwd })
+        const r = await cliInProcess(args, { cwd })
         expect(r.code, args.join(" ")).toBe(2)
         expect(r.stderr, args.join(" ")).toMatch(/no run "ghost"/)
       }
@@ -64,7 +65,7 @@ describe("in a folder with no store", () => {
 describe("a read-only store", () => {
   const store = join(dir, "ro", "runs.db")
   beforeAll(async () => {
-    const r = await runCli([
+    const r = await cliInProcess([
       "run",
       scenario("text-first-3to2.json"),
       "--steps",
@@ -84,7 +85,7 @@ describe("a read-only store", () => {
     try {
       const before = snapshot(store)
       for (const args of READERS) {
-        const r = await runCli([...args, "--store", store], { cwd: dir })
+        const r = await cliInProcess([...args, "--store", store], { cwd: dir })
         expect(r.stderr, args.join(" ")).toBe("")
         expect(r.code, args.join(" ")).toBe(0)
       }

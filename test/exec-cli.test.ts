@@ -12,6 +12,7 @@ import { join } from "node:path"
 import Database from "better-sqlite3"
 import { afterAll, describe, expect, it } from "vitest"
 import { runCli, scenario, spawnCli, tempDir, writeJson } from "./cli-helpers.ts"
+import { cliInProcess } from "./cli-inprocess.ts"
 import { alive, PYTHON, pythonTestsRun, ROOT, running, torchTestsRun } from "./exec-support.ts"
 
 const dir = tempDir("interleave-exec-cli-")
@@ -246,8 +247,9 @@ describe.runIf(pythonTestsRun("exec CLI tests with Python trainers"))(
         ],
         [["--step-timeout", "5"], "--step-timeout is for --adapter pytorch or exec"],
       ]
+      // Refused before any trainer starts: in-process, with the binary's exit codes.
       for (const [flags, message] of cases) {
-        const r = await cli(["run", sc, "--steps", "5", ...flags])
+        const r = await cliInProcess(["run", sc, "--steps", "5", ...flags, "--store", store])
         expect(r.code, r.stderr).toBe(2)
         expect(r.stdout).toBe("")
         expect(r.stderr.trim().split("\n")).toHaveLength(1)

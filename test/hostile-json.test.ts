@@ -1,5 +1,5 @@
 /**
- * Hostile JSON: nesting 100,000 levels deep and 55 MB values of the wrong type, in scenario files,
+ * Hostile JSON: nesting 100,000 levels deep and 12 MB values of the wrong type, in scenario files,
  * sweep and results files and log lines. Each is bad input (exit 2) in one short line that names
  * the file and where, never a stack overflow (exit 70) or the value echoed whole.
  */
@@ -22,7 +22,7 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }))
 const DEEP = 100_000
 const open = (n: number) => "[".repeat(n)
 const nested = (n: number) => `${open(n)}${"]".repeat(n)}`
-const HUGE = "y".repeat(55 * 1024 * 1024)
+const HUGE = "y".repeat(12 * 1024 * 1024)
 
 describe("jsonDepthOffset and parseJsonText", () => {
   it("finds where nesting passes the limit, skipping brackets inside strings", () => {
@@ -148,7 +148,7 @@ describe("through the binary", () => {
     }
   })
 
-  it("a scenario with a 55 MB value of the wrong type is exit 2 naming the field, the value clipped", async () => {
+  it("a scenario with a 12 MB value of the wrong type is exit 2 naming the field, the value clipped", async () => {
     const file = join(dir, "huge.json")
     writeFileSync(file, JSON.stringify({ ...baseScenario(), phases: HUGE }))
     expectBadInput(
@@ -181,7 +181,7 @@ describe("through the binary", () => {
     expect((await runCli(["show", "deep", "--store", store])).code).toBe(2)
   })
 
-  it("a log line with a 55 MB value of the wrong type is exit 2 naming the line and field, clipped", async () => {
+  it("a log line with a 12 MB value of the wrong type is exit 2 naming the line and field, clipped", async () => {
     const lines = [...jsonl]
     const i = lines.findIndex((l) => l.includes('"StepCompleted"'))
     lines[i] = lines[i]!.replace(/"modality":"\w+"/, `"modality":"${HUGE}"`)

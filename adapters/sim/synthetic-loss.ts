@@ -7,18 +7,8 @@
  * where u in [-1, 1) is a hash of (seed, step, component), not a stream of random numbers: the
  * noise of step i needs no earlier step, and the same inputs give the same bits on every run.
  */
+import { fmix32 } from "../../core/common/index.ts"
 import type { LossCurve } from "./profiles.ts"
-
-/** murmur3's 32-bit finaliser: a bijective avalanche mix. */
-export const fmix32 = (x: number): number => {
-  let h = x | 0
-  h ^= h >>> 16
-  h = Math.imul(h, 0x85ebca6b)
-  h ^= h >>> 13
-  h = Math.imul(h, 0xc2b2ae35)
-  h ^= h >>> 16
-  return h >>> 0
-}
 
 const TWO_32 = 4294967296
 

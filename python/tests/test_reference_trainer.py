@@ -52,9 +52,10 @@ def run_steps(c, steps, first_id):
 @unittest.skipUnless(HAVE_TORCH, TORCH_SKIP)
 class CheckpointRestore(unittest.TestCase):
     def test_restore_in_a_new_process_continues_exactly(self):
-        # The engine checkpoints right after an update: the first update at or after step 30.
-        split = next(s for s in range(29, 66) if sdk.plan_step(SPEC, s)["update"]) + 1
-        n = 60
+        # The engine checkpoints right after an update: the first update at or after step 16
+        # (past the warm-up, in the joint phase).
+        split = next(s for s in range(15, 66) if sdk.plan_step(SPEC, s)["update"]) + 1
+        n = 36
         with tempfile.TemporaryDirectory() as d:
             ck = os.path.join(d, "ck.pt")
             a = Child([sys.executable, TRAINER, "--threads", "1"])
