@@ -23,7 +23,7 @@
  * One rule is wrapped: tfjs-core's BatchMatMul gradient does not reduce over broadcast batch
  * dimensions (a [2,3,4] x [4,5] product gets a [2,4,5] gradient for its [4,5] input, which the
  * engine then rejects). The wrapper sums the library's result back to each input's shape. The
- * model's products do not broadcast today; test/tfjs-gradients.test.ts checks both cases.
+ * model's products do not broadcast today; test/adapters/tfjs-gradients.test.ts checks both cases.
  */
 import { register } from "node:module"
 import * as tf from "@tensorflow/tfjs-core"

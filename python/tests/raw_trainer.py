@@ -1,5 +1,5 @@
 """A step-protocol trainer written by hand (no SDK), that misbehaves on request: for the engine's
-tests of what it does when a trainer breaks the protocol (test/exec-adapter.test.ts).
+tests of what it does when a trainer breaks the protocol (test/adapters/exec-adapter.test.ts).
 
     raw_trainer.py [--garbage-at K] [--exit-at K] [--hang-at K] [--wrong-id-at K]
                    [--wrong-type-at K] [--bare-nan-at K] [--stderr-lines N] [--protocol V]

@@ -1,0 +1,166 @@
+/**
+ * Signals end a run cleanly, through the real binary: SIGINT and SIGTERM stop a sim run within
+ * about a second (also under `timeout` and `npx`), the log ends at a step boundary with a
+ * RunInterrupted event, the exit code says which signal, no interleave process is left, and
+ * `resume` completes the run.
+ */
+import { type ChildProcess, execFileSync, spawn, spawnSync } from "node:child_process"
+import { readFileSync, rmSync } from "node:fs"
+import { join } from "node:path"
+import Database from "better-sqlite3"
+import { afterAll, describe, expect, it } from "vitest"
+import { BIN, ROOT, tempDir, writeJson } from "../support/cli-helpers.ts"
+import { cliInProcess } from "../support/cli-inprocess.ts"
+
+const dir = tempDir("interleave-signals-")
+afterAll(() => rmSync(dir, { recursive: true, force: true }))
+
+// Under a second of sim steps on a quiet 2-core machine: long enough to interrupt after the
+// first 1000 steps, short enough to resume.
+const STEPS = 50_000
+const scenario = writeJson(dir, "long.json", {
+  name: "long",
+  seed: 1,
+  phases: [{ name: "joint", steps: STEPS, ratio: { visual: 8, text: 1 } }],
+  batch: { visual: { size: 8 }, text: { size: 8 } },
+  optimizer: { kind: "adamw", lr: 1e-4, groups: [{ name: "head" }] },
+})
+// Never ends by itself: for the wrapper test, which does not resume.
+const endless = writeJson(dir, "endless.json", {
+  name: "endless",
+  seed: 1,
+  phases: [{ name: "joint", steps: 1_000_000_000, ratio: { visual: 8, text: 1 } }],
+  batch: { visual: { size: 8 }, text: { size: 8 } },
+  optimizer: { kind: "adamw", lr: 1e-4, groups: [{ name: "head" }] },
+})
+const store = join(dir, "runs.db")
+// The signalled runs are the real binary; what reads and resumes them afterwards runs in-process.
+const cli = (args: ReadonlyArray<string>) => cliInProcess([...args, "--store", store])
+
+const exited = (child: ChildProcess) =>
+  new Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string }>((done) => {
+    let stderr = ""
+    child.stderr?.on("data", (d) => {
+      stderr += String(d)
+    })
+    child.on("exit", (code, signal) => done({ code, signal, stderr }))
+  })
+
+/** Waits until the run has recorded over 1000 steps, reading the store file directly. */
+const waitForSteps = async (runId: string) => {
+  for (let i = 0; i < 400; i++) {
+    try {
+      const db = new Database(store, { readonly: true, fileMustExist: true })
+      try {
+        const row = db
+          .prepare("SELECT count(*) AS n FROM events WHERE stream = ? AND type = 'StepCompleted'")
+          .get(runId) as { n: number }
+        if (row.n > 1000) return row.n
+      } finally {
+        db.close()
+      }
+    } catch {
+      // The store or its tables are not there yet.
+    }
+    await new Promise((r) => setTimeout(r, 50))
+  }
+  throw new Error(`run ${runId} never started`)
+}
+
+const processesOf = (runId: string): string[] => {
+  try {
+    return execFileSync("pgrep", ["-f", `--run-id ${runId}`], { encoding: "utf8" })
+      .trim()
+      .split("\n")
+      .filter(Boolean)
+  } catch {
+    return []
+  }
+}
+
+const interruptedLog = async (runId: string) => {
+  // Through a file: the log of a few seconds of sim steps is larger than a child's stdout buffer.
+  const file = join(dir, `${runId}.jsonl`)
+  const exported = await cli(["export", runId, "--out", file, "--force"])
+  expect(exported.code, exported.stderr).toBe(0)
+  const log = readFileSync(file, "utf8")
+    .trim()
+    .split("\n")
+    .map((l) => JSON.parse(l).data as { _tag: string; step?: number; lastStep?: number; reason?: string })
+  return log
+}
+
+describe("signals stop a run cleanly", () => {
+  for (const [signal, code] of [
+    ["SIGINT", 130],
+    ["SIGTERM", 143],
+  ] as const)
+    it(`${signal}: stops within about a second, exit ${code}, the log ends at a step boundary, resume completes`, async () => {
+      const runId = `sig-${signal}`
+      const child = spawn(process.execPath, [BIN, "run", scenario, "--run-id", runId, "--store", store], {
+        cwd: ROOT,
+        stdio: ["ignore", "ignore", "pipe"],
+      })
+      const done = exited(child)
+      await waitForSteps(runId)
+      const t0 = performance.now()
+      child.kill(signal)
+      const r = await done
+      const ms = performance.now() - t0
+      console.log(`${signal}: exited ${ms.toFixed(0)} ms after the signal`)
+      expect(r.code).toBe(code)
+      expect(ms).toBeLessThan(2000)
+      expect(r.stderr).toContain(`resume it with \`interleave resume ${runId}\``)
+      expect(processesOf(runId)).toEqual([])
+      const log = await interruptedLog(runId)
+      const last = log.at(-1)!
+      expect(last._tag).toBe("RunInterrupted")
+      expect(last.reason).toContain(signal)
+      const steps = log.filter((e) => e._tag === "StepCompleted").map((e) => e.step!)
+      expect(last.lastStep).toBe(steps.at(-1))
+      expect(steps).toEqual(Array.from({ length: steps.length }, (_, i) => i))
+      const resumed = await cli(["resume", runId, "--json"])
+      expect(resumed.code, resumed.stderr).toBe(0)
+      expect(JSON.parse(resumed.stdout)).toMatchObject({ status: "completed", stepsCompleted: STEPS })
+      expect((await cli(["verify", "--log", runId])).code).toBe(0)
+    })
+
+  it("under `timeout` and `npx`, the run stops with the wrapper and no interleave process is left", async () => {
+    const runId = "sig-timeout-npx"
+    // npm 11's npx links the project's own bin through a cache folder (~/.npm/_npx) that it sets
+    // up on first use; an npx killed while it does so leaves the folder broken for every later
+    // npx. Set it up first, unhurried, so that `timeout` only ever kills a running interleave.
+    expect(
+      spawnSync("npx", ["--no-install", "interleave", "--version"], { cwd: ROOT, encoding: "utf8" }).status,
+    ).toBe(0)
+    const child = spawn(
+      "timeout",
+      [
+        "-s",
+        "TERM",
+        // Long enough for npx and the binary to start on a loaded machine and record steps.
+        "5",
+        "npx",
+        "--no-install",
+        "interleave",
+        "run",
+        endless,
+        "--run-id",
+        runId,
+        "--store",
+        store,
+      ],
+      { cwd: ROOT, stdio: ["ignore", "ignore", "pipe"] },
+    )
+    const r = await exited(child)
+    expect(r.code, r.stderr).toBe(124)
+    await new Promise((res) => setTimeout(res, 300))
+    expect(processesOf(runId)).toEqual([])
+    // The run's state says how it ended (cheaper than exporting a few hundred thousand events).
+    const show = await cli(["show", runId, "--json"])
+    expect(show.code, show.stderr).toBe(0)
+    const shown = JSON.parse(show.stdout)
+    expect(shown.status).toBe("interrupted")
+    expect(shown.lastInterruption.reason).toBe("stopped by SIGTERM")
+  })
+})

@@ -1,0 +1,197 @@
+/**
+ * Hostile JSON: nesting 100,000 levels deep and 12 MB values of the wrong type, in scenario files,
+ * sweep and results files and log lines. Each is bad input (exit 2) in one short line that names
+ * the file and where, never a stack overflow (exit 70) or the value echoed whole.
+ */
+import { rmSync, writeFileSync } from "node:fs"
+import { join } from "node:path"
+import { Either, Schema } from "effect"
+import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { decodeMeasured } from "../../adapters/sim/fit.ts"
+import { decodeHardware } from "../../adapters/sim/profiles.ts"
+import { decodeSweep, decodeSweepResults, parseSweep, parseSweepResults } from "../../core/bench/index.ts"
+import { firstIssue, jsonDepthOffset, MAX_JSON_DEPTH, parseJsonText } from "../../core/common/index.ts"
+import { decodeEvent } from "../../core/log/index.ts"
+import { parseSpec } from "../../core/schedule/index.ts"
+import { baseScenario, scenario, tempDir } from "../support/cli-helpers.ts"
+import { cliInProcess as runCli } from "../support/cli-inprocess.ts"
+
+const dir = tempDir()
+afterAll(() => rmSync(dir, { recursive: true, force: true }))
+
+const DEEP = 100_000
+const open = (n: number) => "[".repeat(n)
+const nested = (n: number) => `${open(n)}${"]".repeat(n)}`
+const HUGE = "y".repeat(12 * 1024 * 1024)
+
+describe("jsonDepthOffset and parseJsonText", () => {
+  it("finds where nesting passes the limit, skipping brackets inside strings", () => {
+    expect(jsonDepthOffset(nested(MAX_JSON_DEPTH))).toBeUndefined()
+    expect(jsonDepthOffset(nested(MAX_JSON_DEPTH + 1))).toBe(MAX_JSON_DEPTH)
+    expect(jsonDepthOffset(`{"a": ${open(DEEP)}`)).toBe(6 + MAX_JSON_DEPTH - 1)
+    const inString = JSON.stringify({ s: open(DEEP), t: '\\"[[[' })
+    expect(jsonDepthOffset(inString)).toBeUndefined()
+    expect(Either.isRight(parseJsonText(inString))).toBe(true)
+  })
+
+  it("refuses deep nesting, balanced or not, naming line and column, without overflowing", () => {
+    expect(parseJsonText(open(DEEP))).toEqual(
+      Either.left(
+        "JSON nested more than 512 levels deep at line 1, column 513 (interleave reads at most 512)",
+      ),
+    )
+    expect(parseJsonText(`{\n  "name": "x",\n  "phases": ${nested(DEEP)}\n}`)).toEqual(
+      Either.left(
+        "JSON nested more than 512 levels deep at line 3, column 524 (interleave reads at most 512)",
+      ),
+    )
+  })
+
+  it("scenario, sweep and results files are refused the same way", () => {
+    const deep = /: JSON nested more than 512 levels deep at line 1, column 513/
+    const spec = parseSpec(nested(DEEP), "s.json")
+    expect(Either.isLeft(spec) && spec.left.message).toMatch(deep)
+    const sweep = parseSweep(open(DEEP), "w.json")
+    expect(Either.isLeft(sweep) && sweep.left.message).toMatch(deep)
+    const results = parseSweepResults(nested(DEEP), "r.json")
+    expect(Either.isLeft(results) && results.left.message).toMatch(/JSON nested more than 512 levels deep/)
+  })
+})
+
+describe("decode errors quote values clipped", () => {
+  it("firstIssue clips the reason and the path", () => {
+    const decode = Schema.decodeUnknownEither(Schema.Struct({ n: Schema.Number }), {
+      onExcessProperty: "error",
+    })
+    const wrong = decode({ n: HUGE })
+    expect(Either.isLeft(wrong)).toBe(true)
+    if (Either.isLeft(wrong)) {
+      const { path, reason } = firstIssue(wrong.left)
+      expect(path).toBe("n")
+      expect(reason.length).toBeLessThan(400)
+      expect(reason).toMatch(/^Expected number, actual "yyy/)
+      expect(reason).toContain("characters)")
+    }
+    const key = decode({ n: 1, [HUGE]: 2 })
+    if (Either.isLeft(key)) expect(firstIssue(key.left).path.length).toBeLessThan(400)
+    else expect.unreachable()
+  })
+
+  it("the sweep, results, profile and measurement decoders go through it", () => {
+    const big = HUGE.slice(0, 5 * 1024 * 1024)
+    const results: ReadonlyArray<Either.Either<unknown, { readonly message: string }>> = [
+      decodeSweep(big, "sweep.json"),
+      decodeSweepResults(big, "results.json"),
+      decodeHardware(big, "gpu.json"),
+      decodeMeasured(big, "measured.json"),
+    ]
+    for (const r of results) {
+      const m = Either.isLeft(r) ? r.left.message : "decoded"
+      // Either the value is quoted clipped, or the file's shape is named without quoting it.
+      expect(m).toMatch(/… \(\d+ characters\)|must be a JSON object, got a string/)
+      expect(m.length).toBeLessThan(500)
+    }
+  })
+
+  it("the scenario and event decoders go through it", () => {
+    const spec = parseSpec(JSON.stringify({ ...baseScenario(), phases: HUGE }), "huge.json")
+    expect(Either.isLeft(spec) && spec.left.message.length).toBeLessThan(500)
+    const event = decodeEvent(
+      {
+        type: "PhaseStarted",
+        version: 1,
+        data: { _tag: "PhaseStarted", phase: "joint", index: 0, step: HUGE },
+      },
+      "log:1",
+    )
+    expect(Either.isLeft(event) && event.left.message.length).toBeLessThan(500)
+  })
+})
+
+describe("through the binary", () => {
+  let jsonl: string[] = []
+  const store = join(dir, "runs.db")
+  beforeAll(async () => {
+    const r = await runCli([
+      "run",
+      scenario("text-first-3to2.json"),
+      "--steps",
+      "12",
+      "--run-id",
+      "h",
+      "--store",
+      store,
+    ])
+    expect(r.code).toBe(0)
+    jsonl = (await runCli(["export", "h", "--store", store])).stdout.trim().split("\n")
+  })
+
+  /** Exit 2, one short line matching `message`. */
+  const expectBadInput = (r: { code: number | null; stderr: string }, message: RegExp) => {
+    expect(r.code).toBe(2)
+    expect(r.stderr).toMatch(message)
+    expect(r.stderr.trim().split("\n")).toHaveLength(1)
+    expect(r.stderr.length).toBeLessThan(600)
+  }
+
+  it("a scenario nested 100,000 deep is exit 2 naming the file, line and column", async () => {
+    const file = join(dir, "deep.json")
+    writeFileSync(file, `{\n  "name": ${nested(DEEP)}\n}\n`)
+    for (const args of [
+      ["verify", file],
+      ["plan", file],
+    ]) {
+      expectBadInput(
+        await runCli(args),
+        new RegExp(`${file}: JSON nested more than 512 levels deep at line 2, column 522`),
+      )
+    }
+  })
+
+  it("a scenario with a 12 MB value of the wrong type is exit 2 naming the field, the value clipped", async () => {
+    const file = join(dir, "huge.json")
+    writeFileSync(file, JSON.stringify({ ...baseScenario(), phases: HUGE }))
+    expectBadInput(
+      await runCli(["verify", file]),
+      new RegExp(`${file}: phases: Expected .*yyy… \\(\\d+ characters\\)`),
+    )
+  })
+
+  it("a log line nested 100,000 deep is exit 2 naming the file and line, for verify --log and import", async () => {
+    for (const [name, deepLine] of [
+      ["deep.jsonl", `{"type":"StepCompleted","version":2,"data":${nested(DEEP)}}`],
+      ["deep.mllog", `:::MLLOG {"namespace":"","metadata":{"interleave":${open(DEEP)}}}`],
+    ] as const) {
+      const lines = name.endsWith(".mllog")
+        ? [`:::MLLOG {"namespace":"","time_ms":1,"key":"x","metadata":{}}`, deepLine]
+        : [...jsonl.slice(0, 3), deepLine, ...jsonl.slice(3)]
+      const at = name.endsWith(".mllog") ? 2 : 4
+      const file = join(dir, name)
+      writeFileSync(file, `${lines.join("\n")}\n`)
+      for (const args of [
+        ["verify", "--log", file],
+        ["import", file, "--run-id", "deep", "--store", store],
+      ]) {
+        expectBadInput(
+          await runCli(args),
+          new RegExp(`${file}:${at}: JSON nested more than 512 levels deep at column \\d+`),
+        )
+      }
+    }
+    expect((await runCli(["show", "deep", "--store", store])).code).toBe(2)
+  })
+
+  it("a log line with a 12 MB value of the wrong type is exit 2 naming the line and field, clipped", async () => {
+    const lines = [...jsonl]
+    const i = lines.findIndex((l) => l.includes('"StepCompleted"'))
+    lines[i] = lines[i]!.replace(/"modality":"\w+"/, `"modality":"${HUGE}"`)
+    const file = join(dir, "huge.jsonl")
+    writeFileSync(file, `${lines.join("\n")}\n`)
+    for (const args of [
+      ["verify", "--log", file],
+      ["import", file, "--run-id", "huge", "--store", store],
+    ]) {
+      expectBadInput(await runCli(args), new RegExp(`${file}:${i + 1}: StepCompleted\\.modality: .*yyy…`))
+    }
+  })
+})

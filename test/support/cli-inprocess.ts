@@ -1,0 +1,64 @@
+/**
+ * Runs the CLI in this process, as `interleave <args>` would, with a console that captures
+ * stdout (Console.log) and stderr (Console.error). No process start, so command tests are cheap.
+ */
+import * as NodeContext from "@effect/platform-node/NodeContext"
+import { Console, Effect } from "effect"
+import { runCli } from "../../cli/app.ts"
+
+export interface InProcessResult {
+  readonly code: number
+  readonly stdout: string
+  readonly stderr: string
+}
+
+const text = (args: ReadonlyArray<unknown>) =>
+  args.map((a) => (typeof a === "string" ? a : String(a))).join(" ")
+
+/**
+ * `cwd` runs the command from another folder (the default store is relative to it); the test
+ * pool is forks, where a worker may change its directory. It is restored afterwards.
+ */
+export const cliInProcess = async (
+  args: ReadonlyArray<string>,
+  opts: { cwd?: string } = {},
+): Promise<InProcessResult> => {
+  const out: string[] = []
+  const err: string[] = []
+  const unsafe = {
+    ...globalThis.console,
+    log: (...a: unknown[]) => out.push(text(a)),
+    info: (...a: unknown[]) => out.push(text(a)),
+    error: (...a: unknown[]) => err.push(text(a)),
+    warn: (...a: unknown[]) => err.push(text(a)),
+  }
+  const capture: Console.Console = {
+    [Console.TypeId]: Console.TypeId,
+    assert: () => Effect.void,
+    clear: Effect.void,
+    count: () => Effect.void,
+    countReset: () => Effect.void,
+    debug: () => Effect.void,
+    dir: () => Effect.void,
+    dirxml: () => Effect.void,
+    error: (...a) => Effect.sync(() => err.push(text(a))),
+    group: () => Effect.void,
+    groupEnd: Effect.void,
+    info: (...a) => Effect.sync(() => out.push(text(a))),
+    log: (...a) => Effect.sync(() => out.push(text(a))),
+    table: () => Effect.void,
+    time: () => Effect.void,
+    timeEnd: () => Effect.void,
+    timeLog: () => Effect.void,
+    trace: () => Effect.void,
+    warn: (...a) => Effect.sync(() => err.push(text(a))),
+    unsafe: unsafe as unknown as Console.UnsafeConsole,
+  }
+  const previous = process.cwd()
+  if (opts.cwd !== undefined) process.chdir(opts.cwd)
+  const code = await Effect.runPromise(
+    runCli(args).pipe(Effect.withConsole(capture), Effect.provide(NodeContext.layer)),
+  ).finally(() => process.chdir(previous))
+  const join = (xs: string[]) => (xs.length === 0 ? "" : `${xs.join("\n")}\n`)
+  return { code, stdout: join(out), stderr: join(err) }
+}
