@@ -18,7 +18,7 @@
  * their noise (the combined 95% margins of error) and by more than `crossRatioPct` (10%) of
  * the smaller, a note names both.
  */
-import { formatMs, formatNumber, type Statistics } from "../common/index.ts"
+import { formatMs, formatNumber, groupThousands, type Statistics } from "../common/index.ts"
 import type { Modality } from "../schedule/index.ts"
 import type { ConfigResult, SweepResults } from "./results.ts"
 import { ratioLabel, targetKey, targetText } from "./target.ts"
@@ -91,7 +91,7 @@ export const NOISE_HINT =
   "hint: treat the noisy figures as rough; more measured steps (the sweep's measuredSteps) or a quieter machine narrow them"
 
 export const rmeText = (s: Statistics): string =>
-  `±${Number.isFinite(s.rme) ? (s.rme < 10 ? s.rme.toFixed(1) : Math.round(s.rme).toLocaleString("en-US")) : "∞"}%`
+  `±${Number.isFinite(s.rme) ? (s.rme < 10 ? s.rme.toFixed(1) : groupThousands(Math.round(s.rme))) : "∞"}%`
 
 export interface CrossRatioNote {
   readonly modality: Modality

@@ -9,6 +9,20 @@ const missing = (x: number | null | undefined): x is null | undefined =>
   x === null || x === undefined || Number.isNaN(x)
 
 /**
+ * An integer below 1e15 with comma thousands separators, as toLocaleString("en-US") writes it,
+ * without it: the first toLocaleString call loads ICU's locale data, tens of ms at every start.
+ */
+export const groupThousands = (n: number): string => {
+  const digits = String(Math.abs(n))
+  let out = ""
+  for (let i = 0; i < digits.length; i++) {
+    if (i > 0 && (digits.length - i) % 3 === 0) out += ","
+    out += digits[i]
+  }
+  return n < 0 ? `-${out}` : out
+}
+
+/**
  * Three significant digits, thousands separated (0.0123, 1.23, 12.3, 123, 1,234), and exponent
  * notation below 0.001 so learning rates stay readable (1.00e-5).
  */
@@ -18,7 +32,7 @@ export const formatNumber = (x: number | null | undefined): string => {
   const a = Math.abs(x)
   if (a === 0) return "0"
   if (a >= 1e15) return x.toExponential(2)
-  if (a >= 100 || Number.isInteger(x)) return Math.round(x).toLocaleString("en-US")
+  if (a >= 100 || Number.isInteger(x)) return groupThousands(Math.round(x))
   if (a >= 1) return x.toFixed(a >= 10 ? 1 : 2)
   if (a < 1e-3) return x.toExponential(2)
   return x.toPrecision(3)

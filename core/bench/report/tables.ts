@@ -5,7 +5,7 @@
  * memory figure a memory number is. An aborted configuration reads "aborted", never 0.
  */
 
-import type { Statistics } from "../../common/index.ts"
+import { groupThousands, type Statistics } from "../../common/index.ts"
 import {
   formatBytes,
   formatFactor,
@@ -127,7 +127,7 @@ export const throughputTable = (results: SweepResults): Table => ({
     adapterLabel(c),
     c.hardware ?? MISSING,
     c.aborted ? `aborted (${abortShort(c.aborted)})` : "completed",
-    c.steps.toLocaleString("en-US"),
+    groupThousands(c.steps),
     String(c.failedSteps),
     clock(c),
     gone(c) ? MISSING : formatMs(c.durationMs),
