@@ -9,7 +9,14 @@
 import { existsSync, readdirSync, readFileSync } from "node:fs"
 import { join, resolve } from "node:path"
 import { Effect, Either, type ParseResult, Schema } from "effect"
-import { firstIssue, hashJson, issueText, looksLikePath, packageRoot } from "../../core/common/index.ts"
+import {
+  firstIssue,
+  hashJson,
+  issueText,
+  looksLikePath,
+  packageRoot,
+  parseJsonText,
+} from "../../core/common/index.ts"
 import { AdapterUnavailable } from "../../core/run/index.ts"
 
 const NonEmpty = Schema.String.pipe(Schema.minLength(1, { message: () => "must be a non-empty string" }))
@@ -314,10 +321,12 @@ const loadWith =
         try: () => readFileSync(file, "utf8"),
         catch: (e) => new AdapterUnavailable({ message: `${file}: cannot read: ${String(e)}` }),
       })
-      const json = yield* Effect.try({
-        try: () => JSON.parse(text) as unknown,
-        catch: (e) =>
-          new AdapterUnavailable({ message: `${file}: invalid JSON: ${e instanceof Error ? e.message : e}` }),
+      // The shared reader: a position for a syntax error, and nesting too deep refused up front
+      // (decoding a value nested 10^5 deep would overflow the stack).
+      const json = yield* Either.match(parseJsonText(text), {
+        onLeft: (reason) =>
+          Effect.fail(new AdapterUnavailable({ message: `${file}: invalid JSON: ${reason}` })),
+        onRight: (value) => Effect.succeed(value),
       })
       const profile = yield* decode(json, file)
       return { profile, file, hash: profileHash(profile) }

@@ -12,11 +12,13 @@
  */
 import { Either, ParseResult, Schema } from "effect"
 import {
+  clip,
   DecodeError,
   formatPath,
   firstIssue as genericIssue,
   notAnObject,
   parseJsonText,
+  shown,
 } from "../common/index.ts"
 import { CycleOrder, decodeSpec, encodeSpec, type Ratio, type ScheduleSpec } from "../schedule/index.ts"
 
@@ -174,7 +176,7 @@ const unionReason = (issue: ParseResult.ArrayFormatterIssue, input: unknown): st
     const t = (input as { targets?: ReadonlyArray<unknown> }).targets?.[path[1]]
     const adapter = t && typeof t === "object" ? (t as { adapter?: unknown }).adapter : undefined
     if (!(TARGET_ADAPTERS as ReadonlyArray<unknown>).includes(adapter))
-      return `unknown target adapter ${JSON.stringify(adapter)} (known: ${TARGET_ADAPTERS.map((a) => `"${a}"`).join(", ")})`
+      return `unknown target adapter ${shown(adapter)} (known: ${TARGET_ADAPTERS.map((a) => `"${a}"`).join(", ")})`
     const known = { backend: TFJS_BACKENDS, preset: TFJS_PRESETS }[String(path[2])]
     if (
       (adapter === "tfjs" || adapter === "pytorch") &&
@@ -182,12 +184,12 @@ const unionReason = (issue: ParseResult.ArrayFormatterIssue, input: unknown): st
       known &&
       issue.message.startsWith("Expected")
     )
-      return `must be one of ${known.join(", ")}, got ${JSON.stringify((t as Record<string, unknown>)[String(path[2])])}`
+      return `must be one of ${known.join(", ")}, got ${shown((t as Record<string, unknown>)[String(path[2])])}`
   }
   // batchSizes[i] that is neither a number nor a pair: the union's first member speaks for both.
   if (path[0] === "batchSizes" && path.length === 2 && issue.message.startsWith("Expected"))
     return BATCH_REASON
-  return issue.message
+  return clip(issue.message)
 }
 
 const firstIssue = (error: ParseResult.ParseError, input: unknown): { path: string; reason: string } => {

@@ -17,6 +17,7 @@ import {
   PosFinite,
   PosInt,
   parseJsonText,
+  shown,
   UnitInterval,
 } from "../common/index.ts"
 
@@ -144,7 +145,8 @@ const decodeUnknown = Schema.decodeUnknownEither(ScheduleSpec, { onExcessPropert
 const checkConsistency = (spec: ScheduleSpec): { path: string; reason: string } | undefined => {
   const names = new Set<string>()
   for (const [i, p] of spec.phases.entries()) {
-    if (names.has(p.name)) return { path: `phases[${i}].name`, reason: `duplicate phase name "${p.name}"` }
+    if (names.has(p.name))
+      return { path: `phases[${i}].name`, reason: `duplicate phase name ${shown(p.name)}` }
     names.add(p.name)
     const c = p.ratio.visual + p.ratio.text
     if (phaseOffset(p) >= c)
@@ -156,7 +158,7 @@ const checkConsistency = (spec: ScheduleSpec): { path: string; reason: string } 
   const groups = new Set<string>()
   for (const [i, g] of spec.optimizer.groups.entries()) {
     if (groups.has(g.name))
-      return { path: `optimizer.groups[${i}].name`, reason: `duplicate group name "${g.name}"` }
+      return { path: `optimizer.groups[${i}].name`, reason: `duplicate group name ${shown(g.name)}` }
     groups.add(g.name)
   }
   const total = totalSteps(spec)

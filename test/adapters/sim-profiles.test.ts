@@ -77,6 +77,12 @@ describe("resolving names and paths", () => {
 })
 
 describe("bad profile files name the file and the field", () => {
+  it("JSON nested 100,000 deep is refused before it is decoded, naming the file and where", () => {
+    const file = writeJson("deep.json", `${"[".repeat(100_000)}${"]".repeat(100_000)}`)
+    const e = failure(loadHardware(file))
+    expect(e.message).toMatch(new RegExp(`^${file}: invalid JSON: .*nested.*line 1, column`))
+  })
+
   it("a non-number peakFlops", () => {
     const file = writeJson("bad-type.json", { ...goodHardware, peakFlops: "fast" })
     const e = failure(loadHardware(file))

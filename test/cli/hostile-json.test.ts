@@ -77,6 +77,33 @@ describe("decode errors quote values clipped", () => {
     else expect.unreachable()
   })
 
+  it("a duplicate phase or group name, and a sweep target's adapter, are quoted clipped", () => {
+    const long = "p".repeat(100_000)
+    const base = baseScenario()
+    const phases = {
+      ...base,
+      phases: [base.phases[0], { ...base.phases[1], name: long }, { ...base.phases[1], name: long }],
+    }
+    const groups = { ...base, optimizer: { ...base.optimizer, groups: [{ name: long }, { name: long }] } }
+    for (const [spec, path] of [
+      [phases, "phases[2].name"],
+      [groups, "optimizer.groups[1].name"],
+    ] as const) {
+      const r = parseSpec(JSON.stringify(spec), "s.json")
+      const message = Either.isLeft(r) ? r.left.message : ""
+      expect(message).toContain(`${path}: duplicate`)
+      expect(message).toContain("(100002 characters)")
+      expect(message.length).toBeLessThan(400)
+    }
+    const sweep = parseSweep(
+      JSON.stringify({ name: "w", base: "b.json", targets: [{ adapter: long }] }),
+      "w.json",
+    )
+    const message = Either.isLeft(sweep) ? sweep.left.message : ""
+    expect(message).toContain("targets[0].adapter: unknown target adapter")
+    expect(message.length).toBeLessThan(400)
+  })
+
   it("the sweep, results, profile and measurement decoders go through it", () => {
     const big = HUGE.slice(0, 5 * 1024 * 1024)
     const results: ReadonlyArray<Either.Either<unknown, { readonly message: string }>> = [

@@ -5,14 +5,15 @@
  * memory figure a memory number is. An aborted configuration reads "aborted", never 0.
  */
 
-import { groupThousands, type Statistics } from "../../common/index.ts"
 import {
   formatBytes,
   formatFactor,
   formatMs,
   formatNumber,
   formatPercent,
+  groupThousands,
   MISSING,
+  type Statistics,
 } from "../../common/index.ts"
 import type { Modality } from "../../schedule/index.ts"
 import { figureLabel, figureTag } from "../memory-figure.ts"
