@@ -21,6 +21,33 @@ export interface ProgressOptions {
   readonly label: string
   /** Steps of the whole job (the run's planned length). */
   readonly total: number
+  /** Where each phase but the last ends (phaseSpans): a line as each one finishes. */
+  readonly phases?: ReadonlyArray<PhaseSpan> | undefined
+}
+
+export interface PhaseSpan {
+  readonly name: string
+  /** The global step after the phase's last. */
+  readonly end: number
+}
+
+/**
+ * The phases of a spec (decoded, or as a RunStarted event records it: only names and lengths are
+ * read) that end before `total`. The engine reports progress once per append batch, which may hold
+ * a whole short phase, so a phase's end is found by its step, not by seeing it in a report.
+ */
+export const phaseSpans = (spec: unknown, total: number): ReadonlyArray<PhaseSpan> => {
+  const phases = (spec as { phases?: unknown } | null)?.phases
+  if (!Array.isArray(phases)) return []
+  const out: PhaseSpan[] = []
+  let end = 0
+  for (const p of phases as ReadonlyArray<{ name?: unknown; steps?: unknown }>) {
+    if (typeof p?.name !== "string" || typeof p.steps !== "number") return []
+    end += p.steps
+    if (end >= total) break
+    out.push({ name: p.name, end })
+  }
+  return out
 }
 
 const mode = (): "tty" | "lines" | "off" => {
@@ -72,13 +99,23 @@ export const makeProgress = (o: ProgressOptions): ProgressReporter => {
     } else write(`${text}\n`)
     lastLine = Date.now()
   }
+  const spans = o.phases ?? []
+  // Index of the next phase end to announce; phases finished before this session are skipped.
+  let next: number | undefined
   const update = (p: Progress) => {
     last = p
     const now = Date.now()
-    if (phase !== undefined && p.state.phase !== phase)
-      unit(
-        `${o.label}: phase ${phase} done; in phase ${p.state.phase} at step ${p.state.lastStep + 1}/${o.total}`,
-      )
+    const doneSteps = p.state.lastStep + 1
+    if (spans.length > 0) {
+      if (next === undefined) {
+        const before = doneSteps - p.stepsThisSession
+        next = spans.findIndex((s) => s.end > before)
+        if (next < 0) next = spans.length
+      }
+      for (; next < spans.length && spans[next]!.end <= doneSteps; next++)
+        unit(`${o.label}: phase ${spans[next]!.name} done at step ${spans[next]!.end}/${o.total}`)
+    } else if (phase !== undefined && p.state.phase !== phase)
+      unit(`${o.label}: phase ${phase} done; in phase ${p.state.phase} at step ${doneSteps}/${o.total}`)
     phase = p.state.phase
     if (tty) {
       if (now - lastDraw < 100) return

@@ -69,7 +69,7 @@ export const forkCommand = defineCommand({
       const runId = Option.getOrElse(o.runId, () => runIdFrom(`${base}-fork`, runStamp(now)))
       const steps = Option.getOrUndefined(o.steps)
       const summary = yield* withEngine(
-        { runId, total: Math.min(steps ?? parent.steps, totalSteps(spec)), store: o.store },
+        { runId, total: Math.min(steps ?? parent.steps, totalSteps(spec)), store: o.store, spec },
         (opts) =>
           forkRun({ parentId: o.run, atStep: at, runId, spec, source, steps }, opts).pipe(
             Effect.provide(adapterLayer(parent.adapter.kind)),

@@ -6,7 +6,7 @@ import { defineCommand } from "../command.ts"
 import { failedCheck } from "../failure.ts"
 import { jsonFlag, runArg, storeFlag } from "../options.ts"
 import { json, line } from "../output.ts"
-import { makeProgress } from "../progress.ts"
+import { makeProgress, phaseSpans } from "../progress.ts"
 import { replayCheckpointDirOf, withStore } from "../store.ts"
 
 export const replayCommand = defineCommand({
@@ -19,7 +19,11 @@ export const replayCommand = defineCommand({
     Effect.gen(function* () {
       const started = (yield* summarizeLog(o.run)).started!
       yield* refuseObserved(started, "replay")
-      const progress = makeProgress({ label: `replay ${o.run}`, total: started.steps })
+      const progress = makeProgress({
+        label: `replay ${o.run}`,
+        total: started.steps,
+        phases: phaseSpans(started.spec, started.steps),
+      })
       const result = yield* replayRun(o.run, {
         checkpointDir: replayCheckpointDirOf(o.store),
         onProgress: progress.update,

@@ -18,8 +18,9 @@ export const resumeCommand = defineCommand({
     Effect.gen(function* () {
       const started = (yield* summarizeLog(o.run)).started!
       yield* refuseObserved(started, "resume")
-      const summary = yield* withEngine({ runId: o.run, total: started.steps, store: o.store }, (opts) =>
-        resumeRun(o.run, opts).pipe(Effect.provide(adapterLayer(started.adapter.kind))),
+      const summary = yield* withEngine(
+        { runId: o.run, total: started.steps, store: o.store, spec: started.spec },
+        (opts) => resumeRun(o.run, opts).pipe(Effect.provide(adapterLayer(started.adapter.kind))),
       )
       yield* reportRun(summary, o.json)
     }).pipe((eff) => withStore(o.store, eff)),

@@ -207,6 +207,7 @@ export const runCommand = defineCommand({
             runId,
             total,
             store: o.store,
+            spec,
             engine: {
               evalEvery: Option.getOrElse(o.evalEvery, () => (REAL_TRAINING.has(o.adapter) ? 50 : 0)),
               checkpointEvery: Option.getOrElse(o.checkpointEvery, () =>
