@@ -1,7 +1,7 @@
 /**
- * `export --out` through the real binary: never onto the store (by path, -wal/-shm, symlink or
- * hard link), never over an existing file without --force, written whole or not at all, and an
- * unwritable target is one line and exit 2.
+ * `export --out` through the CLI, in-process as the binary runs it: never onto the store (by path,
+ * -wal/-shm, symlink or hard link), never over an existing file without --force, written whole or
+ * not at all, and an unwritable target is one line and exit 2.
  */
 import {
   existsSync,

@@ -1,6 +1,7 @@
 /**
- * Recorded runs through the real binary: run/verify/replay, export/import round trips, a SIGKILL
- * mid-run then resume, and corrupt inputs that must change nothing.
+ * Recorded runs through the CLI, in-process (the SIGKILL case spawns the binary): run, verify,
+ * replay, export/import round trips, a SIGKILL mid-run then resume, and corrupt inputs that must
+ * change nothing.
  */
 import { readFileSync, statSync, writeFileSync } from "node:fs"
 import { join } from "node:path"

@@ -135,7 +135,7 @@ describe("decode errors quote values clipped", () => {
   })
 })
 
-describe("through the binary", () => {
+describe("through the CLI", () => {
   let jsonl: string[] = []
   const store = join(dir, "runs.db")
   beforeAll(async () => {
