@@ -1,6 +1,6 @@
 /**
- * Real logs in, through the CLI (in-process, as the binary runs it): MLPerf result logs (four benchmarks) imported as observed
- * runs, shown with their evaluations and verified with a clear verdict; replay, resume and fork
+ * Real logs in, through the CLI (in-process, as the binary runs it): MLPerf result logs (four
+ * benchmarks) imported as observed runs, shown with their evaluations and verified with a clear verdict; replay, resume and fork
  * refused; mmengine and detectron2 logs verified against PET-DINO's scenario (the planted warm-up
  * fault flagged at its first logged iteration); files named for what they are; a PET-DINO log
  * with a per-iteration modality verified against the right and the wrong scenario.
