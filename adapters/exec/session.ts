@@ -146,15 +146,21 @@ export const openProtocolSession = (config: ProtocolSessionConfig, spec: Schedul
         })
       })
 
-    /** The channel is unusable: the child goes now, every later request fails with this. */
+    /**
+     * The channel is unusable: the child goes, every later request fails with this. Its stderr is
+     * let settle first (a separate pipe: lines written before the bad stdout line may not have been
+     * read yet), so that the tail quoted is the one the trainer wrote.
+     */
     const broken = (reason: string) =>
-      Effect.sync(() => {
-        child.kill()
-        return new StepFailure({
-          kind: "adapter-error",
-          message: `${reason}${stderrText(child.stderrTail())}`,
-        })
-      })
+      Effect.promise(() => child.settleStderr()).pipe(
+        Effect.map(() => {
+          child.kill()
+          return new StepFailure({
+            kind: "adapter-error",
+            message: `${reason}${stderrText(child.stderrTail())}`,
+          })
+        }),
+      )
 
     const exchange = (type: RequestType, id: number, line: string, what: string, timeoutMs: number) =>
       Effect.flatMap(ask(line, timeoutMs, what), (answer) => judge(type, id, what, answer))
