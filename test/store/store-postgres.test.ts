@@ -402,7 +402,7 @@ describe.skipIf(server === undefined)("PostgreSQL", () => {
               [
                 "--import",
                 "tsx",
-                "test/store/store-postgres-writer.ts",
+                "test/store/store-writer.ts",
                 url,
                 schema,
                 name,

@@ -260,16 +260,7 @@ describe("SQLite event store", () => {
         Effect.async<{ writer: string; conflicts: number }, Error>((resume) => {
           execFile(
             process.execPath,
-            [
-              "--import",
-              "tsx",
-              "test/store/store-sqlite-writer.ts",
-              file,
-              name,
-              go,
-              String(batches),
-              String(size),
-            ],
+            ["--import", "tsx", "test/store/store-writer.ts", file, name, go, String(batches), String(size)],
             { cwd: path.resolve(import.meta.dirname, "../..") },
             (error, stdout, stderr) =>
               resume(

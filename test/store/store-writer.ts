@@ -1,22 +1,29 @@
 /**
- * A writer process for the cross-process test in store-sqlite.test.ts (not a test itself):
- * waits for the go file, then appends BATCHES batches of BATCH_SIZE events to one stream of the
- * store, re-reading the version and retrying whenever it loses a race. Prints its tallies as JSON.
+ * A writer process for the cross-process tests of the SQLite and PostgreSQL stores (not a test
+ * itself): waits for the go file, then appends BATCHES batches of BATCH_SIZE events to one stream
+ * of the store, re-reading the version and retrying whenever it loses a race. Prints its tallies
+ * as JSON. STORE is a SQLite file, or a postgres:// URL and then SCHEMA follows it.
  *
- *   node --import tsx test/store-sqlite-writer.ts FILE WRITER GO_FILE BATCHES BATCH_SIZE
+ *   node --import tsx test/store/store-writer.ts STORE [SCHEMA] WRITER GO_FILE BATCHES BATCH_SIZE
  */
 import * as fs from "node:fs"
 import { Effect } from "effect"
+import { makePostgresEventStore } from "../../core/store/postgres.ts"
 import { makeSqliteEventStore } from "../../core/store/sqlite.ts"
 
-const [file, writer, goFile, batches, batchSize] = process.argv.slice(2)
-if (file === undefined || writer === undefined || goFile === undefined) {
-  process.stderr.write("usage: store-sqlite-writer.ts FILE WRITER GO_FILE BATCHES BATCH_SIZE\n")
+const args = process.argv.slice(2)
+const location = args.shift()
+const schema = location?.startsWith("postgres://") ? args.shift() : undefined
+const [writer, goFile, batches, batchSize] = args
+if (location === undefined || writer === undefined || goFile === undefined) {
+  process.stderr.write("usage: store-writer.ts STORE [SCHEMA] WRITER GO_FILE BATCHES BATCH_SIZE\n")
   process.exit(2)
 }
 
 const program = Effect.gen(function* () {
-  const store = yield* makeSqliteEventStore(file)
+  const store = yield* schema !== undefined
+    ? makePostgresEventStore(location, { schema })
+    : makeSqliteEventStore(location)
   while (!fs.existsSync(goFile)) yield* Effect.sleep("5 millis")
   let conflicts = 0
   for (let b = 0; b < Number(batches); b++) {
