@@ -3,7 +3,7 @@
  * mmengine, detectron2, sniffing). This module keeps the line-level API the file reader and the
  * importer use for interleave's own logs (JSONL, and MLLOG lines carrying `metadata.interleave`).
  */
-import { Data, Either } from "effect"
+import { Either } from "effect"
 import type { EventEnvelope, StoredEvent } from "../store/index.ts"
 import type { RunEvent } from "./events.ts"
 import {
@@ -18,16 +18,6 @@ export * from "./formats/index.ts"
 
 /** interleave's own log formats (what `export` writes and `fileEvents` reads). */
 export type LogFormat = "jsonl" | "mllog"
-
-export class LogLineError extends Data.TaggedError("LogLineError")<{
-  readonly file: string
-  readonly line: number
-  readonly reason: string
-}> {
-  override get message(): string {
-    return `${this.file}:${this.line}: ${this.reason}`
-  }
-}
 
 /**
  * The MLLOG lines of one event on its own, without the state a whole run's export keeps (the
@@ -56,9 +46,7 @@ export const parseLogLine = (
   format: LogFormat,
   file: string,
   line: number,
-): Either.Either<ParsedLine | undefined, LogLineError> => {
+): Either.Either<ParsedLine | undefined, LogFileError> => {
   const r = format === "jsonl" ? parseJsonlLine(text, file, line) : parseOurMllogLine(text, file, line)
-  if (r instanceof LogFileError)
-    return Either.left(new LogLineError({ file, line, reason: r.message.slice(`${file}:${line}: `.length) }))
-  return Either.right(r)
+  return r instanceof LogFileError ? Either.left(r) : Either.right(r)
 }

@@ -1,7 +1,7 @@
 /** core/log/formats: the log files this tool reads and writes, one module per format. */
 export { DETECTRON2_MEDIAN_WINDOW, detectron2Reader } from "./detectron2.ts"
 export { parseJsonlLine, toJsonlLine } from "./jsonl.ts"
-export { fileDigest, LogFileError } from "./lines.ts"
+export { fileDigest, fileLines, LogFileError, toInputError } from "./lines.ts"
 export {
   eventFromRecord,
   MLLOG_TOKEN,
