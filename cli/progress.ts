@@ -6,6 +6,7 @@
  */
 import { formatDuration, formatNumber, formatRate } from "../core/common/index.ts"
 import type { Progress } from "../core/run/index.ts"
+import { makePlanner, type ScheduleSpec } from "../core/schedule/index.ts"
 import { colourAllowed } from "./output.ts"
 
 export interface ProgressReporter {
@@ -32,22 +33,15 @@ export interface PhaseSpan {
 }
 
 /**
- * The phases of a spec (decoded, or as a RunStarted event records it: only names and lengths are
- * read) that end before `total`. The engine reports progress once per append batch, which may hold
- * a whole short phase, so a phase's end is found by its step, not by seeing it in a report.
+ * The phases of a spec that end before `total`. The engine reports progress once per append
+ * batch, which may hold a whole short phase, so a phase's end is found by its step, not by seeing
+ * it in a report.
  */
-export const phaseSpans = (spec: unknown, total: number): ReadonlyArray<PhaseSpan> => {
-  const phases = (spec as { phases?: unknown } | null)?.phases
-  if (!Array.isArray(phases)) return []
-  const out: PhaseSpan[] = []
-  let end = 0
-  for (const p of phases as ReadonlyArray<{ name?: unknown; steps?: unknown }>) {
-    if (typeof p?.name !== "string" || typeof p.steps !== "number") return []
-    end += p.steps
-    if (end >= total) break
-    out.push({ name: p.name, end })
-  }
-  return out
+export const phaseSpans = (spec: ScheduleSpec, total: number): ReadonlyArray<PhaseSpan> => {
+  const { starts } = makePlanner(spec)
+  return spec.phases
+    .map((p, i) => ({ name: p.name, end: starts[i + 1] ?? Number.POSITIVE_INFINITY }))
+    .filter((s) => s.end < total)
 }
 
 const mode = (): "tty" | "lines" | "off" => {
@@ -65,7 +59,6 @@ export const makeProgress = (o: ProgressOptions): ProgressReporter => {
   let lastDraw = 0
   let lastLine = Date.now()
   let drawn = false
-  let phase: string | undefined
   let last: Progress | undefined
 
   const status = (p: Progress): string => {
@@ -106,17 +99,13 @@ export const makeProgress = (o: ProgressOptions): ProgressReporter => {
     last = p
     const now = Date.now()
     const doneSteps = p.state.lastStep + 1
-    if (spans.length > 0) {
-      if (next === undefined) {
-        const before = doneSteps - p.stepsThisSession
-        next = spans.findIndex((s) => s.end > before)
-        if (next < 0) next = spans.length
-      }
-      for (; next < spans.length && spans[next]!.end <= doneSteps; next++)
-        unit(`${o.label}: phase ${spans[next]!.name} done at step ${spans[next]!.end}/${o.total}`)
-    } else if (phase !== undefined && p.state.phase !== phase)
-      unit(`${o.label}: phase ${phase} done; in phase ${p.state.phase} at step ${doneSteps}/${o.total}`)
-    phase = p.state.phase
+    if (next === undefined) {
+      const before = doneSteps - p.stepsThisSession
+      next = spans.findIndex((s) => s.end > before)
+      if (next < 0) next = spans.length
+    }
+    for (; next < spans.length && spans[next]!.end <= doneSteps; next++)
+      unit(`${o.label}: phase ${spans[next]!.name} done at step ${spans[next]!.end}/${o.total}`)
     if (tty) {
       if (now - lastDraw < 100) return
       lastDraw = now

@@ -6,6 +6,7 @@
 import { resolve } from "node:path"
 import { Console, Effect } from "effect"
 import type { EngineOptions, RunSummary } from "../core/run/index.ts"
+import type { ScheduleSpec } from "../core/schedule/index.ts"
 import { StoreError } from "../core/store/index.ts"
 import { makeProgress, phaseSpans } from "./progress.ts"
 import { interruptReason } from "./signals.ts"
@@ -17,12 +18,16 @@ export const withEngine = <E, R>(
     readonly total: number
     readonly store: string
     readonly engine?: EngineOptions
-    /** The run's spec (decoded or as recorded), for a line as each phase finishes. */
-    readonly spec?: unknown
+    /** The run's spec, for a line as each phase finishes. */
+    readonly spec?: ScheduleSpec
   },
   body: (opts: EngineOptions) => Effect.Effect<RunSummary, E, R>,
 ): Effect.Effect<RunSummary, E, R> => {
-  const progress = makeProgress({ label: o.runId, total: o.total, phases: phaseSpans(o.spec, o.total) })
+  const progress = makeProgress({
+    label: o.runId,
+    total: o.total,
+    phases: o.spec ? phaseSpans(o.spec, o.total) : undefined,
+  })
   const opts: EngineOptions = {
     ...o.engine,
     checkpointDir: resolve(checkpointDirOf(o.store)),

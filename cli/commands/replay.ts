@@ -1,7 +1,7 @@
 /** `interleave replay`: re-executes a recorded run and compares it with its log, event by event. */
 import { Effect, Either } from "effect"
 import { adapterLayer } from "../../adapters/index.ts"
-import { refuseObserved, replayRun, summarizeLog } from "../../core/run/index.ts"
+import { refuseObserved, replayRun, specOfRun, summarizeLog } from "../../core/run/index.ts"
 import { defineCommand } from "../command.ts"
 import { failedCheck } from "../failure.ts"
 import { jsonFlag, runArg, storeFlag } from "../options.ts"
@@ -22,7 +22,7 @@ export const replayCommand = defineCommand({
       const progress = makeProgress({
         label: `replay ${o.run}`,
         total: started.steps,
-        phases: phaseSpans(started.spec, started.steps),
+        phases: phaseSpans(yield* specOfRun(started), started.steps),
       })
       const result = yield* replayRun(o.run, {
         checkpointDir: replayCheckpointDirOf(o.store),

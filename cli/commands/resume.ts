@@ -1,7 +1,7 @@
 /** `interleave resume`: continues an interrupted or killed run. */
 import { Effect } from "effect"
 import { adapterLayer } from "../../adapters/index.ts"
-import { refuseObserved, resumeRun, summarizeLog } from "../../core/run/index.ts"
+import { refuseObserved, resumeRun, specOfRun, summarizeLog } from "../../core/run/index.ts"
 import { defineCommand } from "../command.ts"
 import { jsonFlag, runArg, storeFlag } from "../options.ts"
 import { reportRun } from "../run-report.ts"
@@ -19,7 +19,7 @@ export const resumeCommand = defineCommand({
       const started = (yield* summarizeLog(o.run)).started!
       yield* refuseObserved(started, "resume")
       const summary = yield* withEngine(
-        { runId: o.run, total: started.steps, store: o.store, spec: started.spec },
+        { runId: o.run, total: started.steps, store: o.store, spec: yield* specOfRun(started) },
         (opts) => resumeRun(o.run, opts).pipe(Effect.provide(adapterLayer(started.adapter.kind))),
       )
       yield* reportRun(summary, o.json)
