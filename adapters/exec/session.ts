@@ -147,20 +147,20 @@ export const openProtocolSession = (config: ProtocolSessionConfig, spec: Schedul
       })
 
     /**
-     * The channel is unusable: the child goes, every later request fails with this. Its stderr is
-     * let settle first (a separate pipe: lines written before the bad stdout line may not have been
-     * read yet), so that the tail quoted is the one the trainer wrote.
+     * `reason` with the trainer's stderr tail, once stderr has settled: it is a separate pipe, so
+     * lines written before the reply (or the stray line) that went wrong may not have been read yet.
      */
-    const broken = (reason: string) =>
+    const withStderrTail = (reason: string) =>
       Effect.promise(() => child.settleStderr()).pipe(
-        Effect.map(() => {
-          child.kill()
-          return new StepFailure({
-            kind: "adapter-error",
-            message: `${reason}${stderrText(child.stderrTail())}`,
-          })
-        }),
+        Effect.map(() => `${reason}${stderrText(child.stderrTail())}`),
       )
+
+    /** The channel is unusable: the child goes, every later request fails with this. */
+    const broken = (reason: string) =>
+      Effect.map(withStderrTail(reason), (message) => {
+        child.kill()
+        return new StepFailure({ kind: "adapter-error", message })
+      })
 
     const exchange = (type: RequestType, id: number, line: string, what: string, timeoutMs: number) =>
       Effect.flatMap(ask(line, timeoutMs, what), (answer) => judge(type, id, what, answer))
@@ -190,10 +190,9 @@ export const openProtocolSession = (config: ProtocolSessionConfig, spec: Schedul
             )
           if (kind !== "adapter-error") return yield* new StepFailure({ kind, message: reply.message })
           // A trainer-error: the SDK has printed the traceback on stderr just before.
-          yield* Effect.promise(() => child.settleStderr())
           return yield* new StepFailure({
             kind,
-            message: `trainer error in ${what}: ${reply.message}${stderrText(child.stderrTail())}`,
+            message: yield* withStderrTail(`trainer error in ${what}: ${reply.message}`),
           })
         }
         if (reply.type !== ANSWER[type])
