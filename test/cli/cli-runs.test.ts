@@ -5,10 +5,10 @@
  */
 import { readFileSync, statSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
-import Database from "better-sqlite3"
 import { beforeAll, describe, expect, it } from "vitest"
 import { scenario, spawnCli, tempDir, writeJson } from "../support/cli-helpers.ts"
 import { cliInProcess as runCli } from "../support/cli-inprocess.ts"
+import { countEvents } from "../support/store-file.ts"
 
 const dir = tempDir()
 const store = join(dir, "runs.db")
@@ -170,16 +170,7 @@ describe("a run killed with SIGKILL mid-way", () => {
     let seen = 0
     for (let i = 0; i < 600 && seen < 5000; i++) {
       await new Promise((r) => setTimeout(r, 50))
-      try {
-        const db = new Database(store, { readonly: true, fileMustExist: true })
-        const row = db.prepare("SELECT count(*) AS n FROM events WHERE stream = ?").get("killed") as {
-          n: number
-        }
-        db.close()
-        seen = row.n
-      } catch {
-        // The table may not exist yet.
-      }
+      seen = countEvents(store, "killed")
     }
     child.kill("SIGKILL")
     await exited

@@ -7,10 +7,10 @@
 import { type ChildProcess, execFileSync, spawn, spawnSync } from "node:child_process"
 import { readFileSync, rmSync } from "node:fs"
 import { join } from "node:path"
-import Database from "better-sqlite3"
 import { afterAll, describe, expect, it } from "vitest"
 import { BIN, ROOT, tempDir, writeJson } from "../support/cli-helpers.ts"
 import { cliInProcess } from "../support/cli-inprocess.ts"
+import { countEvents } from "../support/store-file.ts"
 
 const dir = tempDir("interleave-signals-")
 afterAll(() => rmSync(dir, { recursive: true, force: true }))
@@ -49,19 +49,8 @@ const exited = (child: ChildProcess) =>
 /** Waits until the run has recorded over 1000 steps, reading the store file directly. */
 const waitForSteps = async (runId: string) => {
   for (let i = 0; i < 400; i++) {
-    try {
-      const db = new Database(store, { readonly: true, fileMustExist: true })
-      try {
-        const row = db
-          .prepare("SELECT count(*) AS n FROM events WHERE stream = ? AND type = 'StepCompleted'")
-          .get(runId) as { n: number }
-        if (row.n > 1000) return row.n
-      } finally {
-        db.close()
-      }
-    } catch {
-      // The store or its tables are not there yet.
-    }
+    const n = countEvents(store, runId, "StepCompleted")
+    if (n > 1000) return n
     await new Promise((r) => setTimeout(r, 50))
   }
   throw new Error(`run ${runId} never started`)
