@@ -21,7 +21,7 @@
  */
 import { Data, Either, Schema } from "effect"
 import type { ConfigResult, SweepResults } from "../../core/bench/index.ts"
-import { firstIssue, issueText } from "../../core/common/index.ts"
+import { firstIssue, issueText, mape } from "../../core/common/index.ts"
 import type { Modality } from "../../core/schedule/index.ts"
 import { HIGH_WATER_FIGURES, MODALITY_LIST, memoryAt, physicalTerms } from "./cost-model.ts"
 import type {
@@ -849,11 +849,14 @@ export const percentError = (predicted: number, measured: number): number =>
 
 type Pair = { readonly predicted: number; readonly measured: number }
 
-/** Mean absolute percentage error; null when there is no pair. */
-export const mapeOf = (pairs: ReadonlyArray<Pair>): number | null =>
+/** Mean absolute percentage error (core/common's `mape`); null when there is no pair. */
+const mapeOf = (pairs: ReadonlyArray<Pair>): number | null =>
   pairs.length === 0
     ? null
-    : pairs.reduce((s, p) => s + Math.abs(percentError(p.predicted, p.measured)), 0) / pairs.length
+    : mape(
+        pairs.map((p) => p.measured),
+        pairs.map((p) => p.predicted),
+      )
 
 export interface HeldOutConfig {
   readonly id: string

@@ -205,11 +205,12 @@ export const simEvaluate = (ctx: SimContext, plan: StepPlan | undefined): EvalRe
   }
 }
 
-const pct = (x: number | null) => (x === null ? "—" : `${x.toFixed(1)}%`)
+/** A percentage (already in %, as MAPEs are) to one decimal; a dash where there is none. */
+export const percentText = (x: number | null) => (x === null ? "—" : `${x.toFixed(1)}%`)
 
 /** Held-out MAPE in words: "visual step time 9.1%, text step time 7.2%, peak memory 3.0%". */
 export const mapeText = (m: HeldOutMape): string =>
-  `visual step time ${pct(m.visualStepMs)}, text step time ${pct(m.textStepMs)}, peak memory ${pct(m.peakBytes)}`
+  `visual step time ${percentText(m.visualStepMs)}, text step time ${percentText(m.textStepMs)}, peak memory ${percentText(m.peakBytes)}`
 
 /**
  * What the sim's numbers are, in words: "uncalibrated", "calibrated (held-out MAPE ...)", or

@@ -15,6 +15,7 @@ import {
   loadHardwareProfile,
   loadModelProfile,
   ModelProfile,
+  percentText,
 } from "../../adapters/sim/index.ts"
 import { parseSweepResults, type SweepResults } from "../../core/bench/index.ts"
 import {
@@ -39,8 +40,6 @@ export interface SimFitArgs {
   readonly name?: string | undefined
   readonly json: boolean
 }
-
-const pct = (x: number | null) => (x === null ? "—" : `${x.toFixed(1)}%`)
 
 const MEMORY_WORDS: Record<string, string> = {
   peakBytes: "in-step peak",
@@ -76,9 +75,9 @@ const status = (t: FittedTerm): string =>
 const mapeRow = (label: string, n: number, m: HeldOutMape, priors: string) => [
   label,
   n,
-  pct(m.visualStepMs),
-  pct(m.textStepMs),
-  pct(m.peakBytes),
+  percentText(m.visualStepMs),
+  percentText(m.textStepMs),
+  percentText(m.peakBytes),
   priors,
 ]
 
