@@ -51,7 +51,11 @@ export const reportLines = (r: RunReport): string[] => {
     ),
     `step time is ${t.kind}${t.kind === "simulated" ? ` (${simulatedBy(r)}; not a measurement)` : ""}: ${formatDuration(t.totalMs)} in all over ${r.stepsCompleted} steps${r.wallMs > 0 ? `; wall time ${formatDuration(r.wallMs)}` : ""}${r.plannedSteps > r.stepsCompleted ? `; ${r.stepsCompleted} of ${r.plannedSteps} planned steps done` : ""}`,
   ]
-  if (mem) out.push(`memory: ${mem.description}${mem.complete ? "" : " (only on the sampled steps)"}`)
+  // The sim's memory comes from the same cost model as its step times: it says so too.
+  if (mem)
+    out.push(
+      `memory${t.kind === "simulated" ? " (simulated)" : ""}: ${mem.description}${mem.complete ? "" : " (only on the sampled steps)"}`,
+    )
   if (r.lastEval) {
     const e = r.lastEval
     out.push(

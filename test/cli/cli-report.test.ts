@@ -23,7 +23,7 @@ describe("run, show and diff say what each number is", () => {
     expect(out).toMatch(/\nvisual\s+8,000\s+8,000\s+\d+(\.\d+)? ms\s+\d+(\.\d+)? ms\s+\d+(\.\d+)? ms/)
     expect(out).toMatch(/\ntext\s+1,090\s+1,090\s+\d+(\.\d+)? ms/)
     expect(out).toMatch(/step time is simulated .*over 9090 steps; wall time /)
-    expect(out).toMatch(/memory: peak bytes inside the step/)
+    expect(out).toMatch(/\nmemory \(simulated\): peak bytes inside the step\n/)
     expect(out).not.toMatch(/step time\s+\n|\bmem peak\b/)
   })
 
