@@ -41,7 +41,7 @@ export const importCommand = defineCommand({
           `imported ${w.events} events from ${o.file} as observed run ${w.runId} (${file.started.observed?.source}); \`interleave show ${w.runId}\` shows what it carries`,
         )
       }
-      const log = yield* checkLog(o.file, { format: file.format })
+      const log = yield* checkLog(o.file, file)
       const r = yield* withStore(o.store, writeLog(log, { runId: Option.getOrUndefined(o.runId) }))
       if (o.json) return yield* json(r)
       yield* line(`imported ${r.events} events from ${o.file} as run ${r.runId}`)

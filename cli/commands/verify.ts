@@ -1,6 +1,6 @@
 /** `interleave verify`: a schedule (scenario file) or a recorded run (--log) against every invariant. */
 import { Effect, Option, Stream } from "effect"
-import { fileEvents, isLogFileArgument, openLog } from "../../core/log/index.ts"
+import { isLogFileArgument, openLog } from "../../core/log/index.ts"
 import { readRunEvents, summarizeLog, verifyLog, verifyObservedLog } from "../../core/run/index.ts"
 import { loadScenario, type VerifyReport, verifySpec } from "../../core/schedule/index.ts"
 import { defineCommand } from "../command.ts"
@@ -121,7 +121,7 @@ export const verifyCommand = defineCommand({
       const report = file
         ? yield* verifyLog(
             target,
-            Stream.map(fileEvents(target, file.format), (l) => l.event),
+            Stream.map(file.lines, (l) => l.event),
             override,
           )
         : yield* withStore(

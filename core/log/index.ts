@@ -1,12 +1,11 @@
 /** core/log: run events, the folds over them, comparisons, log files and the event-log rules. */
 export * from "./compare.ts"
 export * from "./events.ts"
-export * from "./formats.ts"
+export * from "./formats/index.ts"
 export * from "./log-invariants.ts"
 export * from "./observed-events.ts"
 export * from "./observed-projection.ts"
 export * from "./observed-verify.ts"
 export * from "./projections.ts"
-export * from "./read-file.ts"
 export * from "./run-report.ts"
 export * from "./step-times.ts"

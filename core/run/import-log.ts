@@ -4,12 +4,13 @@ import { hostname } from "node:os"
 import { Clock, Effect, Exit, type Scope, Stream } from "effect"
 import { InputError, type OutputError, type OutputFileOptions, openOutputFile } from "../common/index.ts"
 import {
-  fileEvents,
+  type LogFile,
   type LogFormat,
   type LogViolation,
+  logEnvelopes,
   makeLogChecker,
   makeMllogExporter,
-  type ObservedLogFile,
+  type RecordedLog,
   stepEventStep,
   toEnvelope,
   toJsonlLine,
@@ -73,12 +74,11 @@ const firstViolation = (
 /** A log file that passed every check of `checkLog`, ready to be written. */
 export interface CheckedLog {
   readonly file: string
-  readonly format: LogFormat | undefined
+  /** The log as `openLog` opened it: ours (its lines), or a foreign one read as an observed run. */
+  readonly log: LogFile
   /** The run id the log records. */
   readonly runId: string
   readonly events: number
-  /** A foreign log read as an observed run (import-observed.ts): its events, not the file's lines. */
-  readonly observed?: ObservedLogFile | undefined
 }
 
 /**
@@ -86,10 +86,7 @@ export interface CheckedLog {
  * the file records and on the events, the schedule rules of the recorded spec), without a store.
  * Fails with the first violation named.
  */
-export const checkLog = (
-  file: string,
-  options: { readonly format?: LogFormat | undefined } = {},
-): Effect.Effect<CheckedLog, InputError> =>
+export const checkLog = (file: string, log: RecordedLog): Effect.Effect<CheckedLog, InputError> =>
   Effect.gen(function* () {
     // The first pass also checks the positions the file records (a line cut out of a log).
     let recorded: ReturnType<typeof makeLogChecker> | undefined
@@ -99,7 +96,7 @@ export const checkLog = (
       const checker = first ? makeLogChecker() : undefined
       if (checker) recorded = checker
       let n = 0
-      return fileEvents(file, options.format).pipe(
+      return log.lines.pipe(
         Stream.tap((l) =>
           Effect.sync(() => {
             checker?.push({ position: l.position ?? n, type: l.event._tag, step: stepEventStep(l.event) })
@@ -127,7 +124,7 @@ export const checkLog = (
       return yield* new InputError({
         message: `${file}: not a valid run log: ${first.message} (rule ${first.rule}); nothing was imported`,
       })
-    return { file, format: options.format, runId: report.runId, events: count }
+    return { file, log, runId: report.runId, events: count }
   })
 
 /**
@@ -145,15 +142,12 @@ export const writeLog = (log: CheckedLog, options: { readonly runId?: string | u
     yield* removeStaleStaging
     const staging = stagingStreamOf(id)
     let version = 0
-    const envelopes = log.observed
-      ? log.observed.events.pipe(
-          Stream.map((e) => toEnvelope(e._tag === "RunStarted" ? { ...e, runId: id } : e)),
-        )
-      : fileEvents(log.file, log.format).pipe(
-          Stream.map((l) =>
-            l.event._tag === "RunStarted" ? toEnvelope({ ...l.event, runId: id }) : l.envelope,
-          ),
-        )
+    // The run is stored under `id`: its RunStarted says so.
+    const envelopes = logEnvelopes(log.log, toEnvelope).pipe(
+      Stream.map(({ event, envelope }) =>
+        event._tag === "RunStarted" ? toEnvelope({ ...event, runId: id }) : envelope,
+      ),
+    )
     yield* envelopes.pipe(
       Stream.grouped(4096),
       Stream.runForEach((chunk) =>
@@ -177,10 +171,6 @@ export const writeLog = (log: CheckedLog, options: { readonly runId?: string | u
     )
     return { runId: id, events: version }
   })
-
-/** `checkLog`, then `writeLog`: nothing is written unless every check passes. */
-export const importLog = (file: string, options: { readonly format?: LogFormat; readonly runId?: string }) =>
-  Effect.flatMap(checkLog(file, options), (log) => writeLog(log, options))
 
 /** Writes run `runId` as JSONL or MLLOG lines to `write`, in batches. */
 export const exportLog = <E>(

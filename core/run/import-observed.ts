@@ -24,6 +24,6 @@ export const checkObservedLog = (file: string, log: ObservedLogFile) =>
       return yield* new InputError({
         message: `${file}: not a valid ${log.started.observed?.source ?? "log"}: ${first.message} (rule ${first.rule}); nothing was imported (\`interleave verify --log ${file}\` shows every check)`,
       })
-    const checked: CheckedLog = { file, format: undefined, runId: log.started.runId, events, observed: log }
+    const checked: CheckedLog = { file, log, runId: log.started.runId, events }
     return checked
   })

@@ -19,6 +19,7 @@ export { type ObservedLog, type ObservedReader, observedRunId, readObserved } fr
 export {
   isLogFileArgument,
   type LogFile,
+  type LogFormat,
   logEnvelopes,
   logEvents,
   type ObservedLogFile,

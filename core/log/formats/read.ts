@@ -6,7 +6,7 @@
  */
 import { existsSync } from "node:fs"
 import { Effect, Stream } from "effect"
-import { checkReadableFile, InputError } from "../../common/index.ts"
+import { checkReadableFile, InputError, jsonDepthOffset, tooDeepReason } from "../../common/index.ts"
 import type { EventEnvelope } from "../../store/index.ts"
 import type { RunEvent, RunStarted } from "../events.ts"
 import type { ObservedFormat } from "../observed-events.ts"
@@ -18,9 +18,12 @@ import { mmengineReader } from "./mmengine.ts"
 import { readObserved } from "./observed-reader.ts"
 import { FORMAT_WORDS, type LogFormatChoice, type ReadFormat, type Sniffed, sniffText } from "./sniff.ts"
 
+/** interleave's own log formats: what `export` writes, read back as recorded runs. */
+export type LogFormat = "jsonl" | "mllog"
+
 export interface RecordedLog {
   readonly kind: "recorded"
-  readonly format: "jsonl" | "mllog"
+  readonly format: LogFormat
   /** The file's events with their envelopes, position and time as written (reads the file again each run). */
   readonly lines: Stream.Stream<OurLine, InputError>
 }
@@ -68,13 +71,22 @@ const fits = (format: ReadFormat, s: Sniffed): boolean =>
 
 const recorded = (
   file: string,
-  format: "jsonl" | "mllog",
+  format: LogFormat,
   parse: (text: string, file: string, line: number) => OurLine | LogFileError | undefined,
 ): RecordedLog => ({
   kind: "recorded",
   format,
   lines: fileLines(file).pipe(
     Stream.mapEffect((l) => {
+      // Refused before it is parsed, with the column in the whole line (an MLLOG line's JSON
+      // starts after its prefix): deeper JSON overflows every recursive walk over it.
+      const deep = jsonDepthOffset(l.text)
+      if (deep !== undefined)
+        return Effect.fail(
+          toInputError(
+            new LogFileError({ file, line: l.line, reason: tooDeepReason(`at column ${deep + 1}`) }),
+          ),
+        )
       const r = parse(l.text, file, l.line)
       return r instanceof LogFileError ? Effect.fail(toInputError(r)) : Effect.succeed(r)
     }),
