@@ -2,7 +2,7 @@
 import { Clock, Effect, Either, Option } from "effect"
 import { adapterLayer } from "../../adapters/index.ts"
 import { runStamp } from "../../core/bench/index.ts"
-import { forkRun, refuseObserved, runIdFrom, specOfRun, summarizeLog } from "../../core/run/index.ts"
+import { forkRun, refuseObserved, runIdFrom, runStartedOf, specOfRun } from "../../core/run/index.ts"
 import {
   forkSpecWithRatio,
   loadScenario,
@@ -45,7 +45,7 @@ export const forkCommand = defineCommand({
     Effect.gen(function* () {
       if (Option.isNone(o.at)) return yield* badInput("fork: --at STEP is required")
       const at = o.at.value
-      const parent = (yield* summarizeLog(o.run)).started!
+      const parent = yield* runStartedOf(o.run)
       yield* refuseObserved(parent, "fork")
       const parentSpec = yield* specOfRun(parent)
       if (Option.isSome(o.ratio) && Option.isSome(o.spec))

@@ -1,7 +1,7 @@
 /** `interleave replay`: re-executes a recorded run and compares it with its log, event by event. */
 import { Effect, Either } from "effect"
 import { adapterLayer } from "../../adapters/index.ts"
-import { refuseObserved, replayRun, specOfRun, summarizeLog } from "../../core/run/index.ts"
+import { refuseObserved, replayRun, runStartedOf, specOfRun } from "../../core/run/index.ts"
 import { defineCommand } from "../command.ts"
 import { failedCheck } from "../failure.ts"
 import { jsonFlag, runArg, storeFlag } from "../options.ts"
@@ -17,7 +17,7 @@ export const replayCommand = defineCommand({
   examples: ["interleave replay RUN"],
   run: (o) =>
     Effect.gen(function* () {
-      const started = (yield* summarizeLog(o.run)).started!
+      const started = yield* runStartedOf(o.run)
       yield* refuseObserved(started, "replay")
       const progress = makeProgress({
         label: `replay ${o.run}`,

@@ -1,7 +1,7 @@
 /** `interleave resume`: continues an interrupted or killed run. */
 import { Effect } from "effect"
 import { adapterLayer } from "../../adapters/index.ts"
-import { refuseObserved, resumeRun, specOfRun, summarizeLog } from "../../core/run/index.ts"
+import { refuseObserved, resumeRun, runStartedOf, specOfRun } from "../../core/run/index.ts"
 import { defineCommand } from "../command.ts"
 import { jsonFlag, runArg, storeFlag } from "../options.ts"
 import { reportRun } from "../run-report.ts"
@@ -16,7 +16,7 @@ export const resumeCommand = defineCommand({
   examples: ["interleave resume trex2-joint-8to1-20261201-120000-3fa2"],
   run: (o) =>
     Effect.gen(function* () {
-      const started = (yield* summarizeLog(o.run)).started!
+      const started = yield* runStartedOf(o.run)
       yield* refuseObserved(started, "resume")
       const summary = yield* withEngine(
         { runId: o.run, total: started.steps, store: o.store, spec: yield* specOfRun(started) },

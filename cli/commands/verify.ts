@@ -1,7 +1,7 @@
 /** `interleave verify`: a schedule (scenario file) or a recorded run (--log) against every invariant. */
 import { Effect, Option, Stream } from "effect"
 import { isLogFileArgument, openLog } from "../../core/log/index.ts"
-import { readRunEvents, summarizeLog, verifyLog, verifyObservedLog } from "../../core/run/index.ts"
+import { readRunEvents, runStartedOf, verifyLog, verifyObservedLog } from "../../core/run/index.ts"
 import { loadScenario, type VerifyReport, verifySpec } from "../../core/schedule/index.ts"
 import { defineCommand } from "../command.ts"
 import { badInput, failedCheck } from "../failure.ts"
@@ -127,7 +127,7 @@ export const verifyCommand = defineCommand({
         : yield* withStore(
             o.store,
             Effect.gen(function* () {
-              const started = (yield* summarizeLog(target)).started
+              const started = yield* runStartedOf(target)
               if (started?.observed === undefined)
                 return yield* verifyLog(target, readRunEvents(target), override)
               const r = yield* verifyObservedLog(target, readRunEvents(target), override)

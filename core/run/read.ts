@@ -1,5 +1,5 @@
 /** Reading a run back from the store: its events decoded, and the summary resume and fork start from. */
-import { Chunk, Effect, Either, Stream } from "effect"
+import { Chunk, Effect, Either, Option, Stream } from "effect"
 import {
   type Checkpointed,
   decodeEvent,
@@ -65,11 +65,26 @@ export const summarizeLog = (runId: string) =>
         }),
       ),
     )
-    if (version === 0)
-      return yield* new RunError({ message: `no run "${runId}" in the store (see \`interleave runs\`)` })
-    if (!started) return yield* new RunError({ message: `run "${runId}" has no RunStarted event` })
+    if (version === 0) return yield* noRun(runId)
+    if (!started) return yield* noRunStarted(runId)
     const summary: LogSummary = { started, state: fold.state(), version, lastCheckpoint, lastEvalStep }
     return summary
+  })
+
+const noRun = (runId: string) =>
+  new RunError({ message: `no run "${runId}" in the store (see \`interleave runs\`)` })
+const noRunStarted = (runId: string) => new RunError({ message: `run "${runId}" has no RunStarted event` })
+
+/**
+ * A run's RunStarted from its first event alone: what a command needs to choose the adapter
+ * before the engine reads the whole log (a second full pass here would double the reading).
+ */
+export const runStartedOf = (runId: string) =>
+  Effect.gen(function* () {
+    const head = yield* Stream.runHead(readRunEvents(runId, { to: 1 }))
+    if (Option.isNone(head)) return yield* noRun(runId)
+    if (head.value._tag !== "RunStarted") return yield* noRunStarted(runId)
+    return head.value
   })
 
 export const specOfRun = (started: RunStarted) =>
