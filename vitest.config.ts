@@ -3,6 +3,8 @@ import { defineConfig } from "vitest/config"
 export default defineConfig({
   test: {
     include: ["test/**/*.test.ts"],
+    // Acceptance-sized runs have their own config (vitest.acceptance.config.ts).
+    exclude: ["test/acceptance/**", "**/node_modules/**"],
     // One throwaway PostgreSQL server for the run, for the PostgreSQL store tests.
     globalSetup: ["test/support/pg-global-setup.ts"],
     testTimeout: 60_000,

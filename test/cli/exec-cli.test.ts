@@ -1,7 +1,7 @@
 /**
- * Real trainers through the real binary: the bundled PyTorch trainer for 450 steps (verify passes,
- * both held-out metrics above chance), SIGKILL of interleave mid-run then resume (every step once,
- * the same losses as an uninterrupted run, which replays exactly), SIGKILL of the trainer child
+ * Real trainers through the real binary: the bundled PyTorch trainer for 100 steps of the shipped
+ * scenario (verify passes; the 450-step run with its learning bound is in test/acceptance),
+ * SIGKILL of interleave mid-run then resume (every step once, the same losses as an uninterrupted run, which replays exactly), SIGKILL of the trainer child
  * (a StepFailed, then resume completes),
  * trainers that cannot start (bad input, exit 2, one line), and a log written by a loop the
  * trainer owns (Recorder) that verifies, and fails at the step where one text step was moved.
@@ -81,34 +81,29 @@ const small = () =>
 const torch = torchTestsRun("exec CLI tests with the PyTorch reference trainer")
 
 describe.runIf(torch)("--adapter pytorch", () => {
-  it("runs trex2-joint-8to1 for 450 steps: verify --log passes, both modalities end above chance", async () => {
-    const t0 = performance.now()
+  // The 450-step run of issue 13's done-when, with its learning bound, is in test/acceptance.
+  it("runs trex2-joint-8to1 for 100 steps: verify --log passes; options, trainer and checkpoints recorded", async () => {
     const r = await cli([
       "run",
       scenario("trex2-joint-8to1.json"),
       "--adapter",
       "pytorch",
       "--steps",
-      "450",
+      "100",
+      "--checkpoint-every",
+      "40",
       "--run-id",
-      "p450",
+      "p100",
       "--json",
     ])
-    const wallMs = performance.now() - t0
     expect(r.code, r.stderr).toBe(0)
     const report = JSON.parse(r.stdout)
-    expect(report).toMatchObject({ outcome: "completed", stepsCompleted: 450 })
-    const ev = report.lastEval
-    expect(ev).toMatchObject({ step: 449, metric: "recall@iou0.5" })
-    expect(ev.values.visual).toBeGreaterThan(ev.chance)
-    expect(ev.values.text).toBeGreaterThan(ev.chance)
-    console.info(
-      `pytorch 450 steps: wall ${(wallMs / 1000).toFixed(1)} s; eval visual ${ev.values.visual} text ${ev.values.text} (chance ${ev.chance})`,
-    )
-    const v = await cli(["verify", "--log", "p450", "--json"])
+    expect(report).toMatchObject({ outcome: "completed", stepsCompleted: 100 })
+    expect(report.lastEval).toMatchObject({ step: 99, metric: "recall@iou0.5" })
+    const v = await cli(["verify", "--log", "p100", "--json"])
     expect(v.code).toBe(0)
-    expect(JSON.parse(v.stdout)).toMatchObject({ ok: true, steps: 450, visualSteps: 320, textSteps: 130 })
-    const log = await exported("p450")
+    expect(JSON.parse(v.stdout)).toMatchObject({ ok: true, steps: 100, visualSteps: 9, textSteps: 91 })
+    const log = await exported("p100")
     const started = log[0]!.data as {
       adapter: { kind: string; options: object; info: Record<string, string> }
     }
@@ -121,8 +116,8 @@ describe.runIf(torch)("--adapter pytorch", () => {
     })
     expect(started.adapter.info).toMatchObject({ trainer: "interleave-reference-torch", device: "cpu" })
     expect(started.adapter.info.framework).toMatch(/^torch /)
-    expect(log.filter((e) => e.type === "Checkpointed").map((e) => e.data.step)).toEqual([99, 199, 299, 399])
-    expect(log.filter((e) => e.type === "EvalCompleted")).toHaveLength(9)
+    expect(log.filter((e) => e.type === "Checkpointed").map((e) => e.data.step)).toEqual([39, 79])
+    expect(log.filter((e) => e.type === "EvalCompleted").map((e) => e.data.step)).toEqual([49, 99])
     expect(alive(Number(started.adapter.info.pid))).toBe(false)
   }, 240_000)
 

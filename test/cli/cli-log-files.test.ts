@@ -1,8 +1,8 @@
 /**
- * A ~18 MB log file through the real binary: `verify --log` and `import` stream it in bounded
- * memory; an import SIGKILLed while it writes leaves no visible run and the next import succeeds
- * (and removes what the killed one staged); a directory, a FIFO or an unreadable file is one line
- * and exit 2.
+ * Log files through the real binary: an import SIGKILLed while it writes a ~4 MB log leaves no
+ * visible run and the next import succeeds (and removes what the killed one staged); a directory,
+ * a FIFO or an unreadable file is one line and exit 2. (The RSS bounds of verify --log and import
+ * on an 18 MB log are in test/acceptance.)
  */
 import { execFileSync, spawnSync } from "node:child_process"
 import { chmodSync, mkdirSync, rmSync, statSync } from "node:fs"
@@ -11,15 +11,13 @@ import Database from "better-sqlite3"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { BIN, runCli, spawnCli, tempDir, writeJson } from "../support/cli-helpers.ts"
 import { cliInProcess } from "../support/cli-inprocess.ts"
-import { peakRssOf } from "../support/rss.ts"
 
 const dir = tempDir()
 afterAll(() => rmSync(dir, { recursive: true, force: true }))
 const store = join(dir, "runs.db")
 const log = join(dir, "big.jsonl")
-// ~18 MB of JSONL: a reader that held it whole would pass 200 MB; a streaming one stays near 100.
-const STEPS = 40_000
-const LIMIT_MB = 180
+// ~4 MB of JSONL: long enough to kill an import mid-write.
+const STEPS = 10_000
 
 /** Staging streams and their event counts, read straight from the file. */
 const staging = () => {
@@ -53,33 +51,11 @@ beforeAll(async () => {
   expect((await cliInProcess(["run", spec, "--run-id", "big", "--store", store])).code).toBe(0)
   expect((await cliInProcess(["export", "big", "--store", store, "--out", log])).code).toBe(0)
   const mb = statSync(log).size / 1e6
-  expect(mb).toBeGreaterThan(14)
-  expect(mb).toBeLessThan(30)
+  expect(mb).toBeGreaterThan(3)
+  expect(mb).toBeLessThan(8)
 }, 300_000)
 
-describe("a ~18 MB log file", () => {
-  it(`verify --log streams it: peak RSS under ${LIMIT_MB} MB`, async () => {
-    const r = await peakRssOf(spawnCli(["verify", "--log", log, "--json"]))
-    expect(r.stderr).toBe("")
-    expect(r.code).toBe(0)
-    expect(JSON.parse(r.stdout)).toMatchObject({ ok: true, steps: STEPS })
-    expect(r.peakMb).toBeGreaterThan(0)
-    expect(r.peakMb).toBeLessThan(LIMIT_MB)
-    console.log(
-      `verify --log (${(statSync(log).size / 1e6).toFixed(0)} MB): peak RSS ${r.peakMb.toFixed(0)} MB`,
-    )
-  }, 300_000)
-
-  it(`import streams it too: peak RSS under ${LIMIT_MB} MB, every event in`, async () => {
-    const r = await peakRssOf(spawnCli(["import", log, "--run-id", "copy", "--store", store, "--json"]))
-    expect(r.stderr).toBe("")
-    expect(r.code).toBe(0)
-    expect(JSON.parse(r.stdout)).toEqual({ runId: "copy", events: STEPS + 4 })
-    expect(r.peakMb).toBeGreaterThan(0)
-    expect(r.peakMb).toBeLessThan(LIMIT_MB)
-    console.log(`import (${(statSync(log).size / 1e6).toFixed(0)} MB): peak RSS ${r.peakMb.toFixed(0)} MB`)
-  }, 300_000)
-
+describe("a ~4 MB log file", () => {
   it("an import SIGKILLed while writing leaves no visible run; the next import succeeds and cleans up", async () => {
     const child = spawnCli(["import", log, "--run-id", "killed", "--store", store])
     const exited = new Promise<void>((resolve) => child.on("exit", () => resolve()))
