@@ -9,9 +9,19 @@ export default defineConfig({
     globalSetup: ["test/support/pg-global-setup.ts"],
     testTimeout: 60_000,
     hookTimeout: 60_000,
+    // tfjs-core's gradient rules are ~400 ES modules: vitest would transform them one by one in
+    // every test process (~4.5 s each time); Node loads them natively, through the module hook in
+    // adapters/tfjs/gradients.ts, in ~0.4 s, as the CLI does.
+    server: { deps: { external: [/@tensorflow\/tfjs-core\/dist\//] } },
     pool: "forks",
     // Most of the slow tests wait on a child process (the binary, a trainer, PostgreSQL) rather
     // than compute: three forks on two cores keep both busy (vitest's default would be one).
-    poolOptions: { forks: { maxForks: 3, minForks: 1 } },
+    // Each fork runs many files (isolate: false): a fresh process per file spent about 120 of the
+    // suite's 310 CPU-seconds starting vitest and loading effect, tfjs and the CLI again. So test
+    // files must leave process state (env, cwd, backends) as they found it. minForks = maxForks:
+    // with fewer, tinypool ends "idle" forks that vitest still reuses, failing the run with
+    // "Terminating worker thread" and leaving the fork spinning.
+    isolate: false,
+    poolOptions: { forks: { maxForks: 3, minForks: 3 } },
   },
 })

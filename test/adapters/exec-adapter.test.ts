@@ -24,7 +24,15 @@ import { decodeSpec, makePlanner, type ScheduleSpec } from "../../core/schedule/
 import { EventStore, makeMemoryEventStore } from "../../core/store/index.ts"
 import { alive, PY_TESTS, PYTHON, pythonTestsRun } from "../support/exec-support.ts"
 
-process.env.INTERLEAVE_TRAINER_STDERR = "quiet"
+// Forks run many files: the quiet trainer stderr is this file's alone.
+const stderrWas = process.env.INTERLEAVE_TRAINER_STDERR
+beforeAll(() => {
+  process.env.INTERLEAVE_TRAINER_STDERR = "quiet"
+})
+afterAll(() => {
+  if (stderrWas === undefined) delete process.env.INTERLEAVE_TRAINER_STDERR
+  else process.env.INTERLEAVE_TRAINER_STDERR = stderrWas
+})
 
 const spec: ScheduleSpec = Either.getOrThrow(
   decodeSpec({

@@ -149,7 +149,8 @@ describe("a store another process keeps locked", () => {
     ).toBe(0)
     const log = join(dir, "x.jsonl")
     expect((await runCli(["export", "x", "--store", store, "--out", log])).code).toBe(0)
-    const holder = await Effect.runPromise(holdLock(store, 3_000))
+    // Held until the import has given up, however slow a loaded machine makes its start.
+    const holder = await Effect.runPromise(holdLock(store, 120_000))
     try {
       const r = await runCli(["import", log, "--run-id", "y", "--store", store], {
         env: { INTERLEAVE_LOCK_WAIT_MS: "300" },
@@ -159,6 +160,7 @@ describe("a store another process keeps locked", () => {
         `interleave: cannot append to run y: ${store} is locked by another process (gave up after waiting 0.3 s for it)`,
       )
     } finally {
+      holder.kill()
       await Effect.runPromise(exited(holder))
     }
     const runs = JSON.parse((await runCli(["runs", "--store", store, "--json"])).stdout) as Array<{

@@ -22,7 +22,7 @@ const spec = (lr = 1e-3): ScheduleSpec =>
       seed: 4,
       phases: [
         { name: "text-only", steps: 6, ratio: { visual: 0, text: 1 } },
-        { name: "joint", steps: 36, ratio: { visual: 8, text: 1 } },
+        { name: "joint", steps: 18, ratio: { visual: 8, text: 1 } },
       ],
       batch: { visual: { size: 4, accumulation: 2 }, text: { size: 4 } },
       optimizer: { kind: "adamw", lr, groups: [{ name: "backbone", lrMultiplier: 0.1 }, { name: "head" }] },
@@ -31,7 +31,7 @@ const spec = (lr = 1e-3): ScheduleSpec =>
 
 const options = { backend: "wasm", preset: "tiny", profileEvery: 0, lrScale: 1 }
 const dir = mkdtempSync(join(tmpdir(), "interleave-tfjs-engine-"))
-const engineOpts = { checkpointEvery: 10, evalEvery: 20, checkpointDir: dir }
+const engineOpts = { checkpointEvery: 10, evalEvery: 10, checkpointDir: dir }
 
 const world = <A, E>(
   f: Effect.Effect<A, E, EventStore | import("../../core/run/training-adapter.ts").TrainingAdapter>,
@@ -59,14 +59,14 @@ const losses = (runId: string) =>
   )
 
 describe("engine + tfjs (wasm, tiny)", () => {
-  it("stop at step 25, resume: the same losses and evaluations as an uninterrupted run", async () => {
+  it("stop at step 15, resume: the same losses and evaluations as an uninterrupted run", async () => {
     const [full, resumed, checkpoints] = await world(
       Effect.gen(function* () {
         const s = spec()
         yield* startRun({ runId: "full", spec: s, source: "t", adapterOptions: options }, engineOpts)
         const first = yield* startRun(
           { runId: "cut", spec: s, source: "t", adapterOptions: options },
-          { ...engineOpts, stopAfter: 25 },
+          { ...engineOpts, stopAfter: 15 },
         )
         expect(first.status).toBe("stopped")
         const second = yield* resumeRun("cut", engineOpts)
@@ -78,7 +78,7 @@ describe("engine + tfjs (wasm, tiny)", () => {
       }),
     )
     expect(checkpoints.length).toBeGreaterThan(0)
-    expect(resumed).toHaveLength(42 + 3)
+    expect(resumed).toHaveLength(24 + 3)
     expect(resumed).toEqual(full)
   }, 120_000)
 
