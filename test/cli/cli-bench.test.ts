@@ -1,6 +1,8 @@
 /**
- * `interleave bench` through the real binary on a small sim sweep: recorded runs, results and
- * reports, baselines (pass on the same run, fail on a planted regression), --sim-of, bad input.
+ * `interleave bench` on a small sim sweep: recorded runs, results and reports, baselines (pass on
+ * the same run, fail on a planted regression), --sim-of, bad input. The sweeps run through the
+ * real binary (their progress lines go to its stderr); comparisons of saved files, fits, replay
+ * and bad input run in-process.
  */
 import { existsSync, readFileSync, rmSync } from "node:fs"
 import { join } from "node:path"
@@ -8,6 +10,7 @@ import { Either } from "effect"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { parseSweepResults, type SweepResults } from "../../core/bench/results.ts"
 import { baseScenario, runCli, tempDir, writeJson } from "../support/cli-helpers.ts"
+import { cliInProcess, inSequence } from "../support/cli-inprocess.ts"
 
 const dir = tempDir("interleave-bench-")
 const store = join(dir, "runs.db")
@@ -110,7 +113,7 @@ describe("interleave bench <sweep>", () => {
 
   it("records real runs: replay re-executes one and matches its log", async () => {
     const runId = readResults(join(out, "results.json")).configs[3]!.runId
-    const r = await runCli(["replay", runId, "--store", store])
+    const r = await cliInProcess(["replay", runId, "--store", store])
     expect(r.stderr).toBe("")
     expect(r.code).toBe(0)
     expect(r.stdout).toContain("replay matches the log")
@@ -167,19 +170,20 @@ describe("interleave bench <sweep>", () => {
   it("--sim-of fits the sim to a results file and reports the held-out error", async () => {
     const results = join(out, "results.json")
     const fitDir = join(dir, "fit")
-    const [loo, held, unknown] = await Promise.all([
-      runCli(["bench", "--sim-of", results, "--out", fitDir]),
-      runCli([
-        "bench",
-        "--sim-of",
-        results,
-        "--out",
-        join(dir, "fit2"),
-        "--hold-out",
-        `${IDS[1]},${IDS[4]}`,
-        "--json",
-      ]),
-      runCli(["bench", "--sim-of", results, "--out", join(dir, "fit3"), "--hold-out", "nope"]),
+    const [loo, held, unknown] = await inSequence([
+      () => cliInProcess(["bench", "--sim-of", results, "--out", fitDir]),
+      () =>
+        cliInProcess([
+          "bench",
+          "--sim-of",
+          results,
+          "--out",
+          join(dir, "fit2"),
+          "--hold-out",
+          `${IDS[1]},${IDS[4]}`,
+          "--json",
+        ]),
+      () => cliInProcess(["bench", "--sim-of", results, "--out", join(dir, "fit3"), "--hold-out", "nope"]),
     ])
     expect(loo.code, loo.stderr).toBe(0)
     expect(loo.stdout).toMatch(/held-out error, MAPE \(leave-one-group-out over batch sizes \(2 groups\)\)/)
@@ -205,10 +209,10 @@ describe("interleave bench --compare BASELINE --against CURRENT (item 7)", () =>
     baseline.configs[0].throughput.stepsPerSec *= 2
     baseline.configs[0].throughput.samplesPerSec *= 2
     const planted = writeJson(dir, "planted-against.json", baseline)
-    const [same, worse, asJson] = await Promise.all([
-      runCli(["bench", "--compare", baselineFile, "--against", current]),
-      runCli(["bench", "--compare", planted, "--against", current]),
-      runCli(["bench", "--compare", baselineFile, "--against", current, "--json"]),
+    const [same, worse, asJson] = await inSequence([
+      () => cliInProcess(["bench", "--compare", baselineFile, "--against", current]),
+      () => cliInProcess(["bench", "--compare", planted, "--against", current]),
+      () => cliInProcess(["bench", "--compare", baselineFile, "--against", current, "--json"]),
     ])
     expect(same.code, same.stderr).toBe(0)
     expect(same.stdout).toContain(`comparison of ${current} with ${baselineFile}`)
@@ -271,7 +275,7 @@ describe("interleave bench: aborted configurations (item 6)", () => {
     expect(readFileSync(join(outA, "report.html"), "utf8")).toContain(">OOM<")
     // Compared with itself, the aborted config is aborted on both sides, not "0 0 ±0.0% ok".
     const results = join(outA, "results.json")
-    const cmp = await runCli(["bench", "--compare", results, "--against", results])
+    const cmp = await cliInProcess(["bench", "--compare", results, "--against", results])
     expect(cmp.code, cmp.stderr).toBe(0)
     expect(cmp.stdout).toMatch(
       new RegExp(`${OOM_ID}\\s+\\(all metrics\\)\\s+aborted\\s+aborted\\s+—\\s+aborted on both sides`),
@@ -323,7 +327,13 @@ describe("interleave bench: bad input is one line naming the file and field, exi
       [["bench", sweep, "--sim-of", baselineFile], "bench: give a sweep file or --sim-of RESULTS, not both"],
       [["bench", sweep, "--fail-over", "-1"], "--fail-over: must be a number >= 0, got -1"],
     ]
-    const runs = await Promise.all(cases.map(([args]) => runCli([...args, "--store", store])))
+    const runs = await inSequence(
+      cases.map(
+        ([args]) =>
+          () =>
+            cliInProcess([...args, "--store", store]),
+      ),
+    )
     for (const [i, r] of runs.entries()) {
       const [args, message] = cases[i]!
       expect(r.code, `${args.join(" ")}: ${r.stderr}`).toBe(2)

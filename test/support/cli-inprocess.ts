@@ -62,3 +62,10 @@ export const cliInProcess = async (
   const join = (xs: string[]) => (xs.length === 0 ? "" : `${xs.join("\n")}\n`)
   return { code, stdout: join(out), stderr: join(err) }
 }
+
+/** Runs in-process commands one after another (they share this process's cwd and console). */
+export const inSequence = async <A>(thunks: ReadonlyArray<() => Promise<A>>): Promise<A[]> => {
+  const out: A[] = []
+  for (const t of thunks) out.push(await t())
+  return out
+}
