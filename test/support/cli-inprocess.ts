@@ -64,8 +64,10 @@ export const cliInProcess = async (
 }
 
 /** Runs in-process commands one after another (they share this process's cwd and console). */
-export const inSequence = async <A>(thunks: ReadonlyArray<() => Promise<A>>): Promise<A[]> => {
-  const out: A[] = []
+export const inSequence = async <const T extends ReadonlyArray<() => Promise<unknown>>>(
+  thunks: T,
+): Promise<{ -readonly [K in keyof T]: Awaited<ReturnType<T[K]>> }> => {
+  const out: unknown[] = []
   for (const t of thunks) out.push(await t())
-  return out
+  return out as { -readonly [K in keyof T]: Awaited<ReturnType<T[K]>> }
 }
