@@ -4,7 +4,7 @@
  * RunInterrupted event, the exit code says which signal, no interleave process is left, and
  * `resume` completes the run.
  */
-import { type ChildProcess, execFileSync, spawn, spawnSync } from "node:child_process"
+import { type ChildProcess, spawn, spawnSync } from "node:child_process"
 import { readFileSync, rmSync } from "node:fs"
 import { join } from "node:path"
 import { afterAll, describe, expect, it } from "vitest"
@@ -56,15 +56,13 @@ const waitForSteps = async (runId: string) => {
   throw new Error(`run ${runId} never started`)
 }
 
+/** The processes whose command line names the run (pgrep's exit 1 is "none"; anything else throws). */
 const processesOf = (runId: string): string[] => {
-  try {
-    return execFileSync("pgrep", ["-f", `--run-id ${runId}`], { encoding: "utf8" })
-      .trim()
-      .split("\n")
-      .filter(Boolean)
-  } catch {
-    return []
-  }
+  // "--" ends pgrep's options: the pattern itself starts with "--".
+  const r = spawnSync("pgrep", ["-f", "--", `--run-id ${runId}`], { encoding: "utf8" })
+  if (r.status === 1) return []
+  if (r.status !== 0) throw new Error(`pgrep failed (${r.status}): ${r.stderr}`)
+  return r.stdout.trim().split("\n").filter(Boolean)
 }
 
 const interruptedLog = async (runId: string) => {
@@ -92,6 +90,8 @@ describe("signals stop a run cleanly", () => {
       })
       const done = exited(child)
       await waitForSteps(runId)
+      // The check below sees a running interleave: it is not empty by construction.
+      expect(processesOf(runId)).toHaveLength(1)
       const t0 = performance.now()
       child.kill(signal)
       const r = await done
@@ -141,7 +141,11 @@ describe("signals stop a run cleanly", () => {
       ],
       { cwd: ROOT, stdio: ["ignore", "ignore", "pipe"] },
     )
-    const r = await exited(child)
+    const done = exited(child)
+    await waitForSteps(runId)
+    // timeout, npx and interleave, found by the same check that must find none afterwards.
+    expect(processesOf(runId).length).toBeGreaterThanOrEqual(2)
+    const r = await done
     expect(r.code, r.stderr).toBe(124)
     await new Promise((res) => setTimeout(res, 300))
     expect(processesOf(runId)).toEqual([])
