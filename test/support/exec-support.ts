@@ -49,6 +49,8 @@ export const pythonTestsRun = (what: string): boolean => {
  * of this process or of an interleave that is still running, whose reaping is on us.
  */
 export const alive = (pid: number): boolean => {
+  // A missing pid (NaN from an absent info field) would otherwise read as "not alive".
+  if (!Number.isInteger(pid) || pid <= 0) throw new Error(`not a process id: ${pid}`)
   try {
     process.kill(pid, 0)
     return true
