@@ -1,4 +1,37 @@
 import { defineConfig } from "vitest/config"
+import { BaseSequencer, type TestSpecification } from "vitest/node"
+
+// The files that take longest, longest first. vitest orders by the durations it cached from the
+// last run, and a clean clone has none (it then goes by file size): started late, one of these
+// would run alone at the end while the other forks sit idle.
+const SLOW_FIRST = [
+  "test/cli/exec-cli.test.ts",
+  "test/adapters/tfjs-adapter.test.ts",
+  "test/bench/workers.test.ts",
+  "test/cli/cli-signals.test.ts",
+  "test/cli/cli-store-access.test.ts",
+  "test/store/store-postgres.test.ts",
+  "test/adapters/python-sdk.test.ts",
+  "test/cli/cli-log-files.test.ts",
+  "test/cli/cli-bench.test.ts",
+  "test/cli/cli-runs.test.ts",
+  "test/run/engine-tfjs.test.ts",
+  "test/store/store-sqlite.test.ts",
+  "test/store/store-sqlite-access.test.ts",
+  "test/cli/cli-report.test.ts",
+  "test/queue/queue-postgres.test.ts",
+]
+
+class SlowFirst extends BaseSequencer {
+  override async sort(files: TestSpecification[]): Promise<TestSpecification[]> {
+    const rank = (f: TestSpecification) => {
+      const i = SLOW_FIRST.findIndex((s) => f.moduleId.endsWith(s))
+      return i < 0 ? SLOW_FIRST.length : i
+    }
+    // Array sort is stable: the rest keep vitest's own order.
+    return (await super.sort(files)).sort((a, b) => rank(a) - rank(b))
+  }
+}
 
 export default defineConfig({
   test: {
@@ -22,6 +55,7 @@ export default defineConfig({
     // with fewer, tinypool ends "idle" forks that vitest still reuses, failing the run with
     // "Terminating worker thread" and leaving the fork spinning.
     isolate: false,
+    sequence: { sequencer: SlowFirst },
     poolOptions: { forks: { maxForks: 3, minForks: 3 } },
   },
 })
