@@ -5,7 +5,6 @@
  * these tests skip, loudly, unless INTERLEAVE_REQUIRE_PG=1. This file gets a database of its own
  * and each test a schema of its own in it.
  */
-import { execFile } from "node:child_process"
 import * as fs from "node:fs"
 import * as net from "node:net"
 import * as os from "node:os"
@@ -33,6 +32,7 @@ import {
   testPostgresUrl,
   withDatabase,
 } from "../support/postgres.ts"
+import { storeWriter } from "../support/store-writer-process.ts"
 import { storeContract } from "./store-contract.ts"
 
 const server = testPostgresUrl()
@@ -395,30 +395,7 @@ describe.skipIf(server === undefined)("PostgreSQL", () => {
         const batches = 60
         const size = 4
         yield* Effect.scoped(open(schema))
-        const writer = (name: string) =>
-          Effect.async<{ writer: string; conflicts: number }, Error>((resume) => {
-            execFile(
-              process.execPath,
-              [
-                "--import",
-                "tsx",
-                "test/store/store-writer.ts",
-                url,
-                schema,
-                name,
-                go,
-                String(batches),
-                String(size),
-              ],
-              { cwd: path.resolve(import.meta.dirname, "../..") },
-              (error, stdout, stderr) =>
-                resume(
-                  error
-                    ? Effect.fail(new Error(`${name}: ${stderr || error.message}`))
-                    : Effect.succeed(JSON.parse(stdout)),
-                ),
-            )
-          })
+        const writer = (name: string) => storeWriter([url, schema, name, go, String(batches), String(size)])
         const writers = Effect.all([writer("P"), writer("Q")], { concurrency: "unbounded" })
         const [tallies] = yield* Effect.all([writers, Effect.sync(() => fs.writeFileSync(go, ""))], {
           concurrency: "unbounded",

@@ -1,4 +1,3 @@
-import { execFile } from "node:child_process"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
@@ -7,6 +6,7 @@ import Database from "better-sqlite3"
 import { Cause, Chunk, Effect, Either, Exit, Layer, Option, Stream } from "effect"
 import { EventStore, type StoreError, VersionConflict } from "../../core/store/event-store.ts"
 import { makeSqliteEventStore, SCHEMA_VERSION, SqliteEventStoreLive } from "../../core/store/sqlite.ts"
+import { storeWriter } from "../support/store-writer-process.ts"
 import { storeContract } from "./store-contract.ts"
 
 const root = fs.mkdtempSync(path.join(os.tmpdir(), "interleave-store-sqlite-"))
@@ -256,20 +256,7 @@ describe("SQLite event store", () => {
       const size = 4
       // Create the store first, so the writers race on appends rather than on setting it up.
       yield* Effect.scoped(makeSqliteEventStore(file))
-      const writer = (name: string) =>
-        Effect.async<{ writer: string; conflicts: number }, Error>((resume) => {
-          execFile(
-            process.execPath,
-            ["--import", "tsx", "test/store/store-writer.ts", file, name, go, String(batches), String(size)],
-            { cwd: path.resolve(import.meta.dirname, "../..") },
-            (error, stdout, stderr) =>
-              resume(
-                error
-                  ? Effect.fail(new Error(`${name}: ${stderr || error.message}`))
-                  : Effect.succeed(JSON.parse(stdout)),
-              ),
-          )
-        })
+      const writer = (name: string) => storeWriter([file, name, go, String(batches), String(size)])
       const writers = Effect.all([writer("P"), writer("Q")], { concurrency: "unbounded" })
       const [tallies] = yield* Effect.all([writers, Effect.sync(() => fs.writeFileSync(go, ""))], {
         concurrency: "unbounded",

@@ -5,6 +5,8 @@
  * as JSON. STORE is a SQLite file, or a postgres:// URL and then SCHEMA follows it.
  *
  *   node --import tsx test/store/store-writer.ts STORE [SCHEMA] WRITER GO_FILE BATCHES BATCH_SIZE
+ *
+ * The tests run it bundled, through test/support/store-writer-process.ts.
  */
 import * as fs from "node:fs"
 import { Effect } from "effect"

@@ -1,0 +1,50 @@
+/**
+ * Runs test/store/store-writer.ts as its own process, for the cross-process store tests (not a
+ * test itself). The writer is bundled once per test process with esbuild, its packages left
+ * external: through tsx every writer spent ~1.8 CPU-seconds compiling effect and the stores.
+ */
+import { execFile } from "node:child_process"
+import { mkdirSync, rmSync } from "node:fs"
+import { join, resolve } from "node:path"
+import { Effect } from "effect"
+
+const ROOT = resolve(import.meta.dirname, "../..")
+
+let bundled: Promise<string> | undefined
+
+/** The bundled writer: under node_modules/, so that its packages resolve from there. */
+const writerBundle = (): Promise<string> => {
+  bundled ??= (async () => {
+    const { build } = await import("esbuild")
+    const dir = join(ROOT, "node_modules", ".cache", "interleave-test")
+    mkdirSync(dir, { recursive: true })
+    const outfile = join(dir, `store-writer-${process.pid}.mjs`)
+    await build({
+      entryPoints: [join(ROOT, "test", "store", "store-writer.ts")],
+      bundle: true,
+      platform: "node",
+      target: "node20",
+      format: "esm",
+      packages: "external",
+      outfile,
+      logLevel: "warning",
+    })
+    process.once("exit", () => rmSync(outfile, { force: true }))
+    return outfile
+  })()
+  return bundled
+}
+
+/** Starts a writer with these arguments (see store-writer.ts) and returns its tallies. */
+export const storeWriter = (args: ReadonlyArray<string>) =>
+  Effect.flatMap(Effect.promise(writerBundle), (entry) =>
+    Effect.async<{ writer: string; conflicts: number }, Error>((resume) => {
+      execFile(process.execPath, [entry, ...args], { cwd: ROOT }, (error, stdout, stderr) =>
+        resume(
+          error
+            ? Effect.fail(new Error(`${args.join(" ")}: ${stderr || error.message}`))
+            : Effect.succeed(JSON.parse(stdout)),
+        ),
+      )
+    }),
+  )
