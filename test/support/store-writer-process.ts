@@ -4,7 +4,7 @@
  * external: through tsx every writer spent ~1.8 CPU-seconds compiling effect and the stores.
  */
 import { execFile } from "node:child_process"
-import { mkdirSync, rmSync } from "node:fs"
+import { mkdirSync } from "node:fs"
 import { join, resolve } from "node:path"
 import { Effect } from "effect"
 
@@ -18,7 +18,8 @@ const writerBundle = (): Promise<string> => {
     const { build } = await import("esbuild")
     const dir = join(ROOT, "node_modules", ".cache", "interleave-test")
     mkdirSync(dir, { recursive: true })
-    const outfile = join(dir, `store-writer-${process.pid}.mjs`)
+    // One file per fork, rewritten by the next run: forks end without running exit handlers.
+    const outfile = join(dir, `store-writer-${process.env.VITEST_POOL_ID ?? process.pid}.mjs`)
     await build({
       entryPoints: [join(ROOT, "test", "store", "store-writer.ts")],
       bundle: true,
@@ -29,7 +30,6 @@ const writerBundle = (): Promise<string> => {
       outfile,
       logLevel: "warning",
     })
-    process.once("exit", () => rmSync(outfile, { force: true }))
     return outfile
   })()
   return bundled
