@@ -42,7 +42,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
 describe.skipIf(server === undefined)("sweep workers on one PostgreSQL store", () => {
   it("three workers, one SIGKILLed mid-configuration: every configuration completes exactly once, the killed attempt is kept as interrupted, the report is complete", async () => {
-    // 4 sim configurations, long enough (15,000 steps, a few seconds each) to be killed half-way.
+    // 4 sim configurations, long enough (8,000 steps, a second or two each) to be killed part-way.
     const sweep = writeJson(dir, "sweep.json", {
       name: "workers-test",
       base: scenario("trex2-joint-8to1.json"),
@@ -50,7 +50,7 @@ describe.skipIf(server === undefined)("sweep workers on one PostgreSQL store", (
       batchSizes: [4, 8],
       targets: [{ adapter: "sim", hardware: "h100-sxm" }],
       warmupSteps: 10,
-      measuredSteps: 15_000,
+      measuredSteps: 8_000,
       microIterations: 0,
     })
     const args = ["bench", sweep, "--store", url, "--worker", "--lease-seconds", "2"]
@@ -133,7 +133,7 @@ describe.skipIf(server === undefined)("sweep workers on one PostgreSQL store", (
     const deadRun = runs.find((r) => r.runId === victim!.run_id)!
     expect(deadRun.status).toBe("interrupted")
     expect(deadRun.stepsDone).toBeGreaterThan(0)
-    expect(deadRun.stepsDone).toBeLessThan(15_010)
+    expect(deadRun.stepsDone).toBeLessThan(8_010)
 
     const out = join(dir, "report")
     const report = await runCli(["bench", "report", sweep, "--store", url, "--out", out], { cwd: dir })
@@ -146,7 +146,7 @@ describe.skipIf(server === undefined)("sweep workers on one PostgreSQL store", (
     expect(written.configs.find((c) => c.id === victim!.config_id)?.worker?.attempt).toBe(2)
     const md = readFileSync(join(out, "report.md"), "utf8")
     expect(md).toContain(`Attempt 1 of ${victim!.config_id} (run ${victim!.run_id})`)
-    expect(md).toMatch(/interrupted after [\d,]+ of 15,010 steps: its worker lost its lease/)
+    expect(md).toMatch(/interrupted after [\d,]+ of 8,010 steps: its worker lost its lease/)
     expect(readFileSync(join(out, "report.html"), "utf8")).toContain(victim!.run_id)
     console.info(
       `workers test: ${configs.length} configurations, ${attempts.length} attempts; killed pid ${victim!.pid} on ${victim!.config_id} (run ${victim!.run_id}, ${victim!.version} events when killed, ${deadRun.stepsDone} steps recorded); attempt 2 completed it`,
