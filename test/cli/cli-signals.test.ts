@@ -17,7 +17,7 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }))
 
 // Under a second of sim steps on a quiet 2-core machine: long enough to interrupt after the
 // first 1000 steps, short enough to resume.
-const STEPS = 50_000
+const STEPS = 30_000
 const scenario = writeJson(dir, "long.json", {
   name: "long",
   seed: 1,
