@@ -6,9 +6,9 @@
 import { rmSync, statSync } from "node:fs"
 import { join } from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import { spawnCli, tempDir, writeJson } from "../support/cli-helpers.ts"
-import { cliInProcess } from "../support/cli-inprocess.ts"
+import { spawnCli, tempDir } from "../support/cli-helpers.ts"
 import { peakRssOf } from "../support/rss.ts"
+import { writeSimLog } from "../support/sim-log.ts"
 
 const dir = tempDir()
 afterAll(() => rmSync(dir, { recursive: true, force: true }))
@@ -18,20 +18,7 @@ const STEPS = 40_000
 const LIMIT_MB = 180
 
 beforeAll(async () => {
-  const spec = writeJson(dir, "big.json", {
-    name: "big",
-    seed: 5,
-    phases: [
-      { name: "text-only", steps: 1000, ratio: { visual: 0, text: 1 } },
-      { name: "joint", steps: STEPS - 1000, ratio: { visual: 8, text: 1 } },
-    ],
-    batch: { visual: { size: 8 }, text: { size: 8 } },
-    optimizer: { kind: "adamw", lr: 1e-4, groups: [{ name: "all" }] },
-  })
-  // Made in-process: only the reading commands under test need their own process to measure.
-  expect((await cliInProcess(["run", spec, "--run-id", "big", "--store", store])).code).toBe(0)
-  expect((await cliInProcess(["export", "big", "--store", store, "--out", log])).code).toBe(0)
-  const mb = statSync(log).size / 1e6
+  const mb = await writeSimLog(dir, STEPS, store, log)
   expect(mb).toBeGreaterThan(14)
   expect(mb).toBeLessThan(30)
 }, 300_000)

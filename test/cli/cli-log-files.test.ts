@@ -5,12 +5,13 @@
  * on an 18 MB log are in test/acceptance.)
  */
 import { execFileSync, spawnSync } from "node:child_process"
-import { chmodSync, mkdirSync, rmSync, statSync } from "node:fs"
+import { chmodSync, mkdirSync, rmSync } from "node:fs"
 import { join } from "node:path"
 import Database from "better-sqlite3"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import { BIN, runCli, spawnCli, tempDir, writeJson } from "../support/cli-helpers.ts"
+import { BIN, runCli, spawnCli, tempDir } from "../support/cli-helpers.ts"
 import { cliInProcess } from "../support/cli-inprocess.ts"
+import { writeSimLog } from "../support/sim-log.ts"
 
 const dir = tempDir()
 afterAll(() => rmSync(dir, { recursive: true, force: true }))
@@ -37,20 +38,7 @@ const runIds = async () =>
   ).map((r) => r.runId)
 
 beforeAll(async () => {
-  const spec = writeJson(dir, "big.json", {
-    name: "big",
-    seed: 5,
-    phases: [
-      { name: "text-only", steps: 1000, ratio: { visual: 0, text: 1 } },
-      { name: "joint", steps: STEPS - 1000, ratio: { visual: 8, text: 1 } },
-    ],
-    batch: { visual: { size: 8 }, text: { size: 8 } },
-    optimizer: { kind: "adamw", lr: 1e-4, groups: [{ name: "all" }] },
-  })
-  // Made in-process: only the reading commands under test need their own process to measure.
-  expect((await cliInProcess(["run", spec, "--run-id", "big", "--store", store])).code).toBe(0)
-  expect((await cliInProcess(["export", "big", "--store", store, "--out", log])).code).toBe(0)
-  const mb = statSync(log).size / 1e6
+  const mb = await writeSimLog(dir, STEPS, store, log)
   expect(mb).toBeGreaterThan(3)
   expect(mb).toBeLessThan(8)
 }, 300_000)
