@@ -32,7 +32,7 @@ import {
   testPostgresUrl,
   withDatabase,
 } from "../support/postgres.ts"
-import { storeWriter } from "../support/store-writer-process.ts"
+import { raceTwoWriters } from "../support/store-writer-process.ts"
 import { storeContract } from "./store-contract.ts"
 
 const server = testPostgresUrl()
@@ -395,22 +395,7 @@ describe.skipIf(server === undefined)("PostgreSQL", () => {
         const batches = 60
         const size = 4
         yield* Effect.scoped(open(schema))
-        const writer = (name: string) => storeWriter([url, schema, name, go, String(batches), String(size)])
-        const writers = Effect.all([writer("P"), writer("Q")], { concurrency: "unbounded" })
-        const [tallies] = yield* Effect.all([writers, Effect.sync(() => fs.writeFileSync(go, ""))], {
-          concurrency: "unbounded",
-        })
-        expect(tallies.map((t) => t.writer)).toEqual(["P", "Q"])
-        const events = yield* Effect.scoped(
-          Effect.flatMap(open(schema), (store) => Stream.runCollect(store.read("shared"))),
-        ).pipe(Effect.map(Chunk.toReadonlyArray))
-        expect(events).toHaveLength(2 * batches * size)
-        expect(events.every((e, i) => e.position === i)).toBe(true)
-        for (let start = 0; start < events.length; start += size) {
-          const batch = events.slice(start, start + size)
-          expect(new Set(batch.map((e) => e.type)).size).toBe(1)
-          expect(batch.map((e) => (e.data as { i: number }).i)).toEqual([0, 1, 2, 3])
-        }
+        yield* raceTwoWriters({ location: [url, schema], go, batches, size, open: open(schema) })
       }),
     )
 

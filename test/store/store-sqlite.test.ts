@@ -6,7 +6,7 @@ import Database from "better-sqlite3"
 import { Cause, Chunk, Effect, Either, Exit, Layer, Option, Stream } from "effect"
 import { EventStore, type StoreError, VersionConflict } from "../../core/store/event-store.ts"
 import { makeSqliteEventStore, SCHEMA_VERSION, SqliteEventStoreLive } from "../../core/store/sqlite.ts"
-import { storeWriter } from "../support/store-writer-process.ts"
+import { raceTwoWriters } from "../support/store-writer-process.ts"
 import { storeContract } from "./store-contract.ts"
 
 const root = fs.mkdtempSync(path.join(os.tmpdir(), "interleave-store-sqlite-"))
@@ -256,23 +256,7 @@ describe("SQLite event store", () => {
       const size = 4
       // Create the store first, so the writers race on appends rather than on setting it up.
       yield* Effect.scoped(makeSqliteEventStore(file))
-      const writer = (name: string) => storeWriter([file, name, go, String(batches), String(size)])
-      const writers = Effect.all([writer("P"), writer("Q")], { concurrency: "unbounded" })
-      const [tallies] = yield* Effect.all([writers, Effect.sync(() => fs.writeFileSync(go, ""))], {
-        concurrency: "unbounded",
-      })
-      expect(tallies.map((t) => t.writer)).toEqual(["P", "Q"])
-      const events = yield* Effect.scoped(
-        Effect.flatMap(makeSqliteEventStore(file), (store) => Stream.runCollect(store.read("shared"))),
-      ).pipe(Effect.map(Chunk.toReadonlyArray))
-      expect(events).toHaveLength(2 * batches * size)
-      expect(events.every((e, i) => e.position === i)).toBe(true)
-      // Every batch landed whole: each run of `size` events comes from one writer, in order.
-      for (let start = 0; start < events.length; start += size) {
-        const batch = events.slice(start, start + size)
-        expect(new Set(batch.map((e) => e.type)).size).toBe(1)
-        expect(batch.map((e) => (e.data as { i: number }).i)).toEqual([0, 1, 2, 3])
-      }
+      yield* raceTwoWriters({ location: [file], go, batches, size, open: makeSqliteEventStore(file) })
     }),
   )
 

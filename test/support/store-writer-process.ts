@@ -1,12 +1,14 @@
 /**
- * Runs test/store/store-writer.ts as its own process, for the cross-process store tests (not a
- * test itself). The writer is bundled once per test process with esbuild, its packages left
+ * Runs test/store/store-writer.ts as its own process, and races two of them on one stream, for
+ * the cross-process tests of the SQLite and PostgreSQL stores (not a test itself). The writer is bundled once per test process with esbuild, its packages left
  * external: through tsx every writer spent ~1.8 CPU-seconds compiling effect and the stores.
  */
 import { execFile } from "node:child_process"
-import { mkdirSync } from "node:fs"
+import { mkdirSync, writeFileSync } from "node:fs"
 import { join, resolve } from "node:path"
-import { Effect } from "effect"
+import { Chunk, Effect, type Scope, Stream } from "effect"
+import { expect } from "vitest"
+import type { EventStoreShape } from "../../core/store/event-store.ts"
 
 const ROOT = resolve(import.meta.dirname, "../..")
 
@@ -48,3 +50,37 @@ export const storeWriter = (args: ReadonlyArray<string>) =>
       )
     }),
   )
+
+/**
+ * Two writers (P and Q) append `batches` batches of `size` events each to stream "shared" of the
+ * store at `location` (a SQLite file, or a URL and a schema), released together by a go file;
+ * then `open` reads the stream back: every event there once, in order, every batch whole.
+ */
+export const raceTwoWriters = <E>(opts: {
+  readonly location: ReadonlyArray<string>
+  readonly go: string
+  readonly batches: number
+  readonly size: number
+  readonly open: Effect.Effect<EventStoreShape, E, Scope.Scope>
+}) =>
+  Effect.gen(function* () {
+    const { batches, size } = opts
+    const writer = (name: string) =>
+      storeWriter([...opts.location, name, opts.go, String(batches), String(size)])
+    const writers = Effect.all([writer("P"), writer("Q")], { concurrency: "unbounded" })
+    const [tallies] = yield* Effect.all([writers, Effect.sync(() => writeFileSync(opts.go, ""))], {
+      concurrency: "unbounded",
+    })
+    expect(tallies.map((t) => t.writer)).toEqual(["P", "Q"])
+    const events = yield* Effect.scoped(
+      Effect.flatMap(opts.open, (store) => Stream.runCollect(store.read("shared"))),
+    ).pipe(Effect.map(Chunk.toReadonlyArray))
+    expect(events).toHaveLength(2 * batches * size)
+    expect(events.every((e, i) => e.position === i)).toBe(true)
+    // Every batch landed whole: each run of `size` events comes from one writer, in order.
+    for (let start = 0; start < events.length; start += size) {
+      const batch = events.slice(start, start + size)
+      expect(new Set(batch.map((e) => e.type)).size).toBe(1)
+      expect(batch.map((e) => (e.data as { i: number }).i)).toEqual([...Array(size).keys()])
+    }
+  })
