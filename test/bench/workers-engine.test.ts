@@ -65,6 +65,26 @@ const lastEvent = (runId: string) =>
     Effect.map(Stream.runCollect(s.read(runId)), (c) => Chunk.toReadonlyArray(c).at(-1)),
   )
 
+/** The sweep enqueued, and one configuration claimed by the ghost on a 100 ms lease. */
+const ghostClaim = Effect.gen(function* () {
+  const loaded = yield* loadSweep(sweepFile)
+  const id = yield* sweepIdentity(loaded)
+  const queue = yield* SweepQueue
+  yield* queue.enqueue({
+    key: id.key,
+    name: id.name,
+    hash: id.hash,
+    source: "f",
+    configs: loaded.configs.map((c) => c.id),
+  })
+  const claim = (yield* queue.claim(id.key, ghost, {
+    leaseMs: 100,
+    runIdOf: (c, n) => attemptRunId(id, c, n),
+  }))!
+  const config = loaded.configs.find((c) => c.id === claim.configId)!
+  return { loaded, claim, config }
+})
+
 describe("sweep workers (memory queue and store)", () => {
   it.live("two workers complete every configuration exactly once between them", () =>
     Effect.gen(function* () {
@@ -84,22 +104,8 @@ describe("sweep workers (memory queue and store)", () => {
     "takes over a dead attempt: its run is marked interrupted and kept, attempt 2 runs the configuration",
     () =>
       Effect.gen(function* () {
-        const loaded = yield* loadSweep(sweepFile)
-        const id = yield* sweepIdentity(loaded)
-        const queue = yield* SweepQueue
-        yield* queue.enqueue({
-          key: id.key,
-          name: id.name,
-          hash: id.hash,
-          source: "f",
-          configs: loaded.configs.map((c) => c.id),
-        })
-        const claim = (yield* queue.claim(id.key, ghost, {
-          leaseMs: 100,
-          runIdOf: (c, n) => attemptRunId(id, c, n),
-        }))!
+        const { loaded, claim, config } = yield* ghostClaim
         // The ghost ran 10 steps of its configuration, then died (no terminal event, no renewal).
-        const config = loaded.configs.find((c) => c.id === claim.configId)!
         yield* startRun(
           { runId: claim.runId, spec: config.spec, source: "ghost", adapterOptions: config.adapterOptions },
           { stopAfter: 10 },
@@ -123,21 +129,7 @@ describe("sweep workers (memory queue and store)", () => {
 
   it.live("counts a dead attempt whose run had completed, without running the configuration again", () =>
     Effect.gen(function* () {
-      const loaded = yield* loadSweep(sweepFile)
-      const id = yield* sweepIdentity(loaded)
-      const queue = yield* SweepQueue
-      yield* queue.enqueue({
-        key: id.key,
-        name: id.name,
-        hash: id.hash,
-        source: "f",
-        configs: loaded.configs.map((c) => c.id),
-      })
-      const claim = (yield* queue.claim(id.key, ghost, {
-        leaseMs: 100,
-        runIdOf: (c, n) => attemptRunId(id, c, n),
-      }))!
-      const config = loaded.configs.find((c) => c.id === claim.configId)!
+      const { loaded, claim, config } = yield* ghostClaim
       yield* runConfig(loaded, config, claim.runId, { checkpointDir: `${dir}/ckpt` })
       yield* Effect.sleep(150)
       const summary = yield* runWorker(loaded, options(1))
