@@ -1,7 +1,8 @@
 /**
  * Runs test/store/store-writer.ts as its own process, and races two of them on one stream, for
- * the cross-process tests of the SQLite and PostgreSQL stores (not a test itself). The writer is bundled once per test process with esbuild, its packages left
- * external: through tsx every writer spent ~1.8 CPU-seconds compiling effect and the stores.
+ * the cross-process tests of the SQLite and PostgreSQL stores (not a test itself). The writer is
+ * bundled once per test process with esbuild, its packages left external: through tsx every
+ * writer spent ~1.8 CPU-seconds compiling effect and the stores.
  */
 import { execFile } from "node:child_process"
 import { mkdirSync, writeFileSync } from "node:fs"
@@ -38,7 +39,7 @@ const writerBundle = (): Promise<string> => {
 }
 
 /** Starts a writer with these arguments (see store-writer.ts) and returns its tallies. */
-export const storeWriter = (args: ReadonlyArray<string>) =>
+const storeWriter = (args: ReadonlyArray<string>) =>
   Effect.flatMap(Effect.promise(writerBundle), (entry) =>
     Effect.async<{ writer: string; conflicts: number }, Error>((resume) => {
       execFile(process.execPath, [entry, ...args], { cwd: ROOT }, (error, stdout, stderr) =>
