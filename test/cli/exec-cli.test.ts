@@ -1,8 +1,8 @@
 /**
  * Real trainers through the real binary: the bundled PyTorch trainer for 100 steps of the shipped
  * scenario (verify passes; the 450-step run with its learning bound is in test/acceptance),
- * SIGKILL of interleave mid-run then resume (every step once, the same losses as an uninterrupted run, which replays exactly), SIGKILL of the trainer child
- * (a StepFailed, then resume completes),
+ * SIGKILL of interleave mid-run then resume (every step once, the same losses as an uninterrupted
+ * run, which replays exactly), SIGKILL of the trainer child (a StepFailed, then resume completes),
  * trainers that cannot start (bad input, exit 2, one line), and a log written by a loop the
  * trainer owns (Recorder) that verifies, and fails at the step where one text step was moved.
  */
