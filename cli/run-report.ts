@@ -72,12 +72,25 @@ export const reportRun = (summary: RunSummary, asJson: boolean) =>
   Effect.gen(function* () {
     const s = summary.state
     const r = summary.resumed
-    if (asJson) yield* json({ ...runReport(s), outcome: summary.status, ...(r ? { resumed: r } : {}) })
+    const f = summary.forked
+    if (asJson)
+      yield* json({
+        ...runReport(s),
+        outcome: summary.status,
+        // A fork starts like a resume (from the copied history); it says forked, with the same details.
+        ...(f
+          ? { forked: { ...f, ...(r ? { checkpoint: r.checkpoint, rerunSteps: r.rerunSteps } : {}) } }
+          : r
+            ? { resumed: r }
+            : {}),
+      })
     else {
-      if (r)
-        yield* line(
-          `resumed run ${summary.runId} at step ${r.fromStep}${r.checkpoint ? `, from its checkpoint after step ${r.checkpoint.step} (${r.checkpoint.file})` : ""}${r.rerunSteps > 0 ? `; ${r.rerunSteps} step(s) re-run unrecorded to rebuild the trainer's state` : ""}`,
-        )
+      // How this process started: the checkpoint it restored and any steps re-run to rebuild state.
+      const how = r
+        ? `${r.checkpoint ? `, from its checkpoint after step ${r.checkpoint.step} (${r.checkpoint.file})` : ""}${r.rerunSteps > 0 ? `; ${r.rerunSteps} step(s) re-run unrecorded to rebuild the trainer's state` : ""}`
+        : ""
+      if (f) yield* line(`forked run ${summary.runId} from ${f.parentId} at step ${f.atStep}${how}`)
+      else if (r) yield* line(`resumed run ${summary.runId} at step ${r.fromStep}${how}`)
       yield* line(`run ${summary.runId}: ${summary.status}`)
       yield* printState(s)
       if (summary.status === "completed") yield* line(`\nnext: interleave verify --log ${summary.runId}`)

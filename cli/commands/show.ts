@@ -89,11 +89,16 @@ export const showCommand = defineCommand({
       const curves = makeCurves(SHOW_POINTS)
       let started: RunStarted | undefined
       let events = 0
+      // Whether the log goes on past --at: the state is then the one the run had at that step.
+      let cut = false
       yield* readRunEvents(o.run).pipe(
         Stream.takeWhile((e) => {
           if (limit === undefined) return true
-          const s = e._tag === "RunStarted" ? -1 : stepOf(e)
-          return s === undefined ? false : s <= limit
+          // Events without a step (RunResumed, RunInterrupted, RunCompleted) belong to where they stand.
+          const s = stepOf(e)
+          if (s === undefined || s <= limit) return true
+          cut = true
+          return false
         }),
         Stream.runForEachChunk((chunk) =>
           Effect.sync(() => {
@@ -113,14 +118,11 @@ export const showCommand = defineCommand({
       const store = yield* EventStore
       const streamInfo = (yield* store.streams()).find((x) => x.stream === o.run)
       const now = yield* Clock.currentTimeMillis
+      const heartbeatAt = (streamInfo as { heartbeatAt?: number } | undefined)?.heartbeatAt
+      // At a step the log goes on past, the run was running then (its writer's liveness is today's).
       const state = {
         ...folded,
-        status: effectiveStatus(
-          folded.status,
-          folded.writer,
-          (streamInfo as { heartbeatAt?: number } | undefined)?.heartbeatAt,
-          now,
-        ),
+        status: cut ? folded.status : effectiveStatus(folded.status, folded.writer, heartbeatAt, now),
       }
       const observed = (started as RunStarted | undefined)?.observed ? started : undefined
       if (observed) {
@@ -133,11 +135,14 @@ export const showCommand = defineCommand({
         const last = (yield* summarizeLog(o.run)).state.lastStep
         return yield* badInput(`--at: step ${limit} is outside the recorded steps (0..${last})`)
       }
+      const nowState = cut ? (yield* summarizeLog(o.run)).state : undefined
+      const statusNow = nowState && effectiveStatus(nowState.status, nowState.writer, heartbeatAt, now)
       const points = (x: Series) => x.points.map((p) => [p.step, p.value])
       const report = runReport(state)
       if (o.json)
         return yield* json({
           ...report,
+          ...(statusNow ? { statusNow } : {}),
           evaluations: evals,
           curves: {
             loss: { visual: points(curves.loss.visual), text: points(curves.loss.text) },
@@ -153,7 +158,9 @@ export const showCommand = defineCommand({
         })
       const st = started
       if (!st) return yield* badInput(`run "${o.run}" has no RunStarted event`)
-      yield* line(`run ${o.run}${limit === undefined ? "" : ` at step ${limit}`}: ${state.status}`)
+      yield* line(
+        `run ${o.run}${limit === undefined ? "" : ` at step ${limit}`}: ${state.status}${statusNow ? ` (the log goes on past it; the run is now ${statusNow})` : ""}`,
+      )
       yield* line(
         `source ${st.source}; adapter ${st.adapter.kind} ${JSON.stringify(st.adapter.options)}; seed ${st.seed}; planned steps ${st.steps}`,
       )

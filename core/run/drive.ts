@@ -71,6 +71,8 @@ export interface RunSummary {
     /** Steps re-executed unrecorded to rebuild a stateful adapter's state. */
     readonly rerunSteps: number
   }
+  /** Set by fork: the parent and the first step the fork ran itself (`resumed` then says how). */
+  readonly forked?: { readonly parentId: string; readonly atStep: number }
 }
 
 const DEFAULTS = { flushEvery: 2048, flushMs: 200 }

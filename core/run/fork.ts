@@ -118,5 +118,6 @@ export const forkRun = (
         }),
       ),
     )
-    return yield* resumeRun(input.runId, opts)
+    const summary = yield* resumeRun(input.runId, opts)
+    return { ...summary, forked: { parentId: input.parentId, atStep: input.atStep } }
   })

@@ -133,6 +133,18 @@ describe("run, verify --log, replay, show, export/import", () => {
     expect(out.curves.loss.text).toHaveLength(91)
     const text = await cli(["show", "t900"])
     expect(text.stdout).toMatch(/loss visual\s+\S+\s+[\d.]+ -> [\d.]+/)
+    // A completed run was running at step 98: not "interrupted", and no resume advice.
+    expect(out.status).toBe("running")
+    expect(out.statusNow).toBe("completed")
+    const at = await cli(["show", "t900", "--at", "98"])
+    expect(at.stdout).toMatch(
+      /^run t900 at step 98: running \(the log goes on past it; the run is now completed\)$/m,
+    )
+    expect(at.stdout).not.toMatch(/interrupted|resume with/)
+    // At its last step the log has nothing after: the run's own status.
+    const last = JSON.parse((await cli(["show", "t900", "--at", "899", "--json"])).stdout)
+    expect(last.status).toBe("completed")
+    expect(last.statusNow).toBeUndefined()
     const beyond = await cli(["show", "t900", "--at", "900"])
     expect(beyond.code).toBe(2)
     expect(beyond.stderr).toMatch(/--at: step 900 is outside the recorded steps \(0\.\.899\)/)
@@ -142,6 +154,12 @@ describe("run, verify --log, replay, show, export/import", () => {
     const f = await cli(["fork", "t900", "--at", "450", "--ratio", "2:1", "--run-id", "t900-2to1", "--json"])
     expect(f.stderr).toBe("")
     expect(f.code).toBe(0)
+    expect(JSON.parse(f.stdout)).toMatchObject({ forked: { parentId: "t900", atStep: 450 } })
+    expect(JSON.parse(f.stdout).resumed).toBeUndefined()
+    const t = await cli(["fork", "t900", "--at", "600", "--ratio", "4:1", "--run-id", "t900-4to1"])
+    expect(t.code).toBe(0)
+    expect(t.stdout).toMatch(/^forked run t900-4to1 from t900 at step 600$/m)
+    expect(t.stdout).not.toMatch(/resumed/)
     expect((await cli(["verify", "--log", "t900-2to1"])).code).toBe(0)
     const d = await cli(["diff", "t900", "t900-2to1", "--json"])
     expect(d.code).toBe(1)
@@ -192,6 +210,10 @@ describe("a run killed with SIGKILL mid-way", () => {
     expect(resumed.code).toBe(0)
     expect(JSON.parse(resumed.stdout)).toMatchObject({ status: "completed", stepsCompleted: 20000 })
     expect((await cli(["verify", "--log", "killed"])).code).toBe(0)
+    // show --at reads past the RunResumed event to a step after the kill.
+    const after = await cli(["show", "killed", "--at", "19999", "--json"])
+    expect(after.code).toBe(0)
+    expect(JSON.parse(after.stdout)).toMatchObject({ status: "completed", lastStep: 19999 })
 
     expect((await cli(["run", big, "--run-id", "clean"])).code).toBe(0)
     const exported = async (run: string) => {
