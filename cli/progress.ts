@@ -51,6 +51,33 @@ const mode = (): "tty" | "lines" | "off" => {
   return colourAllowed(process.stderr) ? "tty" : "lines"
 }
 
+/**
+ * The terminal's width: stderr's (the line is drawn there), else stdout's, else 80. A pseudo-terminal
+ * that was never sized (`script`, some CI runners) reports 0 columns, not undefined.
+ */
+const terminalColumns = (): number => {
+  for (const c of [process.stderr.columns, process.stdout.columns]) if (c !== undefined && c > 0) return c
+  return 80
+}
+
+/**
+ * The parts joined with " · " in order (the least needed last), as many as fit in `columns - 1` characters (the last column
+ * left free, so the terminal never wraps the line and a redraw clears all of it); a first part too
+ * long alone is cut with "…".
+ */
+export const fitLine = (parts: ReadonlyArray<string>, columns: number): string => {
+  const room = Math.max(1, columns - 1)
+  let out = ""
+  for (const part of parts) {
+    const next = out === "" ? part : `${out} · ${part}`
+    if ([...next].length > room) break
+    out = next
+  }
+  if (out !== "") return out
+  const first = [...(parts[0] ?? "")]
+  return first.length <= room ? first.join("") : `${first.slice(0, room - 1).join("")}…`
+}
+
 export const makeProgress = (o: ProgressOptions): ProgressReporter => {
   const m = mode()
   if (m === "off") return silent
@@ -72,10 +99,15 @@ export const makeProgress = (o: ProgressOptions): ProgressReporter => {
     const width = 20
     const fill = Math.round(frac * width)
     const bar = tty ? ` [${"#".repeat(fill)}${".".repeat(width - fill)}]` : ""
-    return (
-      `${o.label}${bar} ${(frac * 100).toFixed(1)}% step ${doneSteps}/${o.total} · ${formatRate(rate)} steps/s · ` +
-      `elapsed ${formatDuration(p.elapsedMs)} · ETA ${eta} · phase ${s.phase ?? "-"} · loss V ${loss(s.lastLoss.visual)} T ${loss(s.lastLoss.text)}`
-    )
+    const parts = [
+      `${o.label}${bar} ${(frac * 100).toFixed(1)}% step ${doneSteps}/${o.total}`,
+      `${formatRate(rate)} steps/s`,
+      `elapsed ${formatDuration(p.elapsedMs)}`,
+      `ETA ${eta}`,
+      `phase ${s.phase ?? "-"}`,
+      `loss V ${loss(s.lastLoss.visual)} T ${loss(s.lastLoss.text)}`,
+    ]
+    return tty ? fitLine(parts, terminalColumns()) : parts.join(" · ")
   }
   const clear = () => {
     if (drawn) write("\r\x1b[2K")
@@ -86,7 +118,7 @@ export const makeProgress = (o: ProgressOptions): ProgressReporter => {
       clear()
       write(`${text}\n`)
       if (last) {
-        write(status(last).slice(0, (process.stderr.columns ?? 120) - 1))
+        write(status(last))
         drawn = true
       }
     } else write(`${text}\n`)
@@ -110,7 +142,7 @@ export const makeProgress = (o: ProgressOptions): ProgressReporter => {
       if (now - lastDraw < 100) return
       lastDraw = now
       clear()
-      write(status(p).slice(0, (process.stderr.columns ?? 120) - 1))
+      write(status(p))
       drawn = true
     } else if (now - lastLine >= 30_000) {
       write(`${status(p)}\n`)

@@ -8,6 +8,7 @@ import { spawnSync } from "node:child_process"
 import { rmSync } from "node:fs"
 import { join } from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { fitLine } from "../../cli/progress.ts"
 import { BIN, ROOT, runCli, scenario, tempDir } from "../support/cli-helpers.ts"
 import { cliInProcess } from "../support/cli-inprocess.ts"
 
@@ -61,7 +62,8 @@ describe.skipIf(noScript !== undefined)("progress on a TTY", () => {
   it("draws a status line with the step, steps/s, elapsed, ETA and phase, and clears it at the end", () => {
     const r = spawnSync(
       "script",
-      ["-qec", `${process.execPath} ${BIN} replay p --store ${store}`, "/dev/null"],
+      // A terminal wide enough for every part of the line.
+      ["-qec", `stty cols 200; ${process.execPath} ${BIN} replay p --store ${store}`, "/dev/null"],
       {
         cwd: ROOT,
         encoding: "utf8",
@@ -75,6 +77,47 @@ describe.skipIf(noScript !== undefined)("progress on a TTY", () => {
     )
     expect(out).toContain("\x1b[2K")
     expect(out).toContain("run p: replay matches the log")
+  })
+})
+
+describe("the status line fits the terminal", () => {
+  it("fitLine keeps whole parts in order within columns - 1, and cuts a lone first part with …", () => {
+    const parts = ["run x [####] 50.0% step 5/10", "1.2k steps/s", "elapsed 3 s", "ETA 3 s", "phase joint"]
+    expect(fitLine(parts, 200)).toBe(parts.join(" · "))
+    expect(fitLine(parts, 60)).toBe("run x [####] 50.0% step 5/10 · 1.2k steps/s · elapsed 3 s")
+    for (const cols of [1, 2, 10, 33, 34, 45, 59, 60, 61, 80]) {
+      const line = fitLine(parts, cols)
+      expect([...line].length).toBeLessThanOrEqual(Math.max(1, cols - 1))
+      expect(line.length).toBeGreaterThan(0)
+    }
+    expect(fitLine(parts, 10)).toBe("run x [#…")
+  })
+
+  // Each redraw is the text after "\r\x1b[2K": at most columns - 1 characters, so nothing wraps and
+  // no stale piece of a longer line stays behind (a pseudo-terminal with 0 columns used to get
+  // lines one character short of their full length).
+  const redraws = (cols: number | undefined) => {
+    const size = cols === undefined ? "" : `stty cols ${cols}; `
+    const r = spawnSync(
+      "script",
+      ["-qec", `${size}${process.execPath} ${BIN} replay p --store ${store}`, "/dev/null"],
+      { cwd: ROOT, encoding: "utf8", env: ttyEnv() },
+    )
+    expect(r.status).toBe(0)
+    return r.stdout
+      .split("\r\x1b[2K")
+      .slice(1)
+      .map((d) => d.split(/\r|\n/)[0]!)
+      .filter((d) => d.startsWith("replay p ["))
+  }
+  it.skipIf(noScript !== undefined).each([120, 60])("on a %i-column terminal", (cols) => {
+    const drawn = redraws(cols)
+    expect(drawn.length).toBeGreaterThan(0)
+    for (const d of drawn) expect([...d].length).toBeLessThanOrEqual(cols - 1)
+    expect(drawn.at(-1)).toMatch(/^replay p \[#+\.*\] 100\.0% step 200\/200/)
+  })
+  it.skipIf(noScript !== undefined)("on a pseudo-terminal that reports 0 columns: 80", () => {
+    for (const d of redraws(undefined)) expect([...d].length).toBeLessThanOrEqual(79)
   })
 })
 
