@@ -5,7 +5,7 @@
 // with native code, wasm files or heavy optional parts stay external and load from node_modules
 // when a command first needs them. Runs on `npm ci` (prepare) and whenever bin/interleave.mjs
 // finds the bundle stale.
-import { mkdirSync, renameSync, rmSync } from "node:fs"
+import { mkdirSync, renameSync, rmSync, utimesSync } from "node:fs"
 import { dirname, join } from "node:path"
 import { fileURLToPath } from "node:url"
 
@@ -30,6 +30,9 @@ export const buildBundle = async () => {
   const tmp = `${out}.${process.pid}.tmp`
   rmSync(tmp, { recursive: true, force: true })
   mkdirSync(tmp, { recursive: true })
+  // The bundle is dated from when the build began: a source saved while esbuild was reading the
+  // tree is then newer than it, and the next command rebuilds instead of running stale code.
+  const began = new Date()
   await build({
     entryPoints: { interleave: join(root, "cli", "main.ts") },
     bundle: true,
@@ -49,6 +52,7 @@ export const buildBundle = async () => {
       js: "import { createRequire as __ilCreateRequire } from 'node:module'; const require = __ilCreateRequire(import.meta.url);",
     },
   })
+  utimesSync(join(tmp, "interleave.js"), began, began)
   // Atomic enough: concurrent invocations never see a half-written bundle directory.
   const old = `${out}.${process.pid}.old`
   try {
