@@ -2,7 +2,7 @@
 import { Effect, Option, Stream } from "effect"
 import { isLogFileArgument, openLog } from "../../core/log/index.ts"
 import { readRunEvents, runStartedOf, verifyLog, verifyObservedLog } from "../../core/run/index.ts"
-import { loadScenario, type VerifyReport, verifySpec } from "../../core/schedule/index.ts"
+import { loadScenario, type VerifyReport, verifySpecInterruptible } from "../../core/schedule/index.ts"
 import { defineCommand } from "../command.ts"
 import { badInput, failedCheck } from "../failure.ts"
 import { arg, flag } from "../flags.ts"
@@ -104,7 +104,8 @@ export const verifyCommand = defineCommand({
         if (Option.isNone(o.scenario))
           return yield* badInput("verify: give a scenario file, or --log RUN|FILE")
         const spec = yield* loadScenario(o.scenario.value)
-        return yield* reportVerify(`${spec.name} (${o.scenario.value})`, verifySpec(spec), o.json)
+        const report = yield* verifySpecInterruptible(spec)
+        return yield* reportVerify(`${spec.name} (${o.scenario.value})`, report, o.json)
       }
       const target = o.log.value
       const override = Option.isSome(o.spec) ? yield* loadScenario(o.spec.value) : undefined

@@ -9,6 +9,7 @@ import { Either, Schema } from "effect"
 import {
   DecodeError,
   firstIssue,
+  formatNumber,
   NonEmptyString,
   NonNegFinite,
   NonNegInt,
@@ -20,6 +21,13 @@ import {
   shown,
   UnitInterval,
 } from "../common/index.ts"
+
+/**
+ * The most steps a schedule may have in all (10^9). Real schedules are far shorter (T-Rex2's joint
+ * stage is ~10^5 steps; the acceptance tests verify 4 x 10^6); past this, `verify` would walk for
+ * hours and a run's log would not fit on a disk, so a larger one is refused as bad input up front.
+ */
+export const MAX_TOTAL_STEPS = 1_000_000_000
 
 const pathAndReason = (i: { path: string; reason: string }) => ({ path: i.path, reason: i.reason })
 
@@ -153,6 +161,15 @@ const checkConsistency = (spec: ScheduleSpec): { path: string; reason: string } 
       return {
         path: `phases[${i}].offset`,
         reason: `must be less than the cycle length V+T = ${c}, got ${p.offset}`,
+      }
+  }
+  let sum = 0
+  for (const [i, p] of spec.phases.entries()) {
+    sum += p.steps
+    if (sum > MAX_TOTAL_STEPS)
+      return {
+        path: `phases[${i}].steps`,
+        reason: `the schedule would have ${formatNumber(totalSteps(spec))} steps in all; interleave plans at most ${formatNumber(MAX_TOTAL_STEPS)} (10^9)`,
       }
   }
   const groups = new Set<string>()

@@ -113,7 +113,8 @@ describe("files that are not what they should be", () => {
   it("a run of an absurd length gets a warning with its estimated time and store size before it starts", async () => {
     const huge = writeJson(dir, "huge.json", {
       ...baseScenario(),
-      phases: [{ name: "joint", steps: 1e15, ratio: { visual: 8, text: 1 } }],
+      // The most steps a schedule may have (MAX_TOTAL_STEPS); past it, the scenario is refused.
+      phases: [{ name: "joint", steps: 1e9, ratio: { visual: 8, text: 1 } }],
     })
     const r = await cliInProcess(["run", huge, "--steps", "200", "--store", store])
     expect(r.code).toBe(0)
