@@ -57,6 +57,7 @@ __all__ = [
     "classify_exception",
     "sample_memory",
     "rss_bytes",
+    "environment",
 ]
 
 PROTOCOL_VERSION = 1
@@ -450,6 +451,105 @@ def sample_memory(peak: bool = True) -> Dict[str, int]:
     return out
 
 
+# ---- environment --------------------------------------------------------------------------------
+
+_BLAS_LIBRARIES = ("libblas", "libcblas", "libopenblas", "libmkl_rt", "libmkl_core", "libblis", "libflexiblas")
+_TORCH_BUILD_KEYS = ("BLAS_INFO", "LAPACK_INFO", "USE_CUDA", "USE_CUDNN", "USE_MKLDNN", "USE_OPENMP")
+
+
+def _mapped_blas() -> List[str]:
+    """Real paths of the BLAS libraries mapped into this process, in load order (/proc/self/maps
+    shows paths with symlinks resolved: ``libblas.so.3`` as the alternative it points at)."""
+    found: List[str] = []
+    try:
+        with open("/proc/self/maps", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                parts = line.split(None, 5)
+                path = parts[5].strip() if len(parts) == 6 else ""
+                if path.startswith("/") and os.path.basename(path).startswith(_BLAS_LIBRARIES) and path not in found:
+                    found.append(path)
+    except OSError:
+        pass
+    return sorted(found, key=lambda p: not os.path.basename(p).startswith("libblas."))  # libblas.so.3 first
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key.strip() in ("model name", "Model", "Hardware") and value.strip():
+                    return value.strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown"
+
+
+def _torch_build(torch: Any) -> Tuple[str, Optional[str]]:
+    """torch's build in short (git hash, BLAS / LAPACK / CUDA / oneDNN / OpenMP settings) and the
+    CPU capability its kernels dispatch to (AVX2, AVX512, ...), from torch.__config__.show()."""
+    shown = ""
+    try:
+        shown = str(torch.__config__.show())
+    except Exception:  # noqa: BLE001 - a build without __config__ still has a version
+        pass
+    settings: Dict[str, str] = {}
+    capability = None
+    for line in shown.splitlines():
+        line = line.strip(" -\t")
+        if line.startswith("Build settings:"):
+            for item in line[len("Build settings:"):].split(","):
+                k, _, v = item.strip().partition("=")
+                if k in _TORCH_BUILD_KEYS:
+                    settings[k] = v
+        elif line.startswith("CPU capability usage:"):
+            capability = line.partition(":")[2].strip()
+    git = str(getattr(getattr(torch, "version", None), "git_version", "") or "unknown")
+    build = " ".join([f"git {git}"] + [f"{k}={settings[k]}" for k in _TORCH_BUILD_KEYS if k in settings])
+    return build, capability
+
+
+def environment() -> Dict[str, str]:
+    """What an exact re-execution of this process's steps depends on besides their inputs, as
+    strings: ``python``; with torch imported ``torch`` (``__version__``), ``torchBuild`` (git hash
+    and BLAS / LAPACK / CUDA / oneDNN / OpenMP build settings), ``cpuCapability`` (the kernels'
+    instruction set), ``cuda`` and ``cudnn`` (versions, or ``none``), ``threads``
+    (``torch.get_num_threads()``); ``numpy`` when imported; ``blas`` (the BLAS libraries mapped in
+    this process, real paths, e.g. which alternative ``libblas.so.3`` resolves to); ``cpu`` (the
+    model name); with CUDA in use ``gpu`` (the current device's name) and ``cudnnFlags``. The SDK
+    sends it in the ``ready`` reply; interleave records it and names what differs when a replay
+    diverges. Call it after the model is set up (threads set, CUDA initialised)."""
+    env: Dict[str, str] = {"python": platform.python_version()}
+    torch = _torch()
+    if torch is not None:
+        env["torch"] = str(torch.__version__)
+        build, capability = _torch_build(torch)
+        env["torchBuild"] = build
+        if capability:
+            env["cpuCapability"] = capability
+        env["cuda"] = str(getattr(torch.version, "cuda", None) or "none")
+        try:
+            cudnn = torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None
+        except Exception:  # noqa: BLE001
+            cudnn = None
+        env["cudnn"] = str(cudnn or "none")
+        env["threads"] = str(torch.get_num_threads())
+    numpy = sys.modules.get("numpy")
+    if numpy is not None:
+        env["numpy"] = str(getattr(numpy, "__version__", "?"))
+    blas = _mapped_blas()
+    env["blas"] = ", ".join(blas) if blas else "none mapped"
+    env["cpu"] = _cpu_model()
+    if _cuda_in_use():
+        try:
+            env["gpu"] = str(torch.cuda.get_device_name(torch.cuda.current_device()))
+            env["cudnnFlags"] = (f"deterministic={torch.backends.cudnn.deterministic} "
+                                 f"benchmark={torch.backends.cudnn.benchmark}")
+        except Exception:  # noqa: BLE001 - a broken CUDA context must not break hello
+            pass
+    return env
+
+
 # ---- failures -----------------------------------------------------------------------------------
 
 
@@ -625,6 +725,11 @@ class _Server:
                 info = dict(got)
         torch = _torch()
         reproducible = _check_reproducible(info.pop("reproducible", self.reproducible))
+        extra = info.pop("environment", None) or {}
+        if not isinstance(extra, Mapping):
+            raise TypeError(f"hello callback's environment must be a dict, got {type(extra).__name__}")
+        env = environment()
+        env.update({str(k): str(v) for k, v in extra.items()})
         device = str(info.pop("device", "cpu"))
         framework = str(info.pop("framework", f"torch {torch.__version__}" if torch else f"python {platform.python_version()}"))
         reply: Dict[str, Any] = {
@@ -644,6 +749,7 @@ class _Server:
             reply["info"] = {str(k): str(v) for k, v in info.items()}
         if reproducible is not None:
             reply["reproducible"] = reproducible
+        reply["environment"] = env
         self.spec = spec
         self.greeted = True
         self.send(reply)
@@ -776,7 +882,8 @@ def serve(
 
     Callbacks:
       ``hello(spec, options)`` -> dict or None: set up the model; ``device`` and ``framework`` keys
-      go to the ready reply, any other keys to its ``info`` (as strings).
+      go to the ready reply, ``environment`` (a dict) is merged over :func:`environment`'s, any
+      other keys go to its ``info`` (as strings).
       ``step(plan)`` -> a dict of losses with ``"total"`` (samples = the spec's batch size), or
       ``{"losses": ..., "samples": n, "memory": {...}}``, a :class:`StepResult`, or a tuple
       ``(losses, samples)``. Losses may be floats or 0-d tensors. The SDK times the call itself
@@ -1094,3 +1201,226 @@ class Recorder:
         elif not self._closed:
             self.close("aborted", f"{exc_type.__name__}: {exc}")
         return False
+
+
+# ---- parameter groups and reading logs back -------------------------------------------------------
+# (Recording mode's helpers: which optimizer param group is which spec group; a log as rows.)
+
+__all__ += ["group_lrs", "param_group_names", "read_log"]
+
+
+def _norm_name(s: str) -> str:
+    return str(s).replace("-", "_")
+
+
+def _spec_group_names(spec: Any) -> List[str]:
+    if hasattr(spec, "spec") and isinstance(getattr(spec, "spec"), Mapping):  # a Recorder
+        spec = spec.spec
+    if isinstance(spec, Mapping):
+        return group_names(spec)
+    return [str(n) for n in spec]
+
+
+def _param_groups(optimizer: Any) -> List[Mapping[str, Any]]:
+    groups = getattr(optimizer, "param_groups", optimizer)
+    return list(groups)
+
+
+def _by_parameter_names(
+    groups: List[Mapping[str, Any]], names: List[str], model: Any, prefixes: Optional[Mapping[str, Any]]
+) -> List[Optional[str]]:
+    """Spec group of each param group, from the names of the parameters it holds (``id(p)``
+    against ``model.named_parameters()``); see :func:`param_group_names`."""
+    table: Dict[str, List[str]] = {}
+    for n in names:
+        if prefixes is None:
+            table[n] = [_norm_name(n)]
+        else:
+            given = prefixes.get(n, [])
+            table[n] = [_norm_name(p) for p in ([given] if isinstance(given, str) else list(given))]
+    unknown = [k for k in (prefixes or {}) if k not in names]
+    if unknown:
+        raise ValueError(f"group_prefixes names group(s) {', '.join(unknown)} that the spec does not have ({', '.join(names)})")
+    pname: Dict[int, str] = {id(p): str(k) for k, p in model.named_parameters()}
+    owner: Dict[str, Optional[str]] = {}
+    used = set()
+    for key in pname.values():
+        nk = _norm_name(key)
+        best, best_len = None, -1
+        for n, pres in table.items():
+            for pre in pres:
+                if (nk == pre or nk.startswith(pre + ".")) and len(pre) > best_len:
+                    best, best_len = n, len(pre)
+        owner[key] = best
+        if best is not None:
+            used.add(best)
+    rest_candidates = [n for n in names if not table[n] or (prefixes is None and n not in used)]
+    leftovers = [k for k, o in owner.items() if o is None]
+    if leftovers:
+        if len(rest_candidates) != 1:
+            why = ("no spec group is left to take them" if not rest_candidates else
+                   f"{len(rest_candidates)} spec groups ({', '.join(rest_candidates)}) could take them")
+            raise ValueError(
+                f"{len(leftovers)} parameter(s) ({', '.join(leftovers[:5])}{', ...' if len(leftovers) > 5 else ''}) "
+                f"match no spec group's prefix and {why}: pass group_prefixes={{spec group: [parameter-name prefixes]}}"
+            )
+        for k in leftovers:
+            owner[k] = rest_candidates[0]
+    out: List[Optional[str]] = []
+    for i, g in enumerate(groups):
+        found = set()
+        for p in g.get("params", []):
+            key = pname.get(id(p))
+            if key is None:
+                raise ValueError(f"param group {i} holds a parameter that is not among model.named_parameters()")
+            found.add(owner[key])
+        if len(found) > 1:
+            raise ValueError(f"param group {i} mixes parameters of spec groups {', '.join(sorted(map(str, found)))}")
+        out.append(found.pop() if found else None)
+    return out
+
+
+def param_group_names(
+    optimizer: Any, spec: Any, model: Any = None, prefixes: Optional[Mapping[str, Any]] = None
+) -> List[Optional[str]]:
+    """The spec group each of ``optimizer.param_groups`` belongs to (None for an empty group).
+
+    ``spec``: the scenario dict, a Recorder, or the list of group names. In this order:
+      * ``prefixes`` given (``{"backbone": ["backbone"], "language-model": ["language_model", "bert"],
+        ...}``, needs ``model``): each parameter goes to the spec group with the longest matching
+        prefix of its name in ``model.named_parameters()`` (a prefix matches the whole name or up
+        to a "."; "-" and "_" count as the same); the one spec group given no prefix takes the rest;
+      * every param group has a ``"name"`` key: that name;
+      * ``model`` given: the same prefix matching with each spec group's own name as its prefix
+        (``language-model`` matches ``language_model.*``); the one spec group whose name matches no
+        parameter takes the rest (mmengine's ``paramwise_cfg`` builds one unnamed group per
+        parameter: this is how those groups are told apart);
+      * as many param groups as spec groups: by index, in the spec's order.
+    Anything else raises ValueError saying what to pass.
+    """
+    groups = _param_groups(optimizer)
+    names = _spec_group_names(spec)
+    if prefixes is not None:
+        if model is None:
+            raise ValueError("prefixes need the model (its named_parameters) to match parameters by name")
+        return _by_parameter_names(groups, names, model, prefixes)
+    if groups and all("name" in g for g in groups):
+        return [str(g["name"]) for g in groups]
+    problem = ""
+    if model is not None and hasattr(model, "named_parameters"):
+        try:
+            return _by_parameter_names(groups, names, model, None)
+        except ValueError as e:
+            problem = f"; by parameter names: {e}"
+    if len(groups) == len(names):
+        return list(names)
+    raise ValueError(
+        f"the optimizer has {len(groups)} param groups without a 'name' key and the spec has {len(names)} "
+        f"({', '.join(names)}){problem}: name the groups, pass the model (to match parameter names to "
+        "spec group names) or prefixes={spec group: [parameter-name prefixes]}"
+    )
+
+
+def group_lrs(
+    optimizer: Any,
+    spec: Any,
+    model: Any = None,
+    prefixes: Optional[Mapping[str, Any]] = None,
+    assignment: Optional[List[Optional[str]]] = None,
+) -> Dict[str, float]:
+    """The lr of every spec group, read from ``optimizer.param_groups`` (a torch optimizer, or the
+    list itself), for :meth:`Recorder.step`'s ``lr``. Which param group is which spec group:
+    :func:`param_group_names` (or a precomputed ``assignment``, its result). Param groups of one
+    spec group must agree on the lr (relative 1e-9; decay / no-decay splits do); otherwise the spec
+    cannot describe the optimizer and this raises ValueError. Read it while the iteration's lr is in
+    force: before ``scheduler.step()``."""
+    groups = _param_groups(optimizer)
+    names = assignment if assignment is not None else param_group_names(groups, spec, model, prefixes)
+    if len(names) != len(groups):
+        raise ValueError(f"the assignment names {len(names)} param groups, the optimizer has {len(groups)}")
+    out: Dict[str, float] = {}
+    for i, (n, g) in enumerate(zip(names, groups)):
+        if n is None:
+            continue
+        lr = float(g["lr"])
+        if n in out:
+            if abs(out[n] - lr) > 1e-9 * max(abs(out[n]), abs(lr)):
+                raise ValueError(
+                    f"param groups of spec group {n!r} have different lrs ({out[n]!r} and, at group {i}, {lr!r}): "
+                    "the spec gives a group one lr"
+                )
+            continue
+        out[n] = lr
+    spec_names = _spec_group_names(spec)
+    missing = [n for n in spec_names if n not in out]
+    if missing:
+        raise ValueError(f"no param group belongs to spec group(s) {', '.join(missing)} (of {', '.join(spec_names)})")
+    ordered = {n: out[n] for n in spec_names if n in out}
+    ordered.update({n: v for n, v in out.items() if n not in ordered})
+    return ordered
+
+
+def _flatten(row: Dict[str, Any], key: str, value: Any) -> None:
+    if isinstance(value, Mapping):
+        for k, v in value.items():
+            row[f"{key}.{k}"] = v
+
+
+def read_log(path: str) -> Dict[str, Any]:
+    """An interleave JSONL log (``interleave export RUN --format jsonl``, or a Recorder's) as rows:
+
+    ``{"run": {runId, source, specHash, steps, seed, adapter, spec, ending, reason},
+       "steps": [{step, phase, phaseStep, modality, cycle, position, micro, update, durationMs,
+                  samples, "losses.total", "losses.<name>"..., "lr.<group>"..., "memory.<key>"...}],
+       "failures": [{step, phase, modality, kind, message}],
+       "evals": [{step, metric, "values.visual", "values.text", chance}]}``
+
+    Flat dicts of plain numbers and strings, so ``pandas.DataFrame(read_log(p)["steps"])`` is a
+    table with one column per figure. ``ending`` is "completed", "aborted" (with ``reason``) or
+    "incomplete". StepCompleted v1 memory keys are renamed as interleave does (logicalBytes ->
+    allocatedBytes, deviceAllocatedBytes -> reservedBytes); other event types are skipped.
+    """
+    run: Dict[str, Any] = {"ending": "incomplete"}
+    steps: List[Dict[str, Any]] = []
+    failures: List[Dict[str, Any]] = []
+    evals: List[Dict[str, Any]] = []
+    with open(path, encoding="utf-8") as f:
+        for number, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                env = json.loads(line)
+                kind, data = env["type"], env["data"]
+            except (ValueError, KeyError, TypeError) as e:
+                raise ValueError(f"{path}:{number}: not an interleave event line ({e})") from None
+            if kind == "RunStarted" and "runId" not in run:
+                for k in ("runId", "source", "specHash", "steps", "seed", "adapter", "spec"):
+                    if k in data:
+                        run[k] = data[k]
+            elif kind == "StepCompleted":
+                row = {k: data.get(k) for k in ("step", "phase", "phaseStep", "modality", "cycle", "position",
+                                                "micro", "update", "durationMs", "samples")}
+                memory = dict(data.get("memory") or {})
+                if int(env.get("version", 2)) < 2:
+                    if "logicalBytes" in memory:
+                        memory["allocatedBytes"] = memory.pop("logicalBytes")
+                    if "deviceAllocatedBytes" in memory:
+                        memory["reservedBytes"] = memory.pop("deviceAllocatedBytes")
+                _flatten(row, "losses", data.get("losses"))
+                _flatten(row, "lr", data.get("lr"))
+                _flatten(row, "memory", memory)
+                steps.append(row)
+            elif kind == "StepFailed":
+                failures.append({k: data.get(k) for k in ("step", "phase", "modality", "kind", "message")})
+            elif kind == "EvalCompleted":
+                row = {"step": data.get("step"), "metric": data.get("metric")}
+                _flatten(row, "values", data.get("values"))
+                if "chance" in data:
+                    row["chance"] = data["chance"]
+                evals.append(row)
+            elif kind == "RunCompleted":
+                run["ending"] = "completed"
+            elif kind == "RunAborted":
+                run["ending"] = "aborted"
+                run["reason"] = data.get("reason")
+    return {"run": run, "steps": steps, "failures": failures, "evals": evals}

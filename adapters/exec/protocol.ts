@@ -48,6 +48,11 @@ export interface Ready {
   readonly info: Readonly<Record<string, string>>
   /** Optional extension of version 1: how exactly a re-execution reproduces the run. */
   readonly reproducible?: Reproducibility | undefined
+  /**
+   * Optional extension of version 1: what exact reproduction depends on (framework build, BLAS
+   * library, threads, CPU / GPU model), strings only; recorded in RunStarted.adapter.environment.
+   */
+  readonly environment?: Readonly<Record<string, string>> | undefined
 }
 
 export interface Outcome {
@@ -156,12 +161,16 @@ const decodeReady = (o: Obj, id: number): Ready => {
   if (!isInt(o.protocol)) bad(`ready.protocol must be an integer, got ${JSON.stringify(o.protocol)}`)
   const trainer = obj(o, "trainer", w)
   const caps = obj(o, "capabilities", w)
-  const info: Record<string, string> = {}
-  if (o.info !== undefined) {
-    if (!isObj(o.info)) bad("ready.info must be an object of strings")
-    for (const [k, v] of Object.entries(o.info as Obj))
-      info[k] = typeof v === "string" ? v : bad(`ready.info.${k} must be a string, got ${JSON.stringify(v)}`)
+  const strings = (key: "info" | "environment") => {
+    const out: Record<string, string> = {}
+    if (o[key] === undefined) return out
+    if (!isObj(o[key])) bad(`ready.${key} must be an object of strings`)
+    for (const [k, v] of Object.entries(o[key] as Obj))
+      out[k] = typeof v === "string" ? v : bad(`ready.${key}.${k} must be a string, got ${JSON.stringify(v)}`)
+    return out
   }
+  const info = strings("info")
+  const environment = strings("environment")
   return {
     type: "ready",
     id,
@@ -179,6 +188,7 @@ const decodeReady = (o: Obj, id: number): Ready => {
     },
     info,
     ...(o.reproducible !== undefined ? { reproducible: reproducibility(o.reproducible) } : {}),
+    ...(Object.keys(environment).length > 0 ? { environment } : {}),
   }
 }
 

@@ -262,6 +262,7 @@ export const openProtocolSession = (config: ProtocolSessionConfig, spec: Schedul
           ready.info.durationMs ??
           "the trainer's own wall time of the step (protocol and engine time excluded)",
       },
+      ...(ready.environment ? { environment: ready.environment } : {}),
     }
 
     const call = <R extends Reply>(type: RequestType, what: string, body: Record<string, unknown>) =>

@@ -1,7 +1,7 @@
 /** `interleave replay`: re-executes a recorded run and compares it with its log, event by event. */
 import { Effect, Either } from "effect"
 import { adapterLayer } from "../../adapters/index.ts"
-import { refuseObserved, replayRun, runStartedOf, specOfRun } from "../../core/run/index.ts"
+import { environmentText, refuseObserved, replayRun, runStartedOf, specOfRun } from "../../core/run/index.ts"
 import { defineCommand } from "../command.ts"
 import { failedCheck } from "../failure.ts"
 import { jsonFlag, runArg, storeFlag } from "../options.ts"
@@ -40,12 +40,14 @@ export const replayCommand = defineCommand({
             ok: false,
             runId: o.run,
             divergence: { position: e.position, step: e.step, ...e.difference },
+            environment: e.environment,
           })
         return yield* failedCheck(o.json ? "" : e.message)
       }
       if (o.json) return yield* json({ ok: true, ...result.right })
+      const env = result.right.environment
       yield* line(
-        `run ${o.run}: replay matches the log (${result.right.eventsCompared} events, ${result.right.steps} steps re-executed on ${started.adapter.kind}); ${result.right.tolerance.text}`,
+        `run ${o.run}: replay matches the log (${result.right.eventsCompared} events, ${result.right.steps} steps re-executed on ${started.adapter.kind}); ${result.right.tolerance.text}${env.status === "differs" ? `; ${environmentText(env)}, yet the results matched` : ""}`,
       )
     }).pipe((eff) => withStore(o.store, eff, { readOnly: true })),
 })

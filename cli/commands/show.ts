@@ -13,7 +13,7 @@ import {
   type Series,
   stepOf,
 } from "../../core/log/index.ts"
-import { effectiveStatus, readRunEvents, summarizeLog } from "../../core/run/index.ts"
+import { effectiveStatus, environmentLine, readRunEvents, summarizeLog } from "../../core/run/index.ts"
 import { EventStore } from "../../core/store/index.ts"
 import { defineCommand } from "../command.ts"
 import { badInput } from "../failure.ts"
@@ -169,6 +169,7 @@ export const showCommand = defineCommand({
         .map(([k, v]) => `${k}=${v}`)
         .join(" ")
       if (info) yield* line(`adapter info: ${info}`)
+      if (st.adapter.environment) yield* line(`environment: ${environmentLine(st.adapter.environment)}`)
       yield* line(`phase ${state.phase ?? "-"}; last step ${state.lastStep}`)
       yield* printState(state)
       yield* printCurves(curves, report.memory?.source)

@@ -26,6 +26,12 @@ export const AdapterDescriptionSchema = Schema.Struct({
   kind: Schema.String,
   options: Schema.Record({ key: Schema.String, value: Schema.Unknown }),
   info: Schema.Record({ key: Schema.String, value: Schema.String }),
+  /**
+   * What an exact re-execution depends on, as the adapter reported it (RunStarted v4): framework
+   * version and build, BLAS library, thread count, CPU or GPU model. Replay names the entries that
+   * differ when it diverges. Absent in older logs and for adapters that report nothing.
+   */
+  environment: Schema.optional(Schema.Record({ key: Schema.String, value: Schema.String })),
 })
 
 /**
@@ -206,7 +212,7 @@ export type RunEventType = RunEvent["_tag"]
 
 /** Schema version of each event type. Bump on an incompatible payload change and add a migration. */
 export const EVENT_VERSIONS: Readonly<Record<RunEventType, number>> = {
-  RunStarted: 3,
+  RunStarted: 4,
   PhaseStarted: 1,
   StepCompleted: 2,
   StepFailed: 1,
@@ -229,8 +235,9 @@ type Upcast = (data: Record<string, unknown>) => Record<string, unknown>
  * by earlier releases stay readable, and every reader sees the current shape only.
  */
 const UPCASTS: Partial<Record<RunEventType, Readonly<Record<number, Upcast>>>> = {
-  // v2 added the optional `writer`, v3 the optional `observed`: older payloads are valid as they are.
-  RunStarted: { 1: (d) => d, 2: (d) => d },
+  // v2 added the optional `writer`, v3 the optional `observed`, v4 the optional
+  // `adapter.environment`: older payloads are valid as they are.
+  RunStarted: { 1: (d) => d, 2: (d) => d, 3: (d) => d },
   // v2 names memory figures for what they measure: tf.memory() bytes are live (allocated) bytes,
   // webgpu's pool is what the allocator reserved.
   StepCompleted: {

@@ -2,6 +2,7 @@
 
 export * from "./diff.ts"
 export * from "./drive.ts"
+export * from "./environment.ts"
 export * from "./errors.ts"
 export * from "./fork.ts"
 export * from "./import-log.ts"

@@ -17,6 +17,7 @@ import {
 import { makePlanner } from "../schedule/index.ts"
 import { EventStore, type EventStoreShape, StoreError } from "../store/index.ts"
 import { driveRun, type EngineOptions, RESUMABLE_FAILURES, type RunOutcomeStatus } from "./drive.ts"
+import { compareEnvironments, type EnvironmentComparison } from "./environment.ts"
 import { Divergence } from "./errors.ts"
 import { specOfRun, summarizeLog } from "./read.ts"
 import { newRunStarted } from "./start.ts"
@@ -41,6 +42,8 @@ interface ReplayResult {
   readonly steps: number
   readonly status: RunOutcomeStatus
   readonly tolerance: ReplayTolerance
+  /** The recorded environment against the replaying session's. */
+  readonly environment: EnvironmentComparison
 }
 
 /** 1e-6 rather than 0.000001. */
@@ -117,8 +120,10 @@ export const replayRun = (
         tolerance: tolerance.results,
         durationTolerance: tolerance.durations,
       }
+      // Said with any divergence: a different BLAS, thread count or device explains one.
+      const environment = compareEnvironments(started.adapter.environment, session.description.environment)
       const diverge = (position: number, step: number | undefined, difference: Difference) =>
-        new Divergence({ runId, position, step, difference })
+        new Divergence({ runId, position, step, difference, environment })
       // The RunStarted this replay would write, derived anew from the recorded inputs and the
       // session just opened, so a changed spec encoding, adapter or engine setting shows here.
       const fresh = newRunStarted(
@@ -232,6 +237,7 @@ export const replayRun = (
         steps: result.state.stepsCompleted,
         status: result.status,
         tolerance,
+        environment,
       } satisfies ReplayResult
     }),
   )

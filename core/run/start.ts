@@ -48,6 +48,7 @@ export const newRunStarted = (
       kind: session.description.kind,
       options: session.description.options,
       info: session.description.info,
+      ...(session.description.environment ? { environment: session.description.environment } : {}),
     },
     versions: runtimeVersions(session.description.info),
     startedAt,

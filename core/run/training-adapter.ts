@@ -46,6 +46,12 @@ export interface AdapterDescription {
   readonly options: Readonly<Record<string, unknown>>
   /** Human-readable facts (device name, backend version); not used to re-open. */
   readonly info: Readonly<Record<string, string>>
+  /**
+   * What an exact re-execution depends on besides the run's inputs, as the adapter sees it: the
+   * framework's version and build, the BLAS library, the thread count, the CPU or GPU model.
+   * Recorded in RunStarted; `replay` names the entries that differ when it diverges.
+   */
+  readonly environment?: Readonly<Record<string, string>> | undefined
 }
 
 /**

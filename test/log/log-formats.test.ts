@@ -520,8 +520,8 @@ describe("our MLLOG export in MLPerf's shape", () => {
 })
 
 describe("event versions", () => {
-  it("RunStarted v3 adds the observed descriptor; v1 and v2 payloads upcast unchanged", () => {
-    expect(EVENT_VERSIONS.RunStarted).toBe(3)
+  it("RunStarted v4 adds adapter.environment, v3 the observed descriptor; v1 to v3 payloads upcast unchanged", () => {
+    expect(EVENT_VERSIONS.RunStarted).toBe(4)
     const v2 = {
       _tag: "RunStarted",
       runId: "r",
@@ -535,9 +535,11 @@ describe("event versions", () => {
       startedAt: 0,
       engine: { evalEvery: 0, checkpointEvery: 0 },
     }
-    for (const version of [1, 2, 3])
+    for (const version of [1, 2, 3, 4])
       expect(Either.isRight(decodeEvent({ type: "RunStarted", version, data: v2 }, "t"))).toBe(true)
-    const newer = decodeEvent({ type: "RunStarted", version: 4, data: v2 }, "t")
+    const v4 = { ...v2, adapter: { ...v2.adapter, environment: { blas: "/usr/lib/libblas.so.3" } } }
+    expect(Either.isRight(decodeEvent({ type: "RunStarted", version: 4, data: v4 }, "t"))).toBe(true)
+    const newer = decodeEvent({ type: "RunStarted", version: 5, data: v2 }, "t")
     expect(Either.isLeft(newer) && newer.left.reason).toMatch(/written by a newer interleave/)
     const bad = decodeEvent(
       {
