@@ -6,16 +6,20 @@
  * directory. Anything that looks like a path is read as given. Bad input is an
  * `AdapterUnavailable` whose message names the file and the field.
  */
-import { existsSync, readdirSync, readFileSync } from "node:fs"
+import { existsSync, readdirSync } from "node:fs"
 import { join, resolve } from "node:path"
 import { Effect, Either, type ParseResult, Schema } from "effect"
 import {
+  decodeUtf8Text,
+  errnoText,
   firstIssue,
   hashJson,
+  InputError,
   issueText,
   looksLikePath,
   packageRoot,
   parseJsonText,
+  readInputBytes,
 } from "../../core/common/index.ts"
 import { AdapterUnavailable } from "../../core/run/index.ts"
 
@@ -318,8 +322,12 @@ const loadWith =
     Effect.gen(function* () {
       const file = yield* resolveProfile(kind, nameOrPath)
       const text = yield* Effect.try({
-        try: () => readFileSync(file, "utf8"),
-        catch: (e) => new AdapterUnavailable({ message: `${file}: cannot read: ${String(e)}` }),
+        // Bounded: a profile path that is a device or a pipe is refused, not read without end.
+        try: () => decodeUtf8Text(readInputBytes(file, `${kindLabel(kind)} profile`), file),
+        catch: (e) =>
+          new AdapterUnavailable({
+            message: e instanceof InputError ? e.message : `${file}: cannot read (${errnoText(e)})`,
+          }),
       })
       // The shared reader: a position for a syntax error, and nesting too deep refused up front
       // (decoding a value nested 10^5 deep would overflow the stack).

@@ -33,6 +33,7 @@ import {
   formatDuration,
   formatNumber,
   InputError,
+  RESULTS_MAX_BYTES,
   readTextFile,
   writeJsonFile,
 } from "../../core/common/index.ts"
@@ -47,7 +48,7 @@ import { benchReportCommand, benchWorker, DEFAULT_LEASE_SECONDS } from "./bench-
 import { simFit } from "./sim-fit.ts"
 
 export const loadResults = (file: string, what: string) =>
-  Effect.flatMap(readTextFile(file, what), (text) =>
+  Effect.flatMap(readTextFile(file, what, RESULTS_MAX_BYTES), (text) =>
     Either.match(parseSweepResults(text, file), {
       onLeft: (e) => Effect.fail(new InputError({ message: e.message })),
       onRight: (r) => Effect.succeed(r),

@@ -23,6 +23,7 @@ import {
   formatMs,
   formatNumber,
   hashBytes,
+  RESULTS_MAX_BYTES,
   readTextFile,
   writeJsonFile,
 } from "../../core/common/index.ts"
@@ -117,7 +118,7 @@ const describeOut = (o: CalibrateOutput) => ({
 
 export const runSimFit = (a: SimFitArgs) =>
   Effect.gen(function* () {
-    const text = yield* readTextFile(a.file, "results file")
+    const text = yield* readTextFile(a.file, "results file", RESULTS_MAX_BYTES)
     const results = yield* Either.match(parseSweepResults(text, a.file), {
       onLeft: (e) => Effect.fail(badInput(e.message)),
       onRight: (r) => Effect.succeed(r),

@@ -7,10 +7,9 @@
  * Portable: a profile named by path is hashed by its file name and contents, not by where it
  * lies, since each machine resolves the sweep's relative paths against its own checkout.
  */
-import { readFileSync } from "node:fs"
 import { basename } from "node:path"
 import { Effect } from "effect"
-import { errnoText, hashBytes, hashJson, InputError, looksLikePath } from "../common/index.ts"
+import { errnoText, hashBytes, hashJson, InputError, looksLikePath, readInputBytes } from "../common/index.ts"
 import { runIdFrom } from "../run/index.ts"
 import { encodeSpec } from "../schedule/index.ts"
 import type { LoadedSweep } from "./sweep-run.ts"
@@ -27,8 +26,11 @@ export interface SweepIdentity {
 const portableOption = (value: unknown): Effect.Effect<unknown, InputError> => {
   if (typeof value !== "string" || !looksLikePath(value)) return Effect.succeed(value)
   return Effect.try({
-    try: () => ({ file: basename(value), sha256: hashBytes(readFileSync(value)) }),
-    catch: (e) => new InputError({ message: `${value}: cannot read the profile (${errnoText(e)})` }),
+    try: () => ({ file: basename(value), sha256: hashBytes(readInputBytes(value, "profile")) }),
+    catch: (e) =>
+      e instanceof InputError
+        ? e
+        : new InputError({ message: `${value}: cannot read the profile (${errnoText(e)})` }),
   })
 }
 

@@ -2,6 +2,7 @@
  * Reading the user's files and writing ours, inside Effect: every failure is a typed `InputError`
  * (bad input, exit 2) or `OutputError` naming the file and the reason in words, never a raw errno.
  */
+import { isUtf8 } from "node:buffer"
 import { randomBytes } from "node:crypto"
 import * as fs from "node:fs"
 import { basename, dirname, join, resolve } from "node:path"
@@ -33,14 +34,105 @@ export const errnoText = (e: unknown): string => {
   return code ?? (e instanceof Error ? e.message : String(e))
 }
 
-/** A regular file's text; a directory, a missing file or an unreadable one is a one-line error. */
-export const readTextFile = (file: string, what = "file"): Effect.Effect<string, InputError> =>
+/**
+ * The most bytes read from an input file the user names (scenario, sweep, profile): real ones are
+ * a few kB, and a path that is a device or a pipe (a symlink to /dev/zero) would otherwise be read
+ * without end. Results and baseline files, which grow with a sweep, get RESULTS_MAX_BYTES.
+ */
+export const MAX_INPUT_BYTES = 16 * 1024 * 1024
+export const RESULTS_MAX_BYTES = 256 * 1024 * 1024
+
+const mib = (bytes: number): string => `${Math.round(bytes / (1024 * 1024))} MiB`
+
+/**
+ * The bytes of an input file, at most `maxBytes` of them: a larger file (or a device or pipe that
+ * never ends) is an InputError naming the file and the limit, found by its size or after reading
+ * one byte past the limit. Throws InputError, or the errno of a failed open or read.
+ */
+export const readInputBytes = (file: string, what: string, maxBytes = MAX_INPUT_BYTES): Buffer => {
+  const tooLarge = () =>
+    new InputError({
+      message: `${file}: larger than ${mib(maxBytes)}, the most interleave reads from a ${what} (is it the file you meant?)`,
+    })
+  const fd = fs.openSync(file, "r")
+  try {
+    const st = fs.fstatSync(fd)
+    if (st.isDirectory()) throw new InputError({ message: `${file}: is a directory, expected a ${what}` })
+    if (st.isFile() && st.size > maxBytes) throw tooLarge()
+    const chunks: Buffer[] = []
+    let total = 0
+    for (;;) {
+      const chunk = Buffer.allocUnsafe(Math.min(1024 * 1024, maxBytes + 1 - total))
+      const n = fs.readSync(fd, chunk, 0, chunk.length, null)
+      if (n === 0) break
+      chunks.push(n === chunk.length ? chunk : chunk.subarray(0, n))
+      total += n
+      if (total > maxBytes) throw tooLarge()
+    }
+    return Buffer.concat(chunks, total)
+  } finally {
+    fs.closeSync(fd)
+  }
+}
+
+/** Offset of the first byte that is not part of valid UTF-8 (RFC 3629), or undefined. */
+export const invalidUtf8Offset = (bytes: Uint8Array): number | undefined => {
+  for (let i = 0; i < bytes.length; ) {
+    const b = bytes[i]!
+    if (b < 0x80) {
+      i++
+      continue
+    }
+    const n = b >= 0xc2 && b <= 0xdf ? 1 : b >= 0xe0 && b <= 0xef ? 2 : b >= 0xf0 && b <= 0xf4 ? 3 : -1
+    if (n < 0) return i
+    // The second byte's range excludes overlong forms, surrogates and code points past U+10FFFF.
+    const lo = b === 0xe0 ? 0xa0 : b === 0xf0 ? 0x90 : 0x80
+    const hi = b === 0xed ? 0x9f : b === 0xf4 ? 0x8f : 0xbf
+    for (let k = 1; k <= n; k++) {
+      const c = bytes[i + k]
+      if (c === undefined || c < (k === 1 ? lo : 0x80) || c > (k === 1 ? hi : 0xbf)) return i
+    }
+    i += n + 1
+  }
+  return undefined
+}
+
+/**
+ * UTF-8 bytes as text: a byte-order mark at the start is dropped (editors on Windows write one);
+ * bytes that are not UTF-8 are an InputError naming the byte offset, line and column.
+ */
+export const decodeUtf8Text = (bytes: Buffer, file: string): string => {
+  const body = bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf ? bytes.subarray(3) : bytes
+  const offset = isUtf8(body) ? undefined : invalidUtf8Offset(body)
+  if (offset !== undefined) {
+    const before = body.subarray(0, offset)
+    let line = 1
+    let start = 0
+    for (let i = before.indexOf(10); i !== -1; i = before.indexOf(10, i + 1)) {
+      line++
+      start = i + 1
+    }
+    const column = before.subarray(start).toString("utf8").length + 1
+    const at = offset + (body === bytes ? 0 : 3)
+    throw new InputError({
+      message: `${file}: not UTF-8 text: byte 0x${body[offset]!.toString(16).padStart(2, "0")} at byte offset ${at} (line ${line}, column ${column}) is not valid UTF-8`,
+    })
+  }
+  return body.toString("utf8")
+}
+
+/**
+ * A file's text, read with a size limit (MAX_INPUT_BYTES unless given) and checked to be UTF-8;
+ * a directory, a missing file, an unreadable one, one too large or one that is not UTF-8 is a
+ * one-line error naming it.
+ */
+export const readTextFile = (
+  file: string,
+  what = "file",
+  maxBytes = MAX_INPUT_BYTES,
+): Effect.Effect<string, InputError> =>
   Effect.try({
-    try: () => {
-      const st = fs.statSync(file)
-      if (st.isDirectory()) throw new InputError({ message: `${file}: is a directory, expected a ${what}` })
-      return fs.readFileSync(file, "utf8")
-    },
+    try: () => decodeUtf8Text(readInputBytes(file, what, maxBytes), file),
     catch: (e) =>
       e instanceof InputError
         ? e
@@ -48,7 +140,9 @@ export const readTextFile = (file: string, what = "file"): Effect.Effect<string,
             message:
               (e as NodeJS.ErrnoException).code === "ENOENT"
                 ? `${file}: no such ${what}`
-                : `${file}: cannot read (${errnoText(e)})`,
+                : (e as NodeJS.ErrnoException).code === "EISDIR"
+                  ? `${file}: is a directory, expected a ${what}`
+                  : `${file}: cannot read (${errnoText(e)})`,
           }),
   })
 

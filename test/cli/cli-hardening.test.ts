@@ -4,12 +4,13 @@
  * Each case ends in its documented exit code with one clear line, and nothing is left running.
  */
 import { type ChildProcess, spawn } from "node:child_process"
-import { readFileSync, rmSync } from "node:fs"
+import { readFileSync, rmSync, symlinkSync, truncateSync } from "node:fs"
 import { join } from "node:path"
 import { Either } from "effect"
 import { afterAll, describe, expect, it } from "vitest"
+import { MAX_INPUT_BYTES } from "../../core/common/index.ts"
 import { MAX_TOTAL_STEPS, parseSpec } from "../../core/schedule/index.ts"
-import { BIN, baseScenario, ROOT, tempDir, writeJson } from "../support/cli-helpers.ts"
+import { BIN, baseScenario, ROOT, scenario, tempDir, writeJson } from "../support/cli-helpers.ts"
 import { cliInProcess } from "../support/cli-inprocess.ts"
 
 const dir = tempDir("interleave-hardening-")
@@ -88,4 +89,56 @@ describe("1. schedule sizes", () => {
       if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL")
     }
   }, 60_000)
+})
+
+describe("2. input files are read with a size limit", () => {
+  const zero = join(dir, "zero.json")
+  symlinkSync("/dev/zero", zero)
+  const limit = (what: string) =>
+    `${zero}: larger than 16 MiB, the most interleave reads from a ${what} (is it the file you meant?)`
+
+  it("a scenario that is a symlink to /dev/zero is refused by verify, plan and run (exit 2, the limit named)", async () => {
+    for (const args of [
+      ["verify", zero],
+      ["plan", zero],
+      ["run", zero, "--store", join(dir, "z.db")],
+      ["verify", "--log", join(dir, "none.jsonl"), "--spec", zero],
+    ]) {
+      const r = await cliInProcess(args)
+      expect(r.code, `${args[0]}: ${r.stderr}`).toBe(2)
+      expect(r.stderr.trim()).toBe(`interleave: ${limit("scenario file")}`)
+    }
+  })
+
+  it("a sweep, a results file and a hardware profile that never end are refused the same way", async () => {
+    const bench = await cliInProcess(["bench", zero, "--out", join(dir, "out")])
+    expect(bench.code, bench.stderr).toBe(2)
+    expect(bench.stderr.trim()).toBe(`interleave: ${limit("sweep file")}`)
+    const fit = await cliInProcess(["sim", "fit", zero, "--out", join(dir, "p.json")])
+    expect(fit.code, fit.stderr).toBe(2)
+    expect(fit.stderr).toContain(
+      `${zero}: larger than 256 MiB, the most interleave reads from a results file`,
+    )
+    const hw = await cliInProcess([
+      "run",
+      scenario("visual-only.json"),
+      "--hardware",
+      zero,
+      "--steps",
+      "2",
+      "--store",
+      join(dir, "z.db"),
+    ])
+    expect(hw.code, hw.stderr).toBe(2)
+    expect(hw.stderr.trim()).toBe(`interleave: ${limit("hardware profile")}`)
+  })
+
+  it("a regular file past the limit is refused by its size, unread", async () => {
+    const big = join(dir, "big.json")
+    writeJson(dir, "big.json", "")
+    truncateSync(big, MAX_INPUT_BYTES + 1)
+    const r = await cliInProcess(["verify", big])
+    expect(r.code).toBe(2)
+    expect(r.stderr).toContain(`${big}: larger than 16 MiB, the most interleave reads from a scenario file`)
+  })
 })
