@@ -45,8 +45,10 @@ every line before the crash intact: ``interleave verify`` reads it as an unfinis
 
 from __future__ import annotations
 
+import logging
+import sys
 import time
-from typing import Any, Callable, Dict, Mapping, Optional
+from typing import Any, Callable, Dict, List, Mapping, Optional
 
 import interleave_sdk as sdk
 
@@ -96,7 +98,9 @@ def _scalar(x: Any) -> float:
 class InterleaveRecorderHook(_HookBase):  # type: ignore[misc, valid-type]
     """Records every training iteration in interleave's JSONL log (see the module docstring)."""
 
-    priority = "VERY_LOW"  # after every other hook of an iteration (mmengine reads this attribute)
+    # Last of every hook in before_train_iter (after PET-DINO's prompt-type switch and anything else
+    # that sets the iteration up) and in after_train_iter (mmengine reads this attribute).
+    priority = "LOWEST"
 
     def __init__(
         self,
@@ -106,6 +110,7 @@ class InterleaveRecorderHook(_HookBase):  # type: ignore[misc, valid-type]
         modality: Optional[Callable[..., Any]] = None,
         modality_values: Optional[Mapping[Any, str]] = None,
         group_lr: Optional[Callable[[Any], Mapping[str, float]]] = None,
+        group_prefixes: Optional[Mapping[str, Any]] = None,
         step_offset: int = 0,
         trainer_name: str = "mmengine",
         run_id: Optional[str] = None,
@@ -118,22 +123,20 @@ class InterleaveRecorderHook(_HookBase):  # type: ignore[misc, valid-type]
         self.modality_fn = modality
         self.modality_values = dict(DEFAULT_MODALITY_VALUES if modality_values is None else modality_values)
         self.group_lr = group_lr
+        self.group_prefixes = None if group_prefixes is None else dict(group_prefixes)
         self.step_offset = int(step_offset)
         self.trainer_name = trainer_name
         self.run_id = run_id
         self.seed = seed
         self.info = dict(info or {})
         self.recorder: Optional[sdk.Recorder] = None
+        self.failure: Optional[str] = None  # set by the first error: from then on the hook does nothing
         self._t0: Optional[float] = None
+        self._pending: Optional[Dict[str, Any]] = None  # what before_train_iter saw of this iteration
+        self._assignment: Optional[List[Optional[str]]] = None
 
     # -- what the runner tells us --
-    def _modality(self, runner: Any, batch_idx: int, data_batch: Any, outputs: Any) -> str:
-        if self.modality_fn is not None:
-            raw = self.modality_fn(runner, batch_idx, data_batch, outputs)
-        elif self.modality_attr.startswith("runner."):
-            raw = _resolve(runner, self.modality_attr[len("runner."):])
-        else:
-            raw = _resolve(_unwrap(runner.model), self.modality_attr)
+    def _map_modality(self, runner: Any, raw: Any) -> str:
         key = raw.lower() if isinstance(raw, str) else raw
         if key in self.modality_values:
             return self.modality_values[key]
@@ -144,22 +147,24 @@ class InterleaveRecorderHook(_HookBase):  # type: ignore[misc, valid-type]
             f"(known values: {', '.join(map(repr, self.modality_values))}; pass modality_values or modality=)"
         )
 
+    def _modality_attr(self, runner: Any) -> str:
+        if self.modality_attr.startswith("runner."):
+            raw = _resolve(runner, self.modality_attr[len("runner."):])
+        else:
+            raw = _resolve(_unwrap(runner.model), self.modality_attr)
+        return self._map_modality(runner, raw)
+
     def _lrs(self, runner: Any) -> Dict[str, float]:
         groups = runner.optim_wrapper.optimizer.param_groups
         if self.group_lr is not None:
             return {str(k): float(v) for k, v in self.group_lr(groups).items()}
-        names = sdk.group_names(self.recorder.spec)  # type: ignore[union-attr]
-        out: Dict[str, float] = {}
-        if all("name" in g for g in groups):
-            for g in groups:
-                out.setdefault(str(g["name"]), float(g["lr"]))  # first group of a name (decay / no-decay splits)
-            return out
-        if len(groups) != len(names):
-            raise ValueError(
-                f"the optimizer has {len(groups)} param groups without a 'name' key and the spec has {len(names)} "
-                f"({', '.join(names)}): name the groups, or pass group_lr=callable(param_groups) -> {{group: lr}}"
+        spec = self.recorder.spec  # type: ignore[union-attr]
+        if self._assignment is None or len(self._assignment) != len(groups):
+            model = _unwrap(getattr(runner, "model", None))
+            self._assignment = sdk.param_group_names(
+                groups, spec, model if hasattr(model, "named_parameters") else None, self.group_prefixes
             )
-        return {n: float(g["lr"]) for n, g in zip(names, groups)}
+        return sdk.group_lrs(groups, spec, assignment=self._assignment)
 
     @staticmethod
     def _losses(outputs: Any) -> Dict[str, float]:
@@ -177,16 +182,49 @@ class InterleaveRecorderHook(_HookBase):  # type: ignore[misc, valid-type]
             return int(data_batch["inputs"].shape[0])
         return None
 
+    # -- a recorder never stops the training it watches --
+    def _fail(self, runner: Any, where: str, e: BaseException) -> None:
+        """The first error: one warning in mmengine's log, RunAborted (with the reason) in
+        interleave's log, and the hook does nothing from then on; training goes on."""
+        it = getattr(runner, "iter", "?")
+        self.failure = (
+            f"InterleaveRecorderHook stopped recording in {where} at iteration {it} "
+            f"(training went on without it): {type(e).__name__}: {e}"
+        )
+        try:
+            if self.recorder is not None and not self.recorder.closed:
+                self.recorder.close("aborted", self.failure)
+        except Exception as e2:  # noqa: BLE001 - e.g. the disk is full: the warning still goes out
+            self.failure += f"; the interleave log could not be closed either: {type(e2).__name__}: {e2}"
+        _warn(runner, f"{self.failure} (interleave log: {self.path})")
+
+    def _guard(self, runner: Any, where: str, body: Callable[[], None]) -> None:
+        if self.failure is not None:
+            return
+        try:
+            body()
+        except Exception as e:  # noqa: BLE001 - never raise into mmengine's loop
+            self._fail(runner, where, e)
+
     # -- hook points --
     def before_run(self, runner: Any) -> None:
+        self._guard(runner, "before_run", lambda: self._before_run(runner))
+
+    def _before_run(self, runner: Any) -> None:
         torch = sdk._torch()
         device = "cuda" if sdk._cuda_in_use() or (torch is not None and torch.cuda.is_available()) else "cpu"
         info = {"hook": "interleave_mmengine.InterleaveRecorderHook", "modality": self.modality_attr, **self.info}
+        versions = {}
         if HAVE_MMENGINE:
             import mmengine  # noqa: PLC0415
 
             info["mmengine"] = mmengine.__version__
-        info["durationMs"] = "wall time from before_train_iter to after_train_iter (train_step: forward, backward, update)"
+            versions["mmengine"] = mmengine.__version__
+        info["durationMs"] = (
+            "wall time from this hook's before_train_iter to its after_train_iter (train_step: forward, backward, "
+            "update; plus the after_train_iter of hooks that run before this one)"
+        )
+        info["lr"] = "each param group's lr in before_train_iter, before ParamSchedulerHook steps it"
         self.recorder = sdk.Recorder(
             self.path,
             self.spec,
@@ -195,27 +233,45 @@ class InterleaveRecorderHook(_HookBase):  # type: ignore[misc, valid-type]
             trainer_name=self.trainer_name,
             device=device,
             info=info,
+            versions=versions,
         )
 
     def before_train_iter(self, runner: Any, batch_idx: int, data_batch: Any = None) -> None:
+        self._guard(runner, "before_train_iter", lambda: self._before_train_iter(runner))
+
+    def _before_train_iter(self, runner: Any) -> None:
+        if self.recorder is None:
+            raise RuntimeError("before_train_iter before before_run")
+        # The lr this iteration trains with: ParamSchedulerHook moves it on in after_train_iter.
+        pending: Dict[str, Any] = {"iter": int(runner.iter), "lr": self._lrs(runner)}
+        if self.modality_fn is None:
+            pending["modality"] = self._modality_attr(runner)
+        self._pending = pending
         sdk._cuda_synchronize()
         sdk._reset_peak()
         self._t0 = time.perf_counter()
 
     def after_train_iter(self, runner: Any, batch_idx: int, data_batch: Any = None, outputs: Any = None) -> None:
-        if self.recorder is None:
-            raise RuntimeError("InterleaveRecorderHook.after_train_iter before before_run")
+        self._guard(runner, "after_train_iter", lambda: self._after_train_iter(runner, batch_idx, data_batch, outputs))
+
+    def _after_train_iter(self, runner: Any, batch_idx: int, data_batch: Any, outputs: Any) -> None:
         sdk._cuda_synchronize()
         duration = None if self._t0 is None else (time.perf_counter() - self._t0) * 1000.0
         self._t0 = None
-        modality = self._modality(runner, batch_idx, data_batch, outputs)
+        pending, self._pending = self._pending, None
+        if self.recorder is None or pending is None or pending["iter"] != int(runner.iter):
+            raise RuntimeError(f"after_train_iter of iteration {runner.iter} without its before_train_iter")
+        if self.modality_fn is not None:
+            modality = self._map_modality(runner, self.modality_fn(runner, batch_idx, data_batch, outputs))
+        else:
+            modality = pending["modality"]
         wrapper = runner.optim_wrapper
         should = getattr(wrapper, "should_update", None)
         update = bool(should()) if callable(should) else True
         self.recorder.step(
-            int(runner.iter) + self.step_offset,
+            pending["iter"] + self.step_offset,
             modality,
-            lr=self._lrs(runner),
+            lr=pending["lr"],
             losses=self._losses(outputs),
             duration_ms=duration,
             samples=self._samples(data_batch, modality),
@@ -226,6 +282,9 @@ class InterleaveRecorderHook(_HookBase):  # type: ignore[misc, valid-type]
     def after_val_epoch(self, runner: Any, metrics: Optional[Mapping[str, Any]] = None) -> None:
         """Records an evaluation when ``metrics`` carry both ``visual`` and ``text`` numbers
         (keys ending in "visual" / "text", e.g. "recall/visual"); otherwise nothing."""
+        self._guard(runner, "after_val_epoch", lambda: self._after_val_epoch(runner, metrics))
+
+    def _after_val_epoch(self, runner: Any, metrics: Optional[Mapping[str, Any]]) -> None:
         if self.recorder is None or not metrics:
             return
         found: Dict[str, float] = {}
@@ -242,8 +301,30 @@ class InterleaveRecorderHook(_HookBase):  # type: ignore[misc, valid-type]
             self.recorder.evaluation(int(runner.iter) - 1 + self.step_offset, metric, found)
 
     def after_run(self, runner: Any) -> None:
+        self._guard(runner, "after_run", lambda: self._after_run())
+
+    def _after_run(self) -> None:
         if self.recorder is not None:
             self.recorder.close("completed")
+
+
+def _warn(runner: Any, message: str) -> None:
+    """One warning line in mmengine's log (runner.logger, else mmengine's current logger), or on
+    stderr without mmengine."""
+    try:
+        logger = getattr(runner, "logger", None)
+        if logger is not None and callable(getattr(logger, "warning", None)):
+            logger.warning(message)
+            return
+        if HAVE_MMENGINE:
+            from mmengine.logging import print_log  # noqa: PLC0415
+
+            print_log(message, logger="current", level=logging.WARNING)
+            return
+    except Exception:  # noqa: BLE001 - fall through to stderr
+        pass
+    sys.stderr.write(f"WARNING: {message}\n")
+    sys.stderr.flush()
 
 
 if HAVE_MMENGINE:  # pragma: no cover
