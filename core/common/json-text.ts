@@ -159,8 +159,47 @@ export const describeJsonError = (text: string, e: unknown): string => {
 }
 
 /**
- * Parses JSON text; the failure is a reason naming line and column: a syntax error, or nesting
- * deeper than MAX_JSON_DEPTH (checked first, so nothing downstream recurses that deep).
+ * The first key that an object of valid JSON text repeats (`{"seed":42,"seed":7}`: JSON.parse
+ * keeps the last without a word) and the offset of its second occurrence, or undefined. One pass,
+ * a set of keys per open object; strings are skipped by indexOf, so long values cost little.
+ */
+export const duplicateKey = (text: string): { key: string; offset: number } | undefined => {
+  const keys: Array<Set<string> | undefined> = []
+  let expectKey = false
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i)
+    if (c === 34) {
+      // A string: find its closing quote (one not escaped by an odd run of backslashes).
+      let end = text.indexOf('"', i + 1)
+      for (;;) {
+        let b = 0
+        while (text.charCodeAt(end - 1 - b) === 92) b++
+        if (b % 2 === 0) break
+        end = text.indexOf('"', end + 1)
+      }
+      const top = keys[keys.length - 1]
+      if (expectKey && top !== undefined) {
+        const raw = text.slice(i + 1, end)
+        const key = raw.includes("\\") ? (JSON.parse(`"${raw}"`) as string) : raw
+        if (top.has(key)) return { key, offset: i }
+        top.add(key)
+      }
+      expectKey = false
+      i = end
+    } else if (c === 123) {
+      keys.push(new Set())
+      expectKey = true
+    } else if (c === 91) keys.push(undefined)
+    else if (c === 125 || c === 93) keys.pop()
+    else if (c === 44) expectKey = keys[keys.length - 1] !== undefined
+  }
+  return undefined
+}
+
+/**
+ * Parses JSON text; the failure is a reason naming line and column: a syntax error, nesting
+ * deeper than MAX_JSON_DEPTH (checked first, so nothing downstream recurses that deep), or a key
+ * an object repeats (JSON.parse would keep the last value and drop the first without a word).
  */
 export const parseJsonText = (text: string): Either.Either<unknown, string> => {
   const deep = jsonDepthOffset(text)
@@ -168,9 +207,18 @@ export const parseJsonText = (text: string): Either.Either<unknown, string> => {
     const { line, column } = lineColumn(text, deep)
     return Either.left(tooDeepReason(`at line ${line}, column ${column}`))
   }
+  let value: unknown
   try {
-    return Either.right(JSON.parse(text))
+    value = JSON.parse(text)
   } catch (e) {
     return Either.left(describeJsonError(text, e))
   }
+  const dup = duplicateKey(text)
+  if (dup !== undefined) {
+    const { line, column } = lineColumn(text, dup.offset)
+    return Either.left(
+      `duplicate key ${JSON.stringify(dup.key.length > 80 ? `${dup.key.slice(0, 80)}…` : dup.key)} at line ${line}, column ${column} (a key may appear once per object)`,
+    )
+  }
+  return Either.right(value)
 }

@@ -2,8 +2,8 @@
  * One way to turn an Effect Schema decode failure into `path: reason`, shared by every file the
  * tool reads (scenarios, sweeps, results, profiles, event logs), so all of them word errors alike.
  */
-import { Data, ParseResult } from "effect"
-import { clip } from "./schema.ts"
+import { Data, ParseResult, type SchemaAST } from "effect"
+import { clip, jsonKind, shown } from "./schema.ts"
 
 /**
  * Longest reason and path an issue quotes. Effect's messages echo the value they got (`actual
@@ -40,8 +40,54 @@ export const firstIssue = (error: ParseResult.ParseError, fallback = "invalid"):
       ? "unknown key (check its spelling)"
       : issue._tag === "Missing"
         ? "is required"
-        : issue.message
+        : issue._tag === "Type"
+          ? (wrongShape(error.issue) ?? issue.message)
+          : issue.message
   return { path: clip(formatPath(issue.path), MAX_PATH), reason: clip(reason, MAX_REASON), issue }
+}
+
+/** What shape an AST node expects, seen through refinements, transformations and suspends. */
+const shapeOf = (ast: SchemaAST.AST): "an object" | "an array" | undefined => {
+  switch (ast._tag) {
+    case "TypeLiteral":
+      return "an object"
+    case "TupleType":
+      return "an array"
+    case "Refinement":
+      return shapeOf(ast.from)
+    case "Transformation":
+      return shapeOf(ast.from)
+    case "Suspend":
+      return shapeOf(ast.f())
+    default:
+      return undefined
+  }
+}
+
+/**
+ * The first leaf of a decode failure, when it is a value of the wrong shape for an object or an
+ * array (`batch: null`): Effect's own message would print the schema's encoded and type sides.
+ */
+const wrongShape = (issue: ParseResult.ParseIssue): string | undefined => {
+  switch (issue._tag) {
+    case "Pointer":
+    case "Refinement":
+    case "Transformation":
+      return wrongShape(issue.issue)
+    case "Composite":
+      return wrongShape(Array.isArray(issue.issues) ? issue.issues[0] : issue.issues)
+    case "Type": {
+      const shape = shapeOf(issue.ast)
+      if (shape === undefined) return undefined
+      const got = jsonKind(issue.actual)
+      if (got === shape) return undefined
+      // A scalar is quoted (clipped); null, an array or an object is named by its kind alone.
+      const value = typeof issue.actual === "object" ? "" : ` ${shown(issue.actual)}`
+      return `expected ${shape}, got ${got}${value}`
+    }
+    default:
+      return undefined
+  }
 }
 
 /** `path: reason`, or the reason alone at the root. */

@@ -180,7 +180,7 @@ describe("through the CLI", () => {
     writeFileSync(file, JSON.stringify({ ...baseScenario(), phases: HUGE }))
     expectBadInput(
       await runCli(["verify", file]),
-      new RegExp(`${file}: phases: Expected .*yyy… \\(\\d+ characters\\)`),
+      new RegExp(`${file}: phases: expected an array, got a string "yyy.*… \\(\\d+ characters\\)$`, "m"),
     )
   })
 
@@ -219,6 +219,80 @@ describe("through the CLI", () => {
       ["import", file, "--run-id", "huge", "--store", store],
     ]) {
       expectBadInput(await runCli(args), new RegExp(`${file}:${i + 1}: StepCompleted\\.modality: .*yyy…`))
+    }
+  })
+})
+
+describe("duplicate keys, a byte-order mark, bytes that are not UTF-8, null where an object goes", () => {
+  const scenarioText = JSON.stringify({ ...baseScenario(), seed: 42 }, null, 2)
+  const oneLine = async (file: string) => {
+    const r = await runCli(["verify", file])
+    return { code: r.code, lines: r.stderr.trim().split("\n") }
+  }
+
+  it('a repeated key ("seed": 42, "seed": 7) is exit 2 naming the key, line and column, at any depth', async () => {
+    const file = join(dir, "dup.json")
+    writeFileSync(file, scenarioText.replace('"seed": 42', '"seed": 42, "seed": 7'))
+    const line = scenarioText.split("\n").findIndex((l) => l.includes('"seed"')) + 1
+    expect(await oneLine(file)).toEqual({
+      code: 2,
+      lines: [
+        `interleave: ${file}: duplicate key "seed" at line ${line}, column 15 (a key may appear once per object)`,
+      ],
+    })
+    const nested = parseSpec('{"name":"n","batch":{"visual":{"size":1,"size":2}}}', "s.json")
+    expect(Either.isLeft(nested) && nested.left.message).toBe(
+      's.json: duplicate key "size" at line 1, column 41 (a key may appear once per object)',
+    )
+    // The same key in sibling objects, in arrays, or inside a string is no duplicate.
+    expect(parseJsonText('{"a":{"k":1},"b":{"k":2},"c":[{"k":1},{"k":2}],"d":"\\"a\\":1"}')).toEqual(
+      Either.right({ a: { k: 1 }, b: { k: 2 }, c: [{ k: 1 }, { k: 2 }], d: '"a":1' }),
+    )
+    // Keys compare unescaped: "a\u0062" is "ab".
+    expect(parseJsonText('{"ab":1,"a\\u0062":2}')).toEqual(
+      Either.left('duplicate key "ab" at line 1, column 9 (a key may appear once per object)'),
+    )
+    const sweep = parseSweep('{"name":"w","name":"v"}', "w.json")
+    expect(Either.isLeft(sweep) && sweep.left.message).toMatch(/^w\.json: duplicate key "name" at line 1/)
+  })
+
+  it("a UTF-8 byte-order mark is dropped: the scenario verifies", async () => {
+    const file = join(dir, "bom.json")
+    writeFileSync(file, Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from(scenarioText)]))
+    const r = await runCli(["verify", file])
+    expect(r.code, r.stderr).toBe(0)
+    expect(r.stdout).toContain("PASS")
+  })
+
+  it("bytes that are not UTF-8 are exit 2 naming the byte, its offset, line and column", async () => {
+    const file = join(dir, "latin1.json")
+    const text = scenarioText.replace('"name": "t"', '"name": "caf\u00e9"')
+    // Latin-1: é is the single byte 0xe9, not UTF-8's two.
+    writeFileSync(file, Buffer.from(text, "latin1"))
+    const line = text.split("\n").findIndex((l) => l.includes("caf")) + 1
+    const column = text.split("\n")[line - 1]!.indexOf("é") + 1
+    expect(await oneLine(file)).toEqual({
+      code: 2,
+      lines: [
+        `interleave: ${file}: not UTF-8 text: byte 0xe9 at byte offset ${text.indexOf("é")} (line ${line}, column ${column}) is not valid UTF-8`,
+      ],
+    })
+  })
+
+  it("null (or an array) where an object goes is one plain line, not the schema's internals", async () => {
+    for (const [name, value, message] of [
+      ["batch-null.json", { ...baseScenario(), batch: null }, "batch: expected an object, got null"],
+      [
+        "visual-null.json",
+        { ...baseScenario(), batch: { visual: null, text: { size: 2 } } },
+        "batch.visual: expected an object, got null",
+      ],
+      ["phases-object.json", { ...baseScenario(), phases: {} }, "phases: expected an array, got an object"],
+      ["phase-null.json", { ...baseScenario(), phases: [null] }, "phases[0]: expected an object, got null"],
+    ] as const) {
+      const file = join(dir, name)
+      writeFileSync(file, JSON.stringify(value))
+      expect(await oneLine(file)).toEqual({ code: 2, lines: [`interleave: ${file}: ${message}`] })
     }
   })
 })
