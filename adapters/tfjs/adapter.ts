@@ -27,6 +27,7 @@
  *
  * tfjs has one active backend per process: a session switches the process to its backend.
  */
+import { cpus } from "node:os"
 import * as tf from "@tensorflow/tfjs-core"
 import { Effect, Either, Layer, Schema } from "effect"
 import {
@@ -215,6 +216,14 @@ const open = (opts: OpenOptions) =>
         memory: describeMemory(o.profileEvery),
         durationMs: `wall time of data generation, forward, backward, optimizer update and loss read-back${o.profileEvery > 0 ? `, under tf.profile on ${o.profileEvery === 1 ? "every step" : `steps where step % ${o.profileEvery} == 0`}` : ""}`,
         metric: "recall@iou0.5 on held-out images; chance = prompt-blind detector (1 of 3 objects)",
+      },
+      // What bit-exact re-execution depends on besides the run's inputs; replay names what differs.
+      environment: {
+        node: process.versions.node,
+        tfjs: tf.version_core,
+        backend: backend.name,
+        device: backend.device,
+        cpu: cpus()[0]?.model.trim() ?? "unknown",
       },
     }
     const step = (plan: Parameters<TrainingSession["step"]>[0]) =>
