@@ -74,16 +74,14 @@ const events = (runId: string) =>
 const runFailing = (options: Record<string, unknown>, runId: string) =>
   world(
     Effect.gen(function* () {
-      const t0 = performance.now()
       const summary = yield* startRun(
         { runId, spec, source: "t", adapterOptions: options },
         { evalEvery: 0, checkpointEvery: 0 },
       )
-      const ms = performance.now() - t0
       const log = yield* events(runId)
       const started = log[0] as RunStarted
       const failed = log.find((e): e is StepFailed => e._tag === "StepFailed")
-      return { summary, log, failed, pid: Number(started.adapter.info.pid), ms }
+      return { summary, log, failed, pid: Number(started.adapter.info.pid) }
     }),
   )
 
@@ -219,14 +217,15 @@ describe.runIf(runs)("exec adapter: trainers that break the protocol", () => {
   })
 
   it("a step past the step timeout: adapter-error, the hung child is killed", async () => {
-    const { failed, pid, ms } = await runFailing({ ...raw("--hang-at", "2"), stepTimeout: 0.3 }, "hang")
+    // That the step timeout, not the trainer, ended the hang is in the message; how soon is not
+    // checked (a loaded machine is slow), and a timeout that never fired fails the test's own.
+    const { failed, pid } = await runFailing({ ...raw("--hang-at", "2"), stepTimeout: 0.3 }, "hang")
     expect(failed).toMatchObject({ step: 2, kind: "adapter-error" })
     expect(failed!.message).toContain(
       "step 2 took longer than the step timeout (0.3 s; --step-timeout SECONDS sets it)",
     )
     expect(failed!.message).toContain("  | hanging at step 2")
     expect(alive(pid)).toBe(false)
-    expect(ms).toBeLessThan(10_000)
   })
 
   it("a trainer that ignores SIGTERM is killed with SIGKILL after the grace period", async () => {
@@ -256,6 +255,7 @@ describe.runIf(runs)("exec adapter: trainers that break the protocol", () => {
       }),
     )
     expect(alive(exit.pid)).toBe(false)
+    // It had its grace period before SIGKILL (a lower bound: load only makes it longer).
     expect(exit.ms).toBeGreaterThanOrEqual(250)
   })
 

@@ -22,6 +22,8 @@ export const TORCH_STEP_MS = 1_000
 export const PY_STEP_MS = 100
 /** One sim step, or one step's events on one pass (export, verify, resume, import, read). */
 export const SIM_STEP_MS = 1
+/** What the rest gets: work not counted in starts and steps, by its quiet 2-core time, times this. */
+export const QUIET_FACTOR = 20
 
 export interface Work {
   /** Starts of the binary (or of node processes that load the CLI). */
@@ -34,6 +36,8 @@ export interface Work {
   readonly pySteps?: number
   /** Sim steps plus step-passes over recorded events (a 30,000-step log exported once: 30,000). */
   readonly simSteps?: number
+  /** Work not counted above, by what it takes on a quiet 2-core machine (ms): QUIET_FACTOR times that. */
+  readonly quietMs?: number
   /** Anything else, already sized, in ms (a wait the test itself imposes). */
   readonly ms?: number
 }
@@ -47,6 +51,7 @@ export const timeoutFor = (work: Work): number =>
       (work.torchSteps ?? 0) * TORCH_STEP_MS +
       (work.pySteps ?? 0) * PY_STEP_MS +
       (work.simSteps ?? 0) * SIM_STEP_MS +
+      (work.quietMs ?? 0) * QUIET_FACTOR +
       (work.ms ?? 0),
   )
 
