@@ -50,6 +50,8 @@ const REFERENCE_BLAS = "/usr/lib/x86_64-linux-gnu/blas/libblas.so.3"
 describe.runIf(torchTestsRun("the environment tests with the PyTorch reference trainer"))(
   "the environment of a PyTorch run",
   () => {
+    // Seven starts of the binary, five of the trainer (torch imported), some 80 torch steps:
+    // sized at 15 s, 30 s and 1 s each (test/support's allowances on a loaded 2-core machine).
     it("is recorded and shown; a diverging replay names a BLAS that differs, or says the environment matched", async () => {
       const spec = writeJson(dir, "env.json", {
         name: "env",
@@ -122,6 +124,6 @@ describe.runIf(torchTestsRun("the environment tests with the PyTorch reference t
           differences: [{ key: "blas", recorded: REFERENCE_BLAS, replayed: recorded.blas }],
         },
       })
-    }, 180_000)
+    }, 335_000)
   },
 )

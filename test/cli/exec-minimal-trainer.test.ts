@@ -47,7 +47,7 @@ describe("docs/step-protocol.md", () => {
 })
 
 describe.runIf(pythonTestsRun("the minimal trainer tests"))("the minimal trainer (no SDK)", () => {
-  // Four starts of the binary and one of the trainer, 120 steps of microseconds each.
+  // Four starts of the binary, one of the trainer, 120 steps: at 15 s, 30 s and 0.1 s each.
   it("runs 120 steps of trex2-joint-8to1: verify --log passes; its options, groups and environment are recorded", async () => {
     const r = await cli([
       "run",
@@ -87,7 +87,8 @@ describe.runIf(pythonTestsRun("the minimal trainer tests"))("the minimal trainer
     expect(log.filter((e) => e.type === "Checkpointed").map((e) => e.data.step)).toEqual([99])
   }, 120_000)
 
-  // Six starts of the binary and three of the trainer; 400 steps of a few ms, about twice over.
+  // Seven starts of the binary, three of the trainer, some 900 steps (400, the re-run ones, 400
+  // replayed): at 15 s, 30 s and 0.1 s each.
   it("SIGKILLed part-way, then resume: completes from its checkpoint, every step once, verifies, replays exactly", async () => {
     // Large batches make a step take a few ms, so that the kill lands part-way.
     const spec = writeJson(dir, "minimal.json", {
@@ -147,5 +148,5 @@ describe.runIf(pythonTestsRun("the minimal trainer tests"))("the minimal trainer
     expect(replay.code, replay.stderr).toBe(0)
     expect(replay.stdout).toContain("replay matches the log")
     expect(replay.stdout).toContain("losses and evaluations compared exactly")
-  }, 180_000)
+  }, 285_000)
 })
