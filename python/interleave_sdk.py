@@ -1262,7 +1262,8 @@ def _by_parameter_names(
                    f"{len(rest_candidates)} spec groups ({', '.join(rest_candidates)}) could take them")
             raise ValueError(
                 f"{len(leftovers)} parameter(s) ({', '.join(leftovers[:5])}{', ...' if len(leftovers) > 5 else ''}) "
-                f"match no spec group's prefix and {why}: pass group_prefixes={{spec group: [parameter-name prefixes]}}"
+                f"match no spec group's prefix and {why}: give each spec group its parameter-name prefixes "
+                "(group_lrs(prefixes={spec group: [prefix, ...]}), the mmengine hook's group_prefixes)"
             )
         for k in leftovers:
             owner[k] = rest_candidates[0]
@@ -1317,7 +1318,8 @@ def param_group_names(
     raise ValueError(
         f"the optimizer has {len(groups)} param groups without a 'name' key and the spec has {len(names)} "
         f"({', '.join(names)}){problem}: name the groups, pass the model (to match parameter names to "
-        "spec group names) or prefixes={spec group: [parameter-name prefixes]}"
+        "spec group names) or prefixes={spec group: [parameter-name prefixes]} (the mmengine hook's "
+        "group_prefixes), or group_lr=callable(param_groups) -> {group: lr} to the hook"
     )
 
 

@@ -9,7 +9,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 PYDIR = os.path.dirname(HERE)
 ROOT = os.path.dirname(PYDIR)
 SCENARIOS = os.path.join(ROOT, "scenarios")
-if PYDIR not in sys.path:
+# INTERLEAVE_SDK_INSTALLED=1: the suite tests the installed package (pip install ./python), not python/.
+INSTALLED = os.environ.get("INTERLEAVE_SDK_INSTALLED") == "1"
+if not INSTALLED and PYDIR not in sys.path:
     sys.path.insert(0, PYDIR)
 
 try:
