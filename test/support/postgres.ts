@@ -57,6 +57,17 @@ export class PostgresUnavailable extends Error {
   override readonly name = "PostgresUnavailable"
 }
 
+/**
+ * initdb or the server's start ran past START_LIMIT_MS: it hangs (a slow start on a loaded machine
+ * is waited for). Not a reason to skip the PostgreSQL tests: nothing says there is no server.
+ */
+export class PostgresHung extends Error {
+  override readonly name = "PostgresHung"
+}
+
+/** Far past what initdb or a start take on the most loaded machine seen (seconds): only a hang reaches it. */
+const START_LIMIT_MS = 600_000
+
 export interface ThrowawayPostgres {
   /** postgres://postgres@127.0.0.1:PORT/postgres */
   readonly url: string
@@ -115,8 +126,9 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
 /**
  * Starts a fresh PostgreSQL cluster (about half a second). Fails with `PostgresUnavailable` when
- * this machine cannot run one (no binaries, no `postgres` user), with another error when it could
- * but the server did not start.
+ * this machine cannot run one (no binaries, no `postgres` user), with `PostgresHung` when initdb or
+ * the server ran for START_LIMIT_MS without finishing, with another error when it could but the
+ * server did not start.
  *
  * The postmaster runs as a child of this process (through runuser as root), not daemonised by
  * pg_ctl: `stop` signals it and waits for it to exit, and every process of the server has been
@@ -180,8 +192,10 @@ export const startThrowawayPostgres = async (): Promise<ThrowawayPostgres> => {
         "--no-locale",
         "-N",
       ])
-      await run(file, args, { cwd: os.tmpdir(), timeout: 60_000 })
+      await run(file, args, { cwd: os.tmpdir(), timeout: START_LIMIT_MS, killSignal: "SIGKILL" })
     } catch (cause) {
+      if ((cause as { killed?: boolean }).killed)
+        throw new PostgresHung(`initdb did not finish in ${START_LIMIT_MS / 1000} s: ${stderrOf(cause)}`)
       throw new Error(`initdb failed: ${stderrOf(cause)}`)
     }
     // Should this process die without stopping the server (SIGKILL), this shell stops it.
@@ -218,8 +232,9 @@ export const startThrowawayPostgres = async (): Promise<ThrowawayPostgres> => {
       fs.closeSync(log)
       server = child
       exited = new Promise((resolve) => child.once("exit", () => resolve()))
-      // Ready when the postmaster writes "ready" as the status line of its pid file (what pg_ctl -w waits for).
-      const deadline = Date.now() + 30_000
+      // Ready when the postmaster writes "ready" as the status line of its pid file (what pg_ctl -w
+      // waits for). A slow start is waited for: the limit is for a server that hangs.
+      const deadline = Date.now() + START_LIMIT_MS
       let ready = false
       while (!ready && child.exitCode === null && child.signalCode === null && Date.now() < deadline) {
         await sleep(20)
@@ -231,8 +246,13 @@ export const startThrowawayPostgres = async (): Promise<ThrowawayPostgres> => {
       }
       if (ready)
         return { url: `postgres://postgres@127.0.0.1:${port}/postgres`, port, dir, postmasterPid, stop }
+      const hung = child.exitCode === null && child.signalCode === null
       await kill()
       const text = fs.existsSync(logFile) ? fs.readFileSync(logFile, "utf8") : ""
+      if (hung)
+        throw new PostgresHung(
+          `the PostgreSQL server was not ready in ${START_LIMIT_MS / 1000} s: ${text.trim().split("\n").slice(-3).join(" | ") || "no log"}`,
+        )
       // Someone took the port between our probe and the server's bind: try another one.
       if (attempt < 3 && /could not bind|Address already in use/.test(text)) continue
       throw new Error(

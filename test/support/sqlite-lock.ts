@@ -10,9 +10,11 @@ const ROOT = resolve(import.meta.dirname, "../..")
 
 /**
  * Starts a process that takes the write lock on `file` (BEGIN IMMEDIATE) and holds it for `ms`,
- * then commits and exits; succeeds once the lock is held.
+ * or, without `ms`, until `release` (its stdin ends: also when this process dies), then commits
+ * and exits; succeeds once the lock is held. Held until released, the lock lasts exactly as long
+ * as the test needs, however slow a loaded machine makes what it waits for.
  */
-export const holdLock = (file: string, ms: number) =>
+export const holdLock = (file: string, ms?: number) =>
   Effect.async<ChildProcess, Error>((resume) => {
     const child = spawn(
       process.execPath,
@@ -21,15 +23,20 @@ export const holdLock = (file: string, ms: number) =>
         `const db = new (require("better-sqlite3"))(process.argv[1]);
          db.exec("BEGIN IMMEDIATE");
          process.stdout.write("locked\\n");
-         setTimeout(() => { db.exec("COMMIT"); db.close(); }, Number(process.argv[2]));`,
+         const release = () => { db.exec("COMMIT"); db.close(); };
+         if (process.argv[2] === "") { process.stdin.resume(); process.stdin.on("end", release); }
+         else setTimeout(release, Number(process.argv[2]));`,
         file,
-        String(ms),
+        ms === undefined ? "" : String(ms),
       ],
-      { cwd: ROOT, stdio: ["ignore", "pipe", "inherit"] },
+      { cwd: ROOT, stdio: [ms === undefined ? "pipe" : "ignore", "pipe", "inherit"] },
     )
     child.stdout!.once("data", () => resume(Effect.succeed(child)))
     child.once("error", (e) => resume(Effect.fail(e)))
   })
+
+/** Lets a holder started without `ms` commit and exit. */
+export const release = (holder: ChildProcess) => Effect.sync(() => holder.stdin?.end())
 
 /** Waits for a process to exit. */
 export const exited = (child: ChildProcess) =>
