@@ -17,6 +17,7 @@ import { jsonFlag, runArg, runIdFlag, storeFlag } from "../options.ts"
 import { reportRun } from "../run-report.ts"
 import { withEngine } from "../run-session.ts"
 import { withStore } from "../store.ts"
+import { stepsPastSchedule } from "./run.ts"
 
 export const forkCommand = defineCommand({
   name: "fork",
@@ -68,6 +69,8 @@ export const forkCommand = defineCommand({
       const base = spec.name.replace(/(-fork)+$/, "")
       const runId = Option.getOrElse(o.runId, () => runIdFrom(`${base}-fork`, runStamp(now)))
       const steps = Option.getOrUndefined(o.steps)
+      const longer = stepsPastSchedule(steps, totalSteps(spec))
+      if (longer) return yield* badInput(longer)
       const summary = yield* withEngine(
         { runId, total: Math.min(steps ?? parent.steps, totalSteps(spec)), store: o.store, spec },
         (opts) =>

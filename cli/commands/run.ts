@@ -3,7 +3,7 @@ import { Clock, Effect, Option } from "effect"
 import { ADAPTER_KINDS, adapterLayer } from "../../adapters/index.ts"
 import { bundledProfiles } from "../../adapters/sim/profiles.ts"
 import { runStamp } from "../../core/bench/index.ts"
-import { formatBytes, formatDuration } from "../../core/common/index.ts"
+import { formatBytes, formatDuration, formatNumber } from "../../core/common/index.ts"
 import { runIdFrom, startRun } from "../../core/run/index.ts"
 import { loadScenario, totalSteps } from "../../core/schedule/index.ts"
 import { defineCommand } from "../command.ts"
@@ -193,6 +193,8 @@ export const runCommand = defineCommand({
       const runId = Option.isSome(o.runId)
         ? o.runId.value
         : runIdFrom(spec.name, runStamp(yield* Clock.currentTimeMillis))
+      const longer = stepsPastSchedule(steps, totalSteps(spec))
+      if (longer) return yield* badInput(longer)
       const total = Math.min(steps ?? Number.POSITIVE_INFINITY, totalSteps(spec))
       const problem = adapterFlagProblem(o)
       if (problem) return yield* badInput(problem)
@@ -224,6 +226,15 @@ export const runCommand = defineCommand({
       yield* reportRun(summary, o.json)
     }),
 })
+
+/**
+ * `--steps N` past the end of the schedule is refused (bad input), rather than run silently as the
+ * whole schedule: a run of 9,090 steps asked for 300,000 is a mistake in the scenario or the flag.
+ */
+export const stepsPastSchedule = (steps: number | undefined, scheduled: number): string | undefined =>
+  steps !== undefined && steps > scheduled
+    ? `--steps ${steps}: the schedule has only ${formatNumber(scheduled)} steps; give --steps ${scheduled} or less, or leave --steps out to run it all`
+    : undefined
 
 /** Rough rates for the warning below: the sim records about 10^6 steps/s, a real adapter about 10. */
 const STEPS_PER_SEC: Record<string, number> = { sim: 1e6 }
