@@ -173,9 +173,24 @@ const errorCode = (cause: unknown): string | undefined => {
 const isBusyCode = (code: string | undefined): boolean =>
   code !== undefined && (code.startsWith("SQLITE_BUSY") || code.startsWith("SQLITE_LOCKED"))
 
-/** The store is fine but cannot be used now: locked, full, read-only, not permitted. */
+/**
+ * The store cannot be used now: locked, full, read-only, not permitted, or damaged (a malformed
+ * b-tree: SQLITE_CORRUPT, found by a query or by the check on opening for writes).
+ */
 const UNAVAILABLE =
-  /^(SQLITE_(BUSY|LOCKED|FULL|READONLY|CANTOPEN|PERM|IOERR|AUTH)|ENOSPC|EROFS|EACCES|EPERM|EDQUOT)/
+  /^(SQLITE_(BUSY|LOCKED|FULL|READONLY|CANTOPEN|PERM|IOERR|AUTH|CORRUPT)|ENOSPC|EROFS|EACCES|EPERM|EDQUOT)/
+
+/** What to say of a store SQLite finds damaged. */
+const DAMAGED =
+  "the store file is damaged (SQLite: database disk image is malformed); nothing more is written to it: restore it from a backup (sqlite3's .recover salvages what it can)"
+
+/**
+ * Stores up to this size (with their -wal) get `PRAGMA quick_check` when opened for writes: it
+ * reads every page, 2 to 4 ms per MiB (at most ~60 ms here). Larger ones get a probe of the pages an
+ * append reads (the streams table, the ends of the events table), and any later query that meets
+ * a damaged page fails as DAMAGED.
+ */
+export const QUICK_CHECK_MAX_BYTES = 16 * 1024 * 1024
 
 /** A failure's cause in words: SQLite's codes and errnos a user can act on, else its message. */
 const causeText = (cause: unknown): string => {
@@ -185,6 +200,7 @@ const causeText = (cause: unknown): string => {
   if (code.startsWith("SQLITE_READONLY") || code === "EROFS")
     return "the store is read-only (a read-only file system, or no permission to write it)"
   if (code === "EACCES" || code === "EPERM" || code === "SQLITE_PERM") return "permission denied"
+  if (code.startsWith("SQLITE_CORRUPT")) return DAMAGED
   if (code.startsWith("SQLITE_CANTOPEN"))
     return "unable to open database file (no permission to open it, or its folder is read-only)"
   const inner = cause instanceof SqlError ? cause.cause : cause
@@ -268,6 +284,42 @@ const checkFile = (
       cause instanceof StoreError ? cause : storeError(`cannot use ${file} as an event store`)(cause),
   })
 
+/** Bytes of a store with its -wal (what quick_check reads). */
+const storeBytes = (absolute: string): number =>
+  [absolute, `${absolute}-wal`].reduce(
+    (n, f) => n + (fs.statSync(f, { throwIfNoEntry: false })?.size ?? 0),
+    0,
+  )
+
+/**
+ * Refuses (kind "unavailable", exit 3) to write into a store whose b-tree is malformed: the whole
+ * file checked by `PRAGMA quick_check(1)` up to QUICK_CHECK_MAX_BYTES, else the pages an append
+ * reads first. Run on opening for writes only (readers meet damage when they read it).
+ */
+const checkIntact = (sql: SqlClient, file: string, absolute: string): Effect.Effect<void, StoreError> =>
+  Effect.gen(function* () {
+    if (storeBytes(absolute) <= QUICK_CHECK_MAX_BYTES) {
+      const rows = yield* sql.unsafe<{ quick_check: string }>("PRAGMA quick_check(1)")
+      const result = rows[0]?.quick_check ?? "no result"
+      if (result !== "ok")
+        return yield* new StoreError({
+          message: `${file}: ${DAMAGED} (${clipText(result.replace(/\s+/g, " "))})`,
+          kind: "unavailable",
+        })
+      return
+    }
+    yield* sql.unsafe("SELECT count(*), max(version) FROM streams")
+    // One aggregate a query: SQLite answers a lone min() or max() from the index's end pages.
+    yield* sql.unsafe("SELECT max(global_position) FROM events")
+    yield* sql.unsafe("SELECT min(global_position) FROM events")
+  }).pipe(
+    Effect.catchTag("SqlError", (e) =>
+      Effect.fail(new StoreError({ message: `${file}: ${causeText(e)}`, cause: e, kind: kindOf(e) })),
+    ),
+  )
+
+const clipText = (text: string, max = 160): string => (text.length <= max ? text : `${text.slice(0, max)}…`)
+
 /** The schema version a file holds: 0 for a fresh database; fails for a database that is not ours. */
 const schemaVersion = (sql: SqlClient, file: string): Effect.Effect<number, StoreError> =>
   Effect.gen(function* () {
@@ -287,7 +339,10 @@ const schemaVersion = (sql: SqlClient, file: string): Effect.Effect<number, Stor
     Effect.catchTag("SqlError", (e) =>
       Effect.fail(
         errorCode(e) === "SQLITE_NOTADB" || errorCode(e) === "SQLITE_CORRUPT"
-          ? storeError(`${file} is not an interleave event store (a damaged SQLite file)`)(e)
+          ? new StoreError({
+              message: `${file} is not an interleave event store (a damaged SQLite file): ${errorCode(e) === "SQLITE_CORRUPT" ? "database disk image is malformed" : causeText(e)}`,
+              cause: e,
+            })
           : storeError(`cannot open ${file}`)(e),
       ),
     ),
@@ -496,6 +551,8 @@ export const makeSqliteEventStore = (
         // last commits but never corrupts the file.
         yield* sql.unsafe("PRAGMA synchronous = NORMAL")
       })
+      // Before anything is written: a damaged store is left as it was found.
+      if (found > 0) yield* checkIntact(sql, file, absolute)
       yield* write(`cannot open ${file}`, setup)
       if (found < SCHEMA_VERSION) yield* lock.withPermits(1)(migrate(sql, file, lockWaitMs))
       for (const pragma of options.testing?.pragmas ?? [])

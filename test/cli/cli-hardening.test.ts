@@ -4,7 +4,17 @@
  * Each case ends in its documented exit code with one clear line, and nothing is left running.
  */
 import { type ChildProcess, spawn } from "node:child_process"
-import { readFileSync, rmSync, symlinkSync, truncateSync } from "node:fs"
+import {
+  closeSync,
+  existsSync,
+  openSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  truncateSync,
+  writeSync,
+} from "node:fs"
 import { join } from "node:path"
 import { Either } from "effect"
 import { afterAll, describe, expect, it } from "vitest"
@@ -140,5 +150,82 @@ describe("2. input files are read with a size limit", () => {
     const r = await cliInProcess(["verify", big])
     expect(r.code).toBe(2)
     expect(r.stderr).toContain(`${big}: larger than 16 MiB, the most interleave reads from a scenario file`)
+  })
+})
+
+describe("4. --steps past the end of the schedule", () => {
+  it("run --steps 300000 of a 9,090-step scenario is refused (exit 2) before a store is made; fork too", async () => {
+    const store = join(dir, "steps.db")
+    const r = await cliInProcess([
+      "run",
+      scenario("trex2-joint-8to1.json"),
+      "--steps",
+      "300000",
+      "--store",
+      store,
+    ])
+    expect(r.code).toBe(2)
+    expect(r.stderr.trim()).toBe(
+      "interleave: --steps 300000: the schedule has only 9,090 steps; give --steps 9090 or less, or leave --steps out to run it all",
+    )
+    expect(existsSync(store)).toBe(false)
+    const small = writeJson(dir, "small.json", withSteps(45))
+    const whole = await cliInProcess(["run", small, "--steps", "45", "--run-id", "whole", "--store", store])
+    expect(whole.code, whole.stderr).toBe(0)
+    const fork = await cliInProcess([
+      "fork",
+      "whole",
+      "--at",
+      "9",
+      "--ratio",
+      "2:1",
+      "--steps",
+      "46",
+      "--store",
+      store,
+    ])
+    expect(fork.code).toBe(2)
+    expect(fork.stderr).toContain("--steps 46: the schedule has only 45 steps")
+  })
+})
+
+describe("5. a SQLite store whose b-tree is malformed", () => {
+  it("run, resume and runs refuse it with exit 3 naming the file; nothing is written to it", async () => {
+    const store = join(dir, "damaged.db")
+    for (const id of ["a", "b"]) {
+      const r = await cliInProcess([
+        "run",
+        scenario("visual-only.json"),
+        "--steps",
+        "3000",
+        "--run-id",
+        id,
+        "--store",
+        store,
+      ])
+      expect(r.code, r.stderr).toBe(0)
+    }
+    // A page in the middle of the file (of the events table) overwritten with garbage.
+    const size = statSync(store).size
+    expect(existsSync(`${store}-wal`)).toBe(false)
+    const fd = openSync(store, "r+")
+    writeSync(fd, Buffer.alloc(4096, 0xff), 0, 4096, Math.floor(size / 8192) * 4096)
+    closeSync(fd)
+    const before = readFileSync(store)
+    const damaged = `the store file is damaged (SQLite: database disk image is malformed)`
+    for (const args of [
+      ["run", scenario("visual-only.json"), "--steps", "50", "--run-id", "c"],
+      ["resume", "a"],
+      // Reads each run's stream, and so meets the damaged page (a reader that never reads it may
+      // go on reading the rest).
+      ["runs"],
+    ]) {
+      const r = await cliInProcess([...args, "--store", store])
+      expect(r.code, `${args[0]}: ${r.stderr}`).toBe(3)
+      expect(r.stderr).toContain(store)
+      expect(r.stderr).toContain(damaged)
+      expect(r.stderr.trim().split("\n")).toHaveLength(1)
+    }
+    expect(readFileSync(store).equals(before)).toBe(true)
   })
 })
