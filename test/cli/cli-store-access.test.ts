@@ -10,7 +10,9 @@ import { Effect } from "effect"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { BIN, runCli, scenario, tempDir } from "../support/cli-helpers.ts"
 import { cliInProcess } from "../support/cli-inprocess.ts"
-import { exited, holdLock } from "../support/sqlite-lock.ts"
+import { exited, holdLock, release } from "../support/sqlite-lock.ts"
+import { countEvents } from "../support/store-file.ts"
+import { waitUntil } from "../support/timeouts.ts"
 
 const dir = tempDir()
 afterAll(() => {
@@ -181,15 +183,23 @@ describe("a store another process keeps locked", () => {
         optimizer: { kind: "adamw", lr: 1e-4, groups: [{ name: "head" }] },
       }),
     )
+    let writing = true
     const writer = runCli(["run", long, "--run-id", "z", "--store", store], {
       env: { INTERLEAVE_LOCK_WAIT_MS: "300" },
+    }).finally(() => {
+      writing = false
     })
-    // Lock the store once the run has started appending.
-    for (let i = 0; i < 100 && !existsSync(`${store}-wal`); i++)
-      await new Promise((res) => setTimeout(res, 50))
-    await new Promise((res) => setTimeout(res, 300))
-    const holder = await Effect.runPromise(holdLock(store, 3_000))
-    const r = await writer
+    // Lock the store once the run has recorded steps, however long its start took; hold the lock
+    // until the run has ended (it cannot finish its 2,000,000 steps otherwise).
+    await waitUntil(
+      "run z never recorded a step",
+      () => (countEvents(store, "z", "StepCompleted") > 0 ? true : undefined),
+      {
+        stopped: () => (writing ? undefined : "it ended first"),
+      },
+    )
+    const holder = await Effect.runPromise(holdLock(store))
+    const r = await writer.finally(() => Effect.runPromise(release(holder)))
     await Effect.runPromise(exited(holder))
     expect(r.code).toBe(3)
     expect(r.stderr).toMatch(
