@@ -1,8 +1,8 @@
 /** `interleave delete`: removes a run from the store, with its checkpoints. */
-import { rmSync } from "node:fs"
-import { join } from "node:path"
+import { lstatSync, realpathSync, rmSync } from "node:fs"
+import { join, relative, resolve } from "node:path"
 import { Clock, Effect } from "effect"
-import { effectiveStatus, summarizeLog } from "../../core/run/index.ts"
+import { effectiveStatus, runIdProblem, summarizeLog } from "../../core/run/index.ts"
 import { EventStore } from "../../core/store/index.ts"
 import { defineCommand } from "../command.ts"
 import { badInput } from "../failure.ts"
@@ -10,6 +10,41 @@ import { flag } from "../flags.ts"
 import { jsonFlag, runArg, storeFlag } from "../options.ts"
 import { json, line } from "../output.ts"
 import { checkpointDirOf, withStore } from "../store.ts"
+
+/**
+ * The checkpoint folder of run `runId` under `root` (the store's checkpoint folder), when there is
+ * one to remove; a string when removing it would reach outside `root`. Only a valid run id names
+ * a folder (a run stored under another, by an older version, has none: nothing is removed for
+ * it), and the folder's real path, symbolic links resolved, must lie inside the real `root`: a
+ * link pointing out is refused, not followed.
+ */
+export const checkpointsOf = (
+  root: string,
+  runId: string,
+): { readonly path: string | undefined } | { readonly refused: string } => {
+  if (runIdProblem(runId) !== undefined) return { path: undefined }
+  const path = join(root, runId)
+  try {
+    lstatSync(path)
+  } catch {
+    return { path: undefined }
+  }
+  let real: string
+  let realRoot: string
+  try {
+    realRoot = realpathSync(root)
+    real = realpathSync(path)
+  } catch {
+    // A dangling link: removing it removes the link alone, nothing it points at.
+    return { path: resolve(path) }
+  }
+  const rel = relative(realRoot, real)
+  if (rel === "" || rel.startsWith("..") || resolve(realRoot, rel) !== real)
+    return {
+      refused: `${path} leads to ${real}, outside the store's checkpoint folder ${realRoot}; nothing was deleted (remove that link yourself, then delete the run)`,
+    }
+  return { path: resolve(path) }
+}
 
 export const deleteCommand = defineCommand({
   name: "delete",
@@ -39,10 +74,15 @@ export const deleteCommand = defineCommand({
         return yield* badInput(
           `run "${o.run}" is still being written${log.state.writer ? ` by process ${log.state.writer.pid} on ${log.state.writer.host}` : ""}; stop it first, or pass --force`,
         )
+      // Looked at before anything is deleted: a refusal deletes nothing.
+      const found = checkpointsOf(checkpointDirOf(o.store), o.run)
+      if ("refused" in found) return yield* badInput(`delete ${o.run}: ${found.refused}`)
       const events = yield* store.deleteStream(o.run)
-      const checkpoints = join(checkpointDirOf(o.store), o.run)
-      rmSync(checkpoints, { recursive: true, force: true })
-      if (o.json) return yield* json({ runId: o.run, events, checkpoints })
-      yield* line(`deleted run ${o.run} (${events} events) and its checkpoints (${checkpoints})`)
+      const checkpoints = found.path
+      if (checkpoints !== undefined) rmSync(checkpoints, { recursive: true, force: true })
+      if (o.json) return yield* json({ runId: o.run, events, checkpoints: checkpoints ?? null })
+      yield* line(
+        `deleted run ${o.run} (${events} events)${checkpoints === undefined ? "; it had no checkpoints" : ` and its checkpoints (${checkpoints})`}`,
+      )
     }).pipe((eff) => withStore(o.store, eff)),
 })

@@ -1,7 +1,7 @@
 /** `interleave import`: a run from a log file, checked fully before anything is written. */
 import { Effect, Option } from "effect"
 import { openLog } from "../../core/log/index.ts"
-import { checkLog, checkObservedLog, writeLog } from "../../core/run/index.ts"
+import { checkLog, checkObservedLog, importRunId, writeLog } from "../../core/run/index.ts"
 import { defineCommand } from "../command.ts"
 import { arg, flag } from "../flags.ts"
 import { jsonFlag, logFormatFlag, segmentFlag, storeFlag } from "../options.ts"
@@ -35,6 +35,7 @@ export const importCommand = defineCommand({
       const file = yield* openLog(o.file, { format: o.format, segment: Option.getOrUndefined(o.segment) })
       if (file.kind === "observed") {
         const checked = yield* checkObservedLog(o.file, file)
+        yield* importRunId(checked, Option.getOrUndefined(o.runId))
         const w = yield* withStore(o.store, writeLog(checked, { runId: Option.getOrUndefined(o.runId) }))
         if (o.json) return yield* json({ ...w, format: file.format })
         return yield* line(
@@ -42,6 +43,8 @@ export const importCommand = defineCommand({
         )
       }
       const log = yield* checkLog(o.file, file)
+      // The id is checked before the store is opened too: a refused import never touches it.
+      yield* importRunId(log, Option.getOrUndefined(o.runId))
       const r = yield* withStore(o.store, writeLog(log, { runId: Option.getOrUndefined(o.runId) }))
       if (o.json) return yield* json(r)
       yield* line(`imported ${r.events} events from ${o.file} as run ${r.runId}`)

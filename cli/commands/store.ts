@@ -2,6 +2,7 @@
 import { existsSync } from "node:fs"
 import { resolve } from "node:path"
 import { Context, Effect, Layer, Option } from "effect"
+import { runIdProblem } from "../../core/run/index.ts"
 import { copyStreams, EventStore } from "../../core/store/index.ts"
 import { commandGroup, defineCommand } from "../command.ts"
 import { badInput, failedCheck } from "../failure.ts"
@@ -57,6 +58,17 @@ const copyCommand = defineCommand({
       const copied = yield* Effect.scoped(
         Effect.gen(function* () {
           const source = yield* open(fromValue, true)
+          // Run ids name checkpoint folders and report files wherever they land: one that could
+          // not be made here (a store written by an older version) is not carried on.
+          const names = Option.isSome(o.run) ? [o.run.value] : (yield* source.streams()).map((s) => s.stream)
+          const bad = names.flatMap((n) => {
+            const why = runIdProblem(n)
+            return why === undefined ? [] : [`${JSON.stringify(n).slice(0, 80)} ${why}`]
+          })
+          if (bad.length > 0)
+            return yield* badInput(
+              `store copy: ${Option.isSome(o.run) ? "--run" : `--from ${fromValue}`}: run id ${bad.slice(0, 3).join("; ")}${bad.length > 3 ? `; and ${bad.length - 3} more` : ""}; nothing copied${Option.isSome(o.run) ? "" : " (delete it at the source, or copy the others one by one with --run RUN)"}`,
+            )
           const destination = yield* open(toValue)
           return yield* copyStreams(source, destination, {
             streams: Option.isSome(o.run) ? [o.run.value] : undefined,

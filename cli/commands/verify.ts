@@ -1,7 +1,13 @@
 /** `interleave verify`: a schedule (scenario file) or a recorded run (--log) against every invariant. */
-import { Effect, Option, Stream } from "effect"
+import { Effect, Option } from "effect"
 import { isLogFileArgument, openLog } from "../../core/log/index.ts"
-import { readRunEvents, runStartedOf, verifyLog, verifyObservedLog } from "../../core/run/index.ts"
+import {
+  readRunEvents,
+  runStartedOf,
+  verifyLog,
+  verifyObservedLog,
+  verifyRecordedLog,
+} from "../../core/run/index.ts"
 import { loadScenario, type VerifyReport, verifySpecInterruptible } from "../../core/schedule/index.ts"
 import { defineCommand } from "../command.ts"
 import { badInput, failedCheck } from "../failure.ts"
@@ -120,11 +126,7 @@ export const verifyCommand = defineCommand({
           o.json,
         )
       const report = file
-        ? yield* verifyLog(
-            target,
-            Stream.map(file.lines, (l) => l.event),
-            override,
-          )
+        ? yield* verifyRecordedLog(target, file, override)
         : yield* withStore(
             o.store,
             Effect.gen(function* () {
@@ -138,8 +140,26 @@ export const verifyCommand = defineCommand({
             { readOnly: true },
           )
       if (report === undefined) return
+      const { runId: _r, source: _s, ending: _e, events: _n, nothingRecorded, specMismatch, ...rest } = report
+      if (o.json) {
+        yield* json({ ...rest, nothingRecorded, ...(specMismatch !== undefined ? { specMismatch } : {}) })
+        if (!report.ok) return yield* failedCheck("")
+        return
+      }
+      // Checked against another scenario than the run's own: said before anything else, since
+      // every violation below may come from that alone.
+      if (specMismatch !== undefined && Option.isSome(o.spec))
+        yield* line(
+          `note: the run recorded scenario "${specMismatch.recorded.name}" (spec hash ${specMismatch.recorded.specHash}); checking it against "${specMismatch.given.name}" from ${o.spec.value} (spec hash ${specMismatch.given.specHash}), a different spec`,
+        )
       const label = `${report.runId} (${report.source})${report.ending === "completed" ? "" : ` [${report.ending}: checked the ${report.steps} recorded steps]`}`
-      const { runId: _r, source: _s, ending: _e, ...rest } = report
-      yield* reportVerify(label, rest, o.json)
+      if (nothingRecorded && rest.violationTotal === 0) {
+        yield* line(label)
+        yield* line(
+          `FAIL: nothing recorded: the log holds no completed step (${report.ending}), so no rule had anything to check`,
+        )
+        return yield* failedCheck("nothing recorded")
+      }
+      yield* reportVerify(label, rest, false)
     }),
 })

@@ -1,24 +1,23 @@
 /** Importing a log file as a run, and exporting a run as a log file. */
 import { randomBytes } from "node:crypto"
 import { hostname } from "node:os"
-import { Clock, Effect, Exit, type Scope, Stream } from "effect"
+import { Clock, Effect, Either, Exit, type Scope, Stream } from "effect"
 import { InputError, type OutputError, type OutputFileOptions, openOutputFile } from "../common/index.ts"
 import {
   type LogFile,
   type LogFormat,
   type LogViolation,
   logEnvelopes,
-  makeLogChecker,
   makeMllogExporter,
   type RecordedLog,
-  stepEventStep,
   toEnvelope,
   toJsonlLine,
 } from "../log/index.ts"
 import type { Violation } from "../schedule/index.ts"
-import { EventStore, isStagingStream, STAGING_PREFIX, StoreError } from "../store/index.ts"
+import { EventStore, STAGING_PREFIX, StoreError } from "../store/index.ts"
 import { summarizeLog } from "./read.ts"
-import { verifyLog } from "./verify-log.ts"
+import { checkRunId, runIdProblem } from "./run-id.ts"
+import { verifyRecordedLog } from "./verify-log.ts"
 
 /**
  * An import writes its run under a staging stream, `.staging/<run>/<host>:<pid>:<random>`, which
@@ -76,38 +75,53 @@ export interface CheckedLog {
   readonly file: string
   /** The log as `openLog` opened it: ours (its lines), or a foreign one read as an observed run. */
   readonly log: LogFile
-  /** The run id the log records. */
+  /** The run id the log records (not checked yet: `importRunId` does). */
   readonly runId: string
+  /** Where the log gives its run id, for messages (`run.jsonl:1: field "data.runId" of RunStarted`). */
+  readonly runIdAt: string
   readonly events: number
 }
 
 /**
- * Checks `file` as `verify --log` does (every line decoded, the event-log rules on the positions
- * the file records and on the events, the schedule rules of the recorded spec), without a store.
- * Fails with the first violation named.
+ * The id a checked log is stored under: `--run-id` when given, else the log's own. A log file is
+ * untrusted input, and a run id names a stream, a checkpoint folder and report files: both go
+ * through `checkRunId`, as `run --run-id` does. A log whose own id fails is refused (naming the
+ * file, its line and the field), never renamed behind the user's back: `--run-id` names it.
+ */
+export const importRunId = (
+  log: CheckedLog,
+  runId: string | undefined,
+): Effect.Effect<string, InputError> => {
+  if (runId !== undefined)
+    return Either.match(checkRunId(runId, "--run-id"), {
+      onLeft: (message) => Effect.fail(new InputError({ message })),
+      onRight: Effect.succeed,
+    })
+  const problem = runIdProblem(log.runId)
+  return problem === undefined
+    ? Effect.succeed(log.runId)
+    : Effect.fail(
+        new InputError({
+          message: `${log.runIdAt}: run id ${JSON.stringify(log.runId).slice(0, 80)} ${problem}; nothing was imported (import it under another id with --run-id ID)`,
+        }),
+      )
+}
+
+/**
+ * Checks `file` as `verify --log` does, through the same reader (`verifyRecordedLog`: every line
+ * decoded, the event-log rules on the positions the file records, the schedule rules of the
+ * recorded spec), without a store. Fails with the first violation named. A log that records no
+ * step passes: it is a record of a run that did nothing (`verify` says "nothing recorded").
  */
 export const checkLog = (file: string, log: RecordedLog): Effect.Effect<CheckedLog, InputError> =>
   Effect.gen(function* () {
-    // The first pass also checks the positions the file records (a line cut out of a log).
-    let recorded: ReturnType<typeof makeLogChecker> | undefined
-    let count = 0
-    const pass = () => {
-      const first = recorded === undefined
-      const checker = first ? makeLogChecker() : undefined
-      if (checker) recorded = checker
-      let n = 0
-      return log.lines.pipe(
-        Stream.tap((l) =>
-          Effect.sync(() => {
-            checker?.push({ position: l.position ?? n, type: l.event._tag, step: stepEventStep(l.event) })
-            n++
-            if (first) count = n
-          }),
-        ),
-        Stream.map((l) => l.event),
-      )
-    }
-    const report = yield* verifyLog(file, pass(), undefined).pipe(
+    let startedLine: number | undefined
+    const lines = Stream.tap(log.lines, (l) =>
+      Effect.sync(() => {
+        if (startedLine === undefined && l.event._tag === "RunStarted") startedLine = l.line
+      }),
+    )
+    const report = yield* verifyRecordedLog(file, { ...log, lines }, undefined).pipe(
       // Every failure here is the file's (a recorded spec that does not decode, a line): say which.
       Effect.mapError((e) =>
         e.message.startsWith(file)
@@ -115,27 +129,32 @@ export const checkLog = (file: string, log: RecordedLog): Effect.Effect<CheckedL
           : new InputError({ message: `${file}: ${e.message}` }),
       ),
     )
-    if (count === 0) return yield* new InputError({ message: `${file}: no events` })
+    if (report.events === 0) return yield* new InputError({ message: `${file}: no events` })
     const first = firstViolation(
-      [...(recorded?.finish().violations ?? []), ...report.violations.filter(isLogViolation)],
+      report.violations.filter(isLogViolation),
       report.violations.filter((v): v is Violation => !isLogViolation(v)),
     )
     if (first !== undefined)
       return yield* new InputError({
         message: `${file}: not a valid run log: ${first.message} (rule ${first.rule}); nothing was imported`,
       })
-    return { file, log, runId: report.runId, events: count }
+    return {
+      file,
+      log,
+      runId: report.runId,
+      runIdAt: `${file}:${startedLine ?? 1}: field "data.runId" of RunStarted`,
+      events: report.events,
+    }
   })
 
 /**
- * Writes a checked log as run `runId` (default: the log's) under a staging stream and publishes
- * it with one rename. A failure or interruption part-way removes what was staged.
+ * Writes a checked log as run `runId` (default: the log's; either checked by `importRunId`) under
+ * a staging stream and publishes it with one rename. A failure or interruption part-way removes
+ * what was staged.
  */
 export const writeLog = (log: CheckedLog, options: { readonly runId?: string | undefined } = {}) =>
   Effect.gen(function* () {
-    const id = options.runId ?? log.runId
-    if (isStagingStream(id) || id === "")
-      return yield* new InputError({ message: `--run-id: "${id}" cannot name a run (reserved for staging)` })
+    const id = yield* importRunId(log, options.runId)
     const es = yield* EventStore
     const exists = `run "${id}" already exists in the store; import with --run-id NEW_ID`
     if ((yield* es.version(id)) > 0) return yield* new InputError({ message: exists })
@@ -188,7 +207,9 @@ export const exportLog = <E>(
       Stream.runForEach((chunk) => {
         let text = ""
         for (const e of chunk)
-          text += format === "jsonl" ? `${toJsonlLine(e)}\n` : `${mllog.push(e).join("\n")}\n`
+          if (format === "jsonl") text += `${toJsonlLine(e)}\n`
+          // An event may write no line (an observed MLPerf run's RunStarted: its lines are the source's).
+          else for (const l of mllog.push(e)) text += `${l}\n`
         return write(text)
       }),
     )

@@ -24,6 +24,12 @@ export const checkObservedLog = (file: string, log: ObservedLogFile) =>
       return yield* new InputError({
         message: `${file}: not a valid ${log.started.observed?.source ?? "log"}: ${first.message} (rule ${first.rule}); nothing was imported (\`interleave verify --log ${file}\` shows every check)`,
       })
-    const checked: CheckedLog = { file, log, runId: log.started.runId, events }
+    const checked: CheckedLog = {
+      file,
+      log,
+      runId: log.started.runId,
+      runIdAt: `${file}: the run id of its RunStarted`,
+      events,
+    }
     return checked
   })

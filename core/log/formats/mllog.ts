@@ -220,6 +220,8 @@ export const makeMllogExporter = (): MllogExporter => {
 
 export interface OurLine {
   readonly envelope: EventEnvelope
+  /** The file's line (1-based) the event is written on. */
+  readonly line: number
   readonly position: number | undefined
   readonly recordedAt: number | undefined
   readonly event: RunEvent
@@ -236,6 +238,7 @@ export const eventFromRecord = (rec: unknown, file: string, line: number): OurLi
   if (Either.isLeft(d)) return new LogFileError({ file, line, reason: d.left.reason })
   return {
     envelope,
+    line,
     position: typeof rec.position === "number" ? rec.position : undefined,
     recordedAt: typeof rec.recordedAt === "number" ? rec.recordedAt : undefined,
     event: d.right,
