@@ -8,36 +8,53 @@
 checks the run followed its schedule, step by step.
 
 mmengine is imported only if installed: with mmengine the class subclasses ``mmengine.hooks.Hook``
-and is registered in ``HOOKS``; without it, it is a plain class with the same methods (that is how
-the tests drive it, with a stand-in runner). It has not been run against mmengine itself.
+and is registered in ``HOOKS``; without it, it is a plain class with the same methods (the fast
+tests drive it with a stand-in runner). Tested in a real mmengine 0.10.7 ``Runner``
+(python/tests/test_mmengine_real.py, test/adapters/mmengine-real.test.ts: PET-DINO's optimizer
+config and lr schedule, 200 iterations, ``interleave verify --log`` passing every rule).
 
-What the hook assumes about mmengine (as of mmengine 0.x: IterBasedTrainLoop / EpochBasedTrainLoop
-``run_iter``): ``before_train_iter``, then ``model.train_step`` (forward, backward and, unless
-accumulating, the optimizer update), then ``after_train_iter``, and only then ``_iter += 1``. So
-inside ``after_train_iter``, ``runner.iter`` is the 0-based index of the iteration just trained
-(mmengine's ``scalars.json`` rows say ``runner.iter + 1``); that is the recorded step.
+What the hook relies on (mmengine 0.10.7, IterBasedTrainLoop / EpochBasedTrainLoop ``run_iter``):
+``before_train_iter`` hooks, then ``model.train_step`` (forward, backward and, unless
+accumulating, the optimizer update), then ``after_train_iter`` hooks, and only then ``_iter += 1``;
+hooks run in priority order (HIGHEST=0 ... LOWEST=100, ties in registration order). So
+``runner.iter`` is the 0-based index of the iteration in both hook points (mmengine's
+``scalars.json`` rows say ``runner.iter + 1``); that is the recorded step. The hook's priority is
+LOWEST: last in ``before_train_iter`` (after PET-DINO's prompt-type switch, NORMAL) and in
+``after_train_iter`` (after ``ParamSchedulerHook``, LOW, which steps the lr for the NEXT iteration).
 
 Per iteration it records:
   * step: ``runner.iter`` (+ ``step_offset``);
-  * modality: the model's current prompt type, read in ``after_train_iter`` (PET-DINO's switch hook
-    sets it in ``before_train_iter``, so it is the prompt type of the iteration just trained):
-    ``modality_attr`` is a dotted attribute path on the model, unwrapped from DDP /
-    MMDistributedDataParallel (``runner.model.module``) when wrapped, or on the runner when it
-    starts with ``runner.``; or pass ``modality=callable(runner, batch_idx, data_batch, outputs)``.
+  * lr: of every spec group, read in ``before_train_iter`` (the lr the iteration trains with; in
+    ``after_train_iter`` the scheduler has moved it on). Which of
+    ``runner.optim_wrapper.optimizer.param_groups`` is which spec group: as
+    :func:`interleave_sdk.param_group_names` says, with the (unwrapped) model: ``group_prefixes``
+    when given, else a ``name`` key on every group, else the spec's group names matched to
+    parameter-name prefixes (``-`` ~ ``_``; the one spec group that matches no parameter takes the
+    rest: mmengine's ``paramwise_cfg`` builds one unnamed group per parameter), else by index.
+    Computed once, at the first iteration. Or pass ``group_lr=callable(param_groups) -> {spec group: lr}``;
+  * modality: ``modality_attr`` (a dotted attribute path on the model, unwrapped from DDP /
+    MMDistributedDataParallel, or on the runner when it starts with ``runner.``) read in
+    ``before_train_iter``, after every other hook has set the iteration up; or
+    ``modality=callable(runner, batch_idx, data_batch, outputs)``, called in ``after_train_iter``.
     Values are mapped with ``modality_values`` (default: visual/vision/image -> visual,
     text/language -> text);
-  * lr: of EVERY param group of ``runner.optim_wrapper.optimizer.param_groups``: by a group's
-    ``name`` key when it has one, else by index onto the spec's group names (which then must have
-    as many groups); or pass ``group_lr=callable(param_groups) -> {spec group: lr}``;
   * update: ``runner.optim_wrapper.should_update()`` when the wrapper has it (mmengine's
-    accumulation counter, already advanced by ``update_params``), else True;
+    accumulation counter, already advanced by ``update_params``; it counts every iteration, of
+    either modality), else True;
   * losses: from ``outputs`` (train_step's log_vars): every key containing "loss"; total = the
     "loss" key if present, else the sum of those keys;
   * memory: with CUDA in use, torch.cuda.memory_allocated / memory_reserved and
     max_memory_allocated since ``before_train_iter`` (the hook resets the peak there); rss always;
-  * durationMs: wall time from ``before_train_iter`` to ``after_train_iter`` (after
-    torch.cuda.synchronize() when CUDA is in use): the training step itself, without data loading;
+  * durationMs: wall time from this hook's ``before_train_iter`` to its ``after_train_iter`` (after
+    torch.cuda.synchronize() when CUDA is in use): train_step, plus the ``after_train_iter`` of the
+    hooks that run before this one (logger, scheduler), without data loading;
   * samples: ``len(data_batch["inputs"])`` when there is such a list, else the spec's batch size.
+
+A recorder never stops the training it watches: the first error inside the hook (at any hook
+point) becomes one warning in mmengine's log (``runner.logger``) and a ``RunAborted`` event whose
+reason says where and why recording stopped, "training went on without it"; the hook then does
+nothing more. ``interleave verify --log`` checks the steps recorded before it. In a distributed
+run only the main process (mmengine's ``get_rank() == 0``) records.
 
 ``after_run`` closes the log (RunCompleted). A crashed run leaves the log without a terminal event,
 every line before the crash intact: ``interleave verify`` reads it as an unfinished run.
@@ -131,6 +148,7 @@ class InterleaveRecorderHook(_HookBase):  # type: ignore[misc, valid-type]
         self.info = dict(info or {})
         self.recorder: Optional[sdk.Recorder] = None
         self.failure: Optional[str] = None  # set by the first error: from then on the hook does nothing
+        self._inactive = False  # a process other than the main one of a distributed run: records nothing
         self._t0: Optional[float] = None
         self._pending: Optional[Dict[str, Any]] = None  # what before_train_iter saw of this iteration
         self._assignment: Optional[List[Optional[str]]] = None
@@ -199,7 +217,7 @@ class InterleaveRecorderHook(_HookBase):  # type: ignore[misc, valid-type]
         _warn(runner, f"{self.failure} (interleave log: {self.path})")
 
     def _guard(self, runner: Any, where: str, body: Callable[[], None]) -> None:
-        if self.failure is not None:
+        if self.failure is not None or self._inactive:
             return
         try:
             body()
@@ -211,6 +229,12 @@ class InterleaveRecorderHook(_HookBase):  # type: ignore[misc, valid-type]
         self._guard(runner, "before_run", lambda: self._before_run(runner))
 
     def _before_run(self, runner: Any) -> None:
+        if HAVE_MMENGINE:
+            from mmengine.dist import get_rank  # noqa: PLC0415
+
+            if get_rank() != 0:  # distributed: one log, from the main process
+                self._inactive = True
+                return
         torch = sdk._torch()
         device = "cuda" if sdk._cuda_in_use() or (torch is not None and torch.cuda.is_available()) else "cpu"
         info = {"hook": "interleave_mmengine.InterleaveRecorderHook", "modality": self.modality_attr, **self.info}
