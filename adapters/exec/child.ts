@@ -34,7 +34,12 @@ export type Answer =
   /** No reply: the child is gone, its stdout closed, a timeout, a stray line before the request. */
   | { readonly _tag: "Lost"; readonly reason: string }
 
-const MAX_LINE = 64 * 1024 * 1024
+/**
+ * The longest reply line read (1 MiB): replies are short JSON lines (a `ready` with its info and
+ * environment is a few kB). A longer line is refused as soon as it passes this, quoting its start,
+ * rather than gathered until a step timeout runs out.
+ */
+export const MAX_LINE = 1024 * 1024
 const MAX_TAIL_LINE = 400
 
 const exitText = (e: ChildExit): string =>
@@ -45,7 +50,11 @@ export class TrainerProcess {
   private readonly proc: ChildProcess
   private readonly tail: string[] = []
   private readonly tailMax: number
-  private stdoutPartial = ""
+  /** The start of a line not yet ended: chunks, joined once its newline comes (linear in its size). */
+  private stdoutPartial: string[] = []
+  private stdoutPartialLength = 0
+  /** Past MAX_LINE: the rest of that line is dropped up to its newline. */
+  private skippingLine = false
   private stderrPartial = ""
   private pending: ((a: Answer) => void) | undefined
   private timer: NodeJS.Timeout | undefined
@@ -95,9 +104,10 @@ export class TrainerProcess {
     this.proc.stdout!.on("data", (chunk: string) => this.onStdout(chunk))
     this.proc.stdout!.on("end", () => {
       this.stdoutEnded = true
-      if (this.stdoutPartial.length > 0) {
-        const rest = this.stdoutPartial
-        this.stdoutPartial = ""
+      if (this.stdoutPartialLength > 0 && !this.skippingLine) {
+        const rest = this.stdoutPartial.join("")
+        this.stdoutPartial = []
+        this.stdoutPartialLength = 0
         this.onLine(rest)
       }
       this.outputEnded()
@@ -134,19 +144,42 @@ export class TrainerProcess {
   }
 
   private onStdout(chunk: string) {
-    const text = this.stdoutPartial + chunk
+    // Only the new chunk is searched for newlines: a long line costs its length once, not squared.
     let start = 0
     for (;;) {
-      const nl = text.indexOf("\n", start)
+      const nl = chunk.indexOf("\n", start)
       if (nl < 0) break
-      this.onLine(text.slice(start, nl))
+      const piece = chunk.slice(start, nl)
       start = nl + 1
+      if (this.skippingLine) {
+        this.skippingLine = false
+        continue
+      }
+      const line = this.stdoutPartialLength > 0 ? this.stdoutPartial.join("") + piece : piece
+      this.stdoutPartial = []
+      this.stdoutPartialLength = 0
+      if (line.length > MAX_LINE) this.lineTooLong(line)
+      else this.onLine(line)
     }
-    this.stdoutPartial = text.slice(start)
-    if (this.stdoutPartial.length > MAX_LINE) {
-      this.stdoutPartial = ""
-      this.lose(`the trainer wrote a line of more than ${MAX_LINE} bytes on stdout without a newline`)
+    if (start < chunk.length && !this.skippingLine) {
+      this.stdoutPartial.push(chunk.slice(start))
+      this.stdoutPartialLength += chunk.length - start
+      if (this.stdoutPartialLength > MAX_LINE) {
+        const head = this.stdoutPartial.join("")
+        this.stdoutPartial = []
+        this.stdoutPartialLength = 0
+        this.skippingLine = true
+        this.lineTooLong(head)
+      }
     }
+  }
+
+  /** A line past MAX_LINE: the channel is lost, the reason quoting the line's start. */
+  private lineTooLong(head: string) {
+    const start = head.slice(0, 80)
+    this.lose(
+      `the trainer wrote a line of more than ${MAX_LINE / (1024 * 1024)} MiB on stdout (a reply is one short JSON line), starting ${JSON.stringify(start)}${head.length > start.length ? "…" : ""}`,
+    )
   }
 
   private onLine(raw: string) {
@@ -307,8 +340,15 @@ export class TrainerProcess {
         await this.waitExit(10_000)
       }
     }
-    // Whatever the leader left behind in its group (a wrapper's children) goes too.
-    if (this.exitInfo?.signal || this.exitInfo?.code !== 0) this.signal("SIGKILL")
+    // Whatever the leader left behind in its group (a wrapper's children, a `sleep` that holds its
+    // stdout) goes too, however the leader ended: the group is the trainer's alone. The group
+    // only: the leader's pid, reaped, may belong to another process by now.
+    if (this.pid !== undefined)
+      try {
+        process.kill(-this.pid, "SIGKILL")
+      } catch {
+        // No process left in the group.
+      }
     this.proc.stdin?.destroy()
     this.proc.stdout?.destroy()
     this.proc.stderr?.destroy()

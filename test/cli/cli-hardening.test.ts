@@ -13,6 +13,7 @@ import {
   statSync,
   symlinkSync,
   truncateSync,
+  writeFileSync,
   writeSync,
 } from "node:fs"
 import { join } from "node:path"
@@ -22,6 +23,39 @@ import { MAX_INPUT_BYTES } from "../../core/common/index.ts"
 import { MAX_TOTAL_STEPS, parseSpec } from "../../core/schedule/index.ts"
 import { BIN, baseScenario, ROOT, scenario, tempDir, writeJson } from "../support/cli-helpers.ts"
 import { cliInProcess } from "../support/cli-inprocess.ts"
+import { running } from "../support/exec-support.ts"
+
+/** A step-protocol trainer in Node (no Python needed), for item 6. */
+const TRAINER = `// A step-protocol trainer for the hardening tests: --huge-at K writes a 10 MB line that is not
+// JSON in place of step K's reply; --grandchild FILE starts \`sleep 300\` holding our stdout and
+// stderr, and writes its pid to FILE.
+import { spawn } from "node:child_process"
+import { writeFileSync } from "node:fs"
+import { createInterface } from "node:readline"
+const arg = (name) => {
+  const i = process.argv.indexOf(name)
+  return i < 0 ? -1 : Number(process.argv[i + 1])
+}
+const hugeAt = arg("--huge-at")
+const pidFile = process.argv[process.argv.indexOf("--grandchild") + 1]
+if (process.argv.includes("--grandchild")) {
+  const g = spawn("sleep", ["300"], { stdio: ["ignore", "inherit", "inherit"] })
+  writeFileSync(pidFile, String(g.pid))
+}
+const send = (o) => process.stdout.write(\`\${JSON.stringify(o)}\\n\`)
+for await (const raw of createInterface({ input: process.stdin })) {
+  const req = JSON.parse(raw)
+  if (req.type === "hello")
+    send({ type: "ready", id: req.id, protocol: 1, trainer: { name: "h6", version: "1" }, device: "cpu", framework: "node", stateless: true, capabilities: { evaluate: false, checkpoint: false } })
+  else if (req.type === "step") {
+    if (req.plan.step === hugeAt) process.stdout.write(\`\${"x".repeat(10 * 1024 * 1024)}\\n\`)
+    else send({ type: "outcome", id: req.id, step: req.plan.step, losses: { total: 1 / (1 + req.plan.step) }, durationMs: 1, samples: 8 })
+  } else if (req.type === "close") {
+    send({ type: "closed", id: req.id })
+    process.exit(0)
+  }
+}
+`
 
 const dir = tempDir("interleave-hardening-")
 afterAll(() => rmSync(dir, { recursive: true, force: true }))
@@ -227,5 +261,46 @@ describe("5. a SQLite store whose b-tree is malformed", () => {
       expect(r.stderr.trim().split("\n")).toHaveLength(1)
     }
     expect(readFileSync(store).equals(before)).toBe(true)
+  })
+})
+
+describe("6. a trainer that writes a huge line, or leaves a grandchild holding its stdout", () => {
+  // A step-protocol trainer, in Node so that it needs no Python.
+  const trainer = join(dir, "trainer.mjs")
+  writeFileSync(trainer, TRAINER)
+  const exec = (args: string, extra: string[] = []) => [
+    "run",
+    scenario("visual-only.json"),
+    "--steps",
+    "20",
+    "--adapter",
+    "exec",
+    "--cmd",
+    `${process.execPath} ${trainer} ${args}`,
+    "--store",
+    join(dir, "exec.db"),
+    ...extra,
+  ]
+
+  it("a 10 MB line that is not a reply is named as a line too long, quoting its start, not as a timeout", async () => {
+    // A step timeout far longer than reading 10 MB takes, linearly or not.
+    const r = await cliInProcess(exec("--huge-at 5", ["--step-timeout", "120"]))
+    expect(r.code, r.stderr).toBe(1)
+    expect(r.stderr).toContain(
+      `adapter-error at step 5: the trainer wrote a line of more than 1 MiB on stdout (a reply is one short JSON line), starting "${"x".repeat(80)}"…`,
+    )
+    expect(r.stderr).not.toMatch(/step timeout/)
+  })
+
+  it("a grandchild that holds the trainer's stdout (sleep 300) ends with the run", async () => {
+    const pidFile = join(dir, "grandchild.pid")
+    const r = await cliInProcess(exec(`--grandchild ${pidFile}`))
+    expect(r.code, r.stderr).toBe(0)
+    const pid = Number(readFileSync(pidFile, "utf8"))
+    try {
+      expect(running(pid)).toBe(false)
+    } finally {
+      if (running(pid)) process.kill(pid, "SIGKILL")
+    }
   })
 })
