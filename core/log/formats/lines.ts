@@ -5,7 +5,6 @@
  */
 import { createHash } from "node:crypto"
 import { closeSync, createReadStream, openSync, readSync, statSync } from "node:fs"
-import { createInterface } from "node:readline"
 import { Data, Effect, Stream } from "effect"
 import {
   checkReadableFile,
@@ -40,14 +39,53 @@ export interface Line {
   readonly line: number
 }
 
+/**
+ * One line ending: LF with any CRs before it (CRLF, and the CRCRLF a CRLF file gets when it is
+ * converted again, as Python's text mode does on Windows), or a lone CR (as Python's universal
+ * newlines and Node's readline read it). A CRLF log reads line for line as its LF original.
+ */
+const LINE_END = /\r*\n|\r/g
+
+/** Splits text read in chunks into lines; CRs at a chunk's end wait for the next chunk (an LF may follow). */
+async function* splitLines(chunks: AsyncIterable<string | Buffer>): AsyncGenerator<string[]> {
+  let partial = ""
+  let held = ""
+  const drain = (s: string, final: boolean): string[] => {
+    const out: string[] = []
+    let cut = 0
+    LINE_END.lastIndex = 0
+    for (let m = LINE_END.exec(s); m !== null; m = LINE_END.exec(s)) {
+      if (!final && m.index + m[0].length === s.length && m[0].endsWith("\r")) {
+        held = s.slice(m.index)
+        partial += s.slice(cut, m.index)
+        return out
+      }
+      out.push(partial + s.slice(cut, m.index))
+      partial = ""
+      cut = m.index + m[0].length
+    }
+    partial += s.slice(cut)
+    return out
+  }
+  for await (const chunk of chunks) {
+    const s = held + String(chunk)
+    held = ""
+    const lines = drain(s, false)
+    if (lines.length > 0) yield lines
+  }
+  const last = drain(held, true)
+  if (partial !== "") last.push(partial)
+  if (last.length > 0) yield last
+}
+
 /** The lines of `file`, numbered from 1, read lazily (every run of the stream reads the file again). */
 export const fileLines = (file: string): Stream.Stream<Line, InputError> =>
   Stream.suspend(() => {
     let n = 0
     return Stream.fromAsyncIterable(
-      createInterface({ input: createReadStream(file), crlfDelay: Number.POSITIVE_INFINITY }),
+      splitLines(createReadStream(file, { encoding: "utf8" })),
       (e) => new InputError({ message: `${file}: cannot read (${errnoText(e)})` }),
-    ).pipe(Stream.map((text) => ({ text, line: ++n })))
+    ).pipe(Stream.mapConcat((lines) => lines.map((text) => ({ text, line: ++n }))))
   })
 
 /** SHA-256 (hex) and size of a file's bytes, streamed. */
