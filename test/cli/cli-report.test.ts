@@ -9,6 +9,7 @@ import { join } from "node:path"
 import { afterAll, describe, expect, it } from "vitest"
 import { BIN, baseScenario, ROOT, scenario, tempDir, writeJson } from "../support/cli-helpers.ts"
 import { cliInProcess as cli } from "../support/cli-inprocess.ts"
+import { timeoutFor, waitUntil } from "../support/timeouts.ts"
 
 const dir = tempDir("interleave-report-")
 afterAll(() => rmSync(dir, { recursive: true, force: true }))
@@ -57,43 +58,62 @@ describe("run, show and diff say what each number is", () => {
 })
 
 describe("show --follow", () => {
-  it("tails a run in progress, a line at a time, until the run stops", async () => {
-    const long = writeJson(dir, "long.json", {
-      ...baseScenario(),
-      phases: [{ name: "joint", steps: 5_000_000, ratio: { visual: 8, text: 1 } }],
-    })
-    const writer = spawn(process.execPath, [BIN, "run", long, "--run-id", "followed", "--store", store], {
-      cwd: ROOT,
-      stdio: "ignore",
-    })
-    const writerExited = new Promise((res) => writer.on("exit", res))
-    // Wait until the run exists, follow it, stop the writer: the follower ends on its RunInterrupted.
-    for (let i = 0; i < 100; i++) {
-      const r = await cli(["show", "followed", "--json", "--store", store])
-      if (r.code === 0 && JSON.parse(r.stdout).stepsCompleted > 0) break
-      await new Promise((res) => setTimeout(res, 100))
-    }
-    // A run still being written cannot be deleted by mistake.
-    const live = await cli(["delete", "followed", "--store", store])
-    expect(live.code).toBe(2)
-    expect(live.stderr).toMatch(
-      /run "followed" is still being written by process \d+ on .*; stop it first, or pass --force/,
-    )
-    setTimeout(() => writer.kill("SIGINT"), 1500)
-    const f = await cli(["show", "followed", "--follow", "--store", store])
-    expect(f.code).toBe(0)
-    const lines = f.stdout.split("\n").filter((l) => l.startsWith("followed: "))
-    expect(lines.length).toBeGreaterThanOrEqual(2)
-    expect(lines.at(-1)).toMatch(/followed: interrupted · step \d+\/5000000/)
-    await writerExited
-    // Once it has stopped, it goes with its checkpoints folder.
-    mkdirSync(join(`${store}.checkpoints`, "followed"), { recursive: true })
-    const del = await cli(["delete", "followed", "--store", store])
-    expect(del.code, del.stderr).toBe(0)
-    expect(existsSync(join(`${store}.checkpoints`, "followed"))).toBe(false)
-    const runs = JSON.parse((await cli(["runs", "--json", "--store", store])).stdout) as Array<{
-      runId: string
-    }>
-    expect(runs.map((r) => r.runId)).not.toContain("followed")
-  })
+  it(
+    "tails a run in progress, a line at a time, until the run stops",
+    async () => {
+      const long = writeJson(dir, "long.json", {
+        ...baseScenario(),
+        phases: [{ name: "joint", steps: 5_000_000, ratio: { visual: 8, text: 1 } }],
+      })
+      const writer = spawn(process.execPath, [BIN, "run", long, "--run-id", "followed", "--store", store], {
+        cwd: ROOT,
+        stdio: "ignore",
+      })
+      const writerExited = new Promise((res) => writer.on("exit", res))
+      // Wait until the run has steps, follow it, stop the writer once the follower has printed a
+      // line: the follower ends on its RunInterrupted. Nothing here is timed.
+      await waitUntil(
+        "run followed never recorded a step",
+        async () => {
+          const r = await cli(["show", "followed", "--json", "--store", store])
+          return r.code === 0 && JSON.parse(r.stdout).stepsCompleted > 0 ? true : undefined
+        },
+        {
+          stopped: () =>
+            writer.exitCode === null && writer.signalCode === null ? undefined : "its writer exited",
+        },
+      )
+      // A run still being written cannot be deleted by mistake.
+      const live = await cli(["delete", "followed", "--store", store])
+      expect(live.code).toBe(2)
+      expect(live.stderr).toMatch(
+        /run "followed" is still being written by process \d+ on .*; stop it first, or pass --force/,
+      )
+      let signalled = false
+      const f = await cli(["show", "followed", "--follow", "--store", store], {
+        onStdout: (line) => {
+          if (!signalled && line.startsWith("followed: ")) {
+            signalled = true
+            writer.kill("SIGINT")
+          }
+        },
+      })
+      expect(f.code).toBe(0)
+      const lines = f.stdout.split("\n").filter((l) => l.startsWith("followed: "))
+      expect(lines.length).toBeGreaterThanOrEqual(2)
+      expect(lines.at(-1)).toMatch(/followed: interrupted · step \d+\/5000000/)
+      await writerExited
+      // Once it has stopped, it goes with its checkpoints folder.
+      mkdirSync(join(`${store}.checkpoints`, "followed"), { recursive: true })
+      const del = await cli(["delete", "followed", "--store", store])
+      expect(del.code, del.stderr).toBe(0)
+      expect(existsSync(join(`${store}.checkpoints`, "followed"))).toBe(false)
+      const runs = JSON.parse((await cli(["runs", "--json", "--store", store])).stdout) as Array<{
+        runId: string
+      }>
+      expect(runs.map((r) => r.runId)).not.toContain("followed")
+      // One start of the binary; the in-process shows, follow, delete and runs: ~5 s quiet.
+    },
+    timeoutFor({ starts: 1, quietMs: 5_000 }),
+  )
 })

@@ -9,6 +9,7 @@ import { beforeAll, describe, expect, it } from "vitest"
 import { scenario, spawnCli, tempDir, writeJson } from "../support/cli-helpers.ts"
 import { cliInProcess as runCli } from "../support/cli-inprocess.ts"
 import { countEvents } from "../support/store-file.ts"
+import { timeoutFor, waitUntil } from "../support/timeouts.ts"
 
 const dir = tempDir()
 const store = join(dir, "runs.db")
@@ -170,62 +171,74 @@ describe("run, verify --log, replay, show, export/import", () => {
 })
 
 describe("a run killed with SIGKILL mid-way", () => {
-  it("resumes to a log with every step exactly once, equal to an uninterrupted run", async () => {
-    const big = writeJson(dir, "big.json", {
-      name: "big",
-      seed: 3,
-      phases: [
-        { name: "text-only", steps: 1000, ratio: { visual: 0, text: 1 } },
-        { name: "joint", steps: 19000, ratio: { visual: 8, text: 1 } },
-      ],
-      batch: { visual: { size: 8, accumulation: 2 }, text: { size: 8 } },
-      optimizer: { kind: "adamw", lr: 1e-4, groups: [{ name: "all" }] },
-      lr: { warmup: { kind: "linear", steps: 500 }, decay: { kind: "cosine" } },
-    })
-    const child = spawnCli(["run", big, "--run-id", "killed", "--store", store])
-    const exited = new Promise<void>((resolve) => child.on("exit", () => resolve()))
-    // Wait until some events are on disk, then kill without warning.
-    let seen = 0
-    for (let i = 0; i < 600 && seen < 5000; i++) {
-      await new Promise((r) => setTimeout(r, 50))
-      seen = countEvents(store, "killed")
-    }
-    child.kill("SIGKILL")
-    await exited
-    expect(seen).toBeGreaterThan(0)
-    const runs = JSON.parse((await cli(["runs", "--json"])).stdout) as Array<{
-      runId: string
-      status: string
-      stepsDone: number
-      resume?: string
-    }>
-    // Its writer is gone: interrupted, with the command that continues it.
-    const killed = runs.find((r) => r.runId === "killed")!
-    expect(killed.status).toBe("interrupted")
-    expect(killed.resume).toBe("interleave resume killed")
-    expect(killed.stepsDone).toBeLessThan(20000)
+  it(
+    "resumes to a log with every step exactly once, equal to an uninterrupted run",
+    async () => {
+      const big = writeJson(dir, "big.json", {
+        name: "big",
+        seed: 3,
+        phases: [
+          { name: "text-only", steps: 1000, ratio: { visual: 0, text: 1 } },
+          { name: "joint", steps: 19000, ratio: { visual: 8, text: 1 } },
+        ],
+        batch: { visual: { size: 8, accumulation: 2 }, text: { size: 8 } },
+        optimizer: { kind: "adamw", lr: 1e-4, groups: [{ name: "all" }] },
+        lr: { warmup: { kind: "linear", steps: 500 }, decay: { kind: "cosine" } },
+      })
+      const child = spawnCli(["run", big, "--run-id", "killed", "--store", store])
+      const exited = new Promise<void>((resolve) => child.on("exit", () => resolve()))
+      // Wait until some events are on disk (however long the start takes), then kill without warning.
+      const seen = await waitUntil(
+        "run killed never recorded 5000 events",
+        () => {
+          const n = countEvents(store, "killed")
+          return n >= 5000 ? n : undefined
+        },
+        {
+          stopped: () =>
+            child.exitCode === null && child.signalCode === null ? undefined : "it exited first",
+        },
+      )
+      child.kill("SIGKILL")
+      await exited
+      expect(seen).toBeGreaterThan(0)
+      const runs = JSON.parse((await cli(["runs", "--json"])).stdout) as Array<{
+        runId: string
+        status: string
+        stepsDone: number
+        resume?: string
+      }>
+      // Its writer is gone: interrupted, with the command that continues it.
+      const killed = runs.find((r) => r.runId === "killed")!
+      expect(killed.status).toBe("interrupted")
+      expect(killed.resume).toBe("interleave resume killed")
+      expect(killed.stepsDone).toBeLessThan(20000)
 
-    const resumed = await cli(["resume", "killed", "--json"])
-    expect(resumed.stderr).toBe("")
-    expect(resumed.code).toBe(0)
-    expect(JSON.parse(resumed.stdout)).toMatchObject({ status: "completed", stepsCompleted: 20000 })
-    expect((await cli(["verify", "--log", "killed"])).code).toBe(0)
-    // show --at reads past the RunResumed event to a step after the kill.
-    const after = await cli(["show", "killed", "--at", "19999", "--json"])
-    expect(after.code).toBe(0)
-    expect(JSON.parse(after.stdout)).toMatchObject({ status: "completed", lastStep: 19999 })
+      const resumed = await cli(["resume", "killed", "--json"])
+      expect(resumed.stderr).toBe("")
+      expect(resumed.code).toBe(0)
+      expect(JSON.parse(resumed.stdout)).toMatchObject({ status: "completed", stepsCompleted: 20000 })
+      expect((await cli(["verify", "--log", "killed"])).code).toBe(0)
+      // show --at reads past the RunResumed event to a step after the kill.
+      const after = await cli(["show", "killed", "--at", "19999", "--json"])
+      expect(after.code).toBe(0)
+      expect(JSON.parse(after.stdout)).toMatchObject({ status: "completed", lastStep: 19999 })
 
-    expect((await cli(["run", big, "--run-id", "clean"])).code).toBe(0)
-    const exported = async (run: string) => {
-      const out = join(dir, `${run}.jsonl`)
-      expect((await cli(["export", run, "--out", out])).code).toBe(0)
-      return comparableExport(readFileSync(out, "utf8"))
-    }
-    const a = await exported("killed")
-    const b = await exported("clean")
-    expect(a.length).toBe(b.length)
-    expect(a).toEqual(b)
-  })
+      expect((await cli(["run", big, "--run-id", "clean"])).code).toBe(0)
+      const exported = async (run: string) => {
+        const out = join(dir, `${run}.jsonl`)
+        expect((await cli(["export", run, "--out", out])).code).toBe(0)
+        return comparableExport(readFileSync(out, "utf8"))
+      }
+      const a = await exported("killed")
+      const b = await exported("clean")
+      expect(a.length).toBe(b.length)
+      expect(a).toEqual(b)
+      // One start of the binary; 20,000 steps about eight times over (the killed run, runs, resume,
+      // verify, show --at, the clean run, two exports), in-process.
+    },
+    timeoutFor({ starts: 1, simSteps: 8 * 20_000 }),
+  )
 })
 
 describe("corrupt inputs: a clear error, non-zero exit, nothing changed", () => {

@@ -18,17 +18,23 @@ const text = (args: ReadonlyArray<unknown>) =>
 /**
  * `cwd` runs the command from another folder (the default store is relative to it); the test
  * pool is forks, where a worker may change its directory. It is restored afterwards.
+ * `onStdout` sees each stdout line as it is written, for a test that acts on what a long-running
+ * command has printed so far (show --follow).
  */
 export const cliInProcess = async (
   args: ReadonlyArray<string>,
-  opts: { cwd?: string } = {},
+  opts: { cwd?: string; onStdout?: (line: string) => void } = {},
 ): Promise<InProcessResult> => {
   const out: string[] = []
+  const push = (line: string) => {
+    out.push(line)
+    opts.onStdout?.(line)
+  }
   const err: string[] = []
   const unsafe = {
     ...globalThis.console,
-    log: (...a: unknown[]) => out.push(text(a)),
-    info: (...a: unknown[]) => out.push(text(a)),
+    log: (...a: unknown[]) => push(text(a)),
+    info: (...a: unknown[]) => push(text(a)),
     error: (...a: unknown[]) => err.push(text(a)),
     warn: (...a: unknown[]) => err.push(text(a)),
   }
@@ -44,8 +50,8 @@ export const cliInProcess = async (
     error: (...a) => Effect.sync(() => err.push(text(a))),
     group: () => Effect.void,
     groupEnd: Effect.void,
-    info: (...a) => Effect.sync(() => out.push(text(a))),
-    log: (...a) => Effect.sync(() => out.push(text(a))),
+    info: (...a) => Effect.sync(() => push(text(a))),
+    log: (...a) => Effect.sync(() => push(text(a))),
     table: () => Effect.void,
     time: () => Effect.void,
     timeEnd: () => Effect.void,
