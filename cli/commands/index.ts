@@ -15,6 +15,7 @@ import { runsCommand } from "./runs.ts"
 import { showCommand } from "./show.ts"
 import { simCommand } from "./sim.ts"
 import { storeCommand } from "./store.ts"
+import { uiCommand } from "./ui.ts"
 import { verifyCommand } from "./verify.ts"
 
 export const commands: ReadonlyArray<CliCommand> = [
@@ -33,5 +34,6 @@ export const commands: ReadonlyArray<CliCommand> = [
   benchCommand,
   simCommand,
   storeCommand,
+  uiCommand,
   backendsCommand,
 ]

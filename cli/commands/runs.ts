@@ -1,45 +1,19 @@
 /** `interleave runs`: the runs in the store, with filters. */
 import { existsSync } from "node:fs"
-import { Clock, Effect, Option, Stream } from "effect"
-import type { RunEvent, RunStarted, Writer } from "../../core/log/index.ts"
-import { effectiveStatus, readRunEvents } from "../../core/run/index.ts"
-import { EventStore } from "../../core/store/index.ts"
+import { Effect, Option } from "effect"
+import { filterRuns, listRuns, RUN_STATUSES } from "../../core/run/index.ts"
 import { defineCommand } from "../command.ts"
 import { flag } from "../flags.ts"
 import { jsonFlag, storeFlag } from "../options.ts"
 import { json, line, table } from "../output.ts"
 import { isPostgresStore, storeName, withStore } from "../store.ts"
 
-const STATUSES = ["running", "interrupted", "completed", "aborted", "observed"] as const
-
-/** What the list shows of a run, from its first event and its last few (never the whole log). */
-const summarize = (head: RunEvent | undefined, tail: ReadonlyArray<RunEvent>) => {
-  const started = head?._tag === "RunStarted" ? (head as RunStarted) : undefined
-  // An observed run (imported from a foreign log) has no writer: it ended as far as its log goes.
-  let status: string = started?.observed ? "observed" : "running"
-  let lastStep = -1
-  let writer: Writer | undefined = started?.writer
-  for (const e of tail) {
-    if (e._tag === "RunCompleted") status = "completed"
-    else if (e._tag === "RunAborted") status = "aborted"
-    else if (e._tag === "RunInterrupted") {
-      status = "interrupted"
-      lastStep = Math.max(lastStep, e.lastStep)
-    } else if (e._tag === "RunResumed") {
-      status = "running"
-      writer = e.writer
-      lastStep = Math.max(lastStep, e.fromStep - 1)
-    } else if (e._tag === "StepCompleted") lastStep = e.step
-  }
-  return { started, status, lastStep, writer }
-}
-
 export const runsCommand = defineCommand({
   name: "runs",
   summary: "List the runs in the store (a run whose writer is gone shows as interrupted).",
   args: {},
   flags: {
-    status: flag.choice("status", STATUSES, "Only runs with this status."),
+    status: flag.choice("status", RUN_STATUSES, "Only runs with this status."),
     scenario: flag.text("scenario", "Only runs whose scenario name or source contains this text.", {
       value: "TEXT",
     }),
@@ -52,45 +26,12 @@ export const runsCommand = defineCommand({
   examples: ["interleave runs --status interrupted"],
   run: (o) =>
     Effect.gen(function* () {
-      const es = yield* EventStore
-      const infos = yield* es.streams()
-      const now = yield* Clock.currentTimeMillis
-      const rows = []
-      for (const info of infos) {
-        const head = Option.getOrUndefined(
-          yield* readRunEvents(info.stream, { from: 0, to: 1 }).pipe(Stream.runHead),
-        )
-        const tail = yield* readRunEvents(info.stream, { from: Math.max(1, info.version - 16) }).pipe(
-          Stream.runCollect,
-        )
-        const s = summarize(head, Array.from(tail))
-        const heartbeatAt = (info as { heartbeatAt?: number }).heartbeatAt
-        const status = effectiveStatus(s.status, s.writer, heartbeatAt, now)
-        const st = s.started
-        const scenario = (st?.spec as { name?: unknown } | undefined)?.name
-        rows.push({
-          runId: info.stream,
-          status,
-          stepsDone: s.lastStep + 1,
-          steps: st?.steps ?? 0,
-          adapter: st?.adapter.kind ?? "?",
-          scenario: typeof scenario === "string" ? scenario : "?",
-          source: st?.source ?? "?",
-          events: info.version,
-          startedAt: new Date(info.firstRecordedAt).toISOString(),
-          lastRecordedAt: new Date(info.lastRecordedAt).toISOString(),
-          writer: s.writer ?? null,
-          ...(status === "interrupted" ? { resume: `interleave resume ${info.stream}` } : {}),
-        })
-      }
-      const picked = rows.filter(
-        (r) =>
-          (Option.isNone(o.status) || r.status === o.status.value) &&
-          (Option.isNone(o.adapter) || r.adapter === o.adapter.value) &&
-          (Option.isNone(o.scenario) ||
-            r.scenario.includes(o.scenario.value) ||
-            r.source.includes(o.scenario.value)),
-      )
+      const rows = yield* listRuns
+      const picked = filterRuns(rows, {
+        status: Option.getOrUndefined(o.status),
+        adapter: Option.getOrUndefined(o.adapter),
+        scenario: Option.getOrUndefined(o.scenario),
+      })
       if (o.json) return yield* json(picked)
       if (picked.length === 0)
         return yield* line(
