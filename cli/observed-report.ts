@@ -5,6 +5,7 @@ import type {
   ObservedAt,
   ObservedDescriptor,
   ObservedEval,
+  ObservedSummary,
   ObservedVerifyReport,
   RunStarted,
   RunState,
@@ -39,7 +40,9 @@ const RULE_WORDS: Readonly<Record<string, string>> = {
 }
 
 export const observedVerifyLines = (r: ObservedVerifyReport, d: ObservedDescriptor | undefined): string[] => {
-  const out = [`observed run ${r.runId}: ${d ? provenance(d) : `${r.source}, ${r.file}`}`, "checked:"]
+  const out = [`observed run ${r.runId}: ${d ? provenance(d) : `${r.source}, ${r.file}`}`]
+  if (d) out.push(`window: ${d.window.description}`)
+  out.push("checked:")
   const status = { ok: "ok", note: "note", fail: "FAIL", skipped: "not checked" } as const
   for (const c of r.checks) {
     out.push(`  ${status[c.status].padEnd(11)} ${(RULE_WORDS[c.rule] ?? c.rule).padEnd(12)} ${c.summary}`)
@@ -77,6 +80,59 @@ export const reportObservedVerify = (
 
 const isoTime = (ms: number): string => new Date(ms).toISOString().replace(".000Z", "Z")
 
+/** A time to train to the millisecond: "1 h 25 min 44.120 s", "2 min 58.700 s". */
+export const trainTime = (ms: number): string => {
+  const s = ms / 1000
+  const h = Math.floor(s / 3600)
+  const min = Math.floor((s % 3600) / 60)
+  const sec = (s % 60).toFixed(3)
+  return h > 0 ? `${h} h ${min} min ${sec} s` : min > 0 ? `${min} min ${sec} s` : `${sec} s`
+}
+
+/** run_start to run_stop, when the log has both (MLPerf's time to train). */
+export const timeToTrainMs = (o: ObservedSummary): number | undefined =>
+  o.runStart !== undefined && o.runStop !== undefined ? o.runStop.timeMs - o.runStart.timeMs : undefined
+
+/**
+ * A formatter for one metric's values (in log order) with enough digits to see their trend: the
+ * smallest change between successive values to two significant digits (0.7199 -> 0.7200 is not
+ * "0.720" twice), at least three significant digits of each value, at most six of the largest.
+ */
+export const digitsFor = (values: ReadonlyArray<number>): ((x: number) => string) => {
+  const finite = values.filter(Number.isFinite)
+  let step = Number.POSITIVE_INFINITY
+  for (let i = 1; i < finite.length; i++) {
+    const d = Math.abs(finite[i]! - finite[i - 1]!)
+    if (d > 0 && d < step) step = d
+  }
+  const largest = Math.max(0, ...finite.map(Math.abs))
+  const cap = largest > 0 ? 5 - Math.floor(Math.log10(largest)) : 0
+  const stepDecimals = Number.isFinite(step) ? Math.min(cap, Math.ceil(-Math.log10(step)) + 1) : 0
+  return (x) => {
+    const a = Math.abs(x)
+    if (!Number.isFinite(x) || a === 0 || a >= 1e15 || a < 1e-6) return formatNumber(x)
+    const sig3 = 2 - Math.floor(Math.log10(a))
+    return x.toFixed(Math.min(15, Math.max(0, sig3, stepDecimals)))
+  }
+}
+
+const valuesText = (values: Readonly<Record<string, number>>): string =>
+  Object.entries(values)
+    .map(([k, v]) => `${k} ${formatNumber(v)}`)
+    .join(", ") || "no numeric values"
+
+const placeText = (p: { line: number; iteration?: number | undefined }): string =>
+  `line ${p.line}${p.iteration === undefined ? "" : ` (iteration ${p.iteration})`}`
+
+/** Every value the log wrote as NaN / Infinity, which no event holds: key, how many rows, where. */
+export const nonFiniteLines = (d: ObservedDescriptor): string[] =>
+  (d.nonFinite ?? []).map((n) => {
+    const more = n.count - n.places.length
+    const tail =
+      more > 1 ? `, ... (${more - 1} more), ${placeText(n.last)}` : more === 1 ? `, ${placeText(n.last)}` : ""
+    return `  ${n.key}: ${plural(n.count, "row")}: ${n.places.map(placeText).join(", ")}${tail}`
+  })
+
 export const observedShowLines = (
   runId: string,
   started: RunStarted,
@@ -100,10 +156,21 @@ export const observedShowLines = (
   )
   out.push(`carries: ${d.carries.join("; ")}`)
   out.push(`lacks: ${d.lacks.join("; ")}`)
+  if (d.window.iterations !== undefined || d.format === "mmengine")
+    out.push(
+      `window size: ${d.window.iterations === undefined ? "unknown (import --window N)" : `${d.window.iterations} iterations`}`,
+    )
   if (o) {
+    const ttt = timeToTrainMs(o)
+    if (o.runStart !== undefined && o.runStop !== undefined && ttt !== undefined)
+      out.push(
+        `time to train: ${trainTime(ttt)}, run_start (line ${o.runStart.line}, ${isoTime(o.runStart.timeMs)}) to run_stop (line ${o.runStop.line}, ${isoTime(o.runStop.timeMs)}), the log's time_ms`,
+      )
+    else if (d.format === "mllog")
+      out.push(`time to train: not in the log (${o.runStart === undefined ? "no run_start" : "no run_stop"})`)
     if (o.firstTimeMs !== undefined && o.lastTimeMs !== undefined)
       out.push(
-        `time span: ${isoTime(o.firstTimeMs)} .. ${isoTime(o.lastTimeMs)} (${formatDuration(o.lastTimeMs - o.firstTimeMs)}, the log's time_ms)`,
+        `log span: ${isoTime(o.firstTimeMs)} .. ${isoTime(o.lastTimeMs)} (${formatDuration(o.lastTimeMs - o.firstTimeMs)}, the earliest to the latest time_ms of any line, lines outside run_start..run_stop such as offline evaluations included)`,
       )
     const iv = Object.entries(o.intervals)
       .map(([k, c]) => `${k} ${c.starts}/${c.stops}`)
@@ -116,15 +183,50 @@ export const observedShowLines = (
       out.push("fields:")
       for (const [k, v] of fields) out.push(`  ${k}: ${v}`)
     }
+    const w = o.lastWindow
+    if (w !== undefined)
+      out.push(
+        `last train row: iterations ${w.first}..${w.last}${w.epoch === undefined ? "" : `, epoch ${w.epoch}`} (line ${w.line}): ${valuesText(w.values)}${w.nonFinite ? `; non-finite: ${w.nonFinite.join(", ")}` : ""}`,
+      )
+    const stats = Object.entries(o.lastStats)
+    if (stats.length > 0) {
+      out.push("last statistics:")
+      for (const [k, x] of stats)
+        out.push(`  ${k} at ${atText(x.at)} (line ${x.line}): ${valuesText(x.values)}`)
+    }
   }
+  const dropped = nonFiniteLines(d)
+  if (dropped.length > 0)
+    out.push("non-finite values in the log (NaN / Infinity; no event holds them):", ...dropped)
   if (evals.length > 0) {
+    // Digits per metric, from the changes between its values: 2.6948 and 2.6893 are not both "2.69".
+    const byMetric = new Map<string, number[]>()
+    for (const e of evals) byMetric.set(e.metric, [...(byMetric.get(e.metric) ?? []), e.value])
+    const fmt = new Map([...byMetric].map(([m, v]) => [m, digitsFor(v)]))
     out.push("", "evaluations")
     out.push(
       table(
         ["at", "metric", "value", "line"],
-        evals.map((e) => [atText(e.at), e.metric, formatNumber(e.value), e.line]),
+        evals.map((e) => [atText(e.at), e.metric, fmt.get(e.metric)!(e.value), e.line]),
       ),
     )
   }
   return out
 }
+
+/**
+ * `show --json` of an observed run: what its log carried (the observed summary: last train row,
+ * last statistics, run_start / run_stop, counts), the time to train, the non-finite values, the
+ * evaluations. Not the fields of runs we made (steps, losses per modality, memory): the log has none.
+ */
+export const observedShowJson = (s: RunState, evals: ReadonlyArray<ObservedEval>) => ({
+  runId: s.runId,
+  status: s.status,
+  source: s.source,
+  seed: s.seed,
+  abortReason: s.abortReason,
+  observed: s.observed ?? null,
+  timeToTrainMs: s.observed ? (timeToTrainMs(s.observed) ?? null) : null,
+  nonFinite: s.observed?.descriptor.nonFinite ?? [],
+  evaluations: evals,
+})

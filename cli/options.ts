@@ -30,6 +30,16 @@ export const logFormatFlag = flagWithDefault.choice(
   { default: "auto (what the file's first lines look like)" },
 )
 
+export const windowFlag = flag.integer(
+  "window",
+  "For an mmengine scalars.json: the iterations each logged loss and time is a mean over (LogProcessor's window_size), which the file does not record.",
+  {
+    value: "N",
+    default:
+      "what a config next to the file (vis_data/config.py, the work dir's <name>.py, the <timestamp>.log) states, else unknown",
+  },
+)
+
 export const segmentFlag = flag.integer(
   "segment",
   "Which run of a detectron2 metrics.json that holds several appended (1-based).",

@@ -3,8 +3,9 @@ import { Effect, Option } from "effect"
 import { openLog } from "../../core/log/index.ts"
 import { checkLog, checkObservedLog, importRunId, writeLog } from "../../core/run/index.ts"
 import { defineCommand } from "../command.ts"
+import { badInput } from "../failure.ts"
 import { arg, flag } from "../flags.ts"
-import { jsonFlag, logFormatFlag, segmentFlag, storeFlag } from "../options.ts"
+import { jsonFlag, logFormatFlag, segmentFlag, storeFlag, windowFlag } from "../options.ts"
 import { json, line } from "../output.ts"
 import { withStore } from "../store.ts"
 
@@ -21,6 +22,7 @@ export const importCommand = defineCommand({
   flags: {
     format: logFormatFlag,
     segment: segmentFlag,
+    window: windowFlag,
     runId: flag.text("run-id", "Store the run under this id instead of the one in the log.", { value: "ID" }),
     store: storeFlag,
     json: jsonFlag,
@@ -32,7 +34,14 @@ export const importCommand = defineCommand({
   run: (o) =>
     Effect.gen(function* () {
       // Checked whole before the store is even opened: a bad log never touches it.
-      const file = yield* openLog(o.file, { format: o.format, segment: Option.getOrUndefined(o.segment) })
+      const window = Option.getOrUndefined(o.window)
+      if (window !== undefined && window < 1)
+        return yield* badInput(`--window: expected iterations >= 1, got ${window}`)
+      const file = yield* openLog(o.file, {
+        format: o.format,
+        segment: Option.getOrUndefined(o.segment),
+        window,
+      })
       if (file.kind === "observed") {
         const checked = yield* checkObservedLog(o.file, file)
         yield* importRunId(checked, Option.getOrUndefined(o.runId))

@@ -18,7 +18,7 @@ import { EventStore } from "../../core/store/index.ts"
 import { defineCommand } from "../command.ts"
 import { badInput } from "../failure.ts"
 import { flag } from "../flags.ts"
-import { observedShowLines } from "../observed-report.ts"
+import { observedShowJson, observedShowLines } from "../observed-report.ts"
 import { jsonFlag, runArg, storeFlag } from "../options.ts"
 import { json, line, table } from "../output.ts"
 import { printCurves, printState, reportLines } from "../run-report.ts"
@@ -128,7 +128,7 @@ export const showCommand = defineCommand({
       if (observed) {
         if (limit !== undefined)
           return yield* badInput(`--at: run ${o.run} is an observed run: it has no steps of ours to stop at`)
-        if (o.json) return yield* json({ ...runReport(state), evaluations: observedEvals })
+        if (o.json) return yield* json(observedShowJson(state, observedEvals))
         return yield* line(observedShowLines(o.run, observed, state, observedEvals).join("\n"))
       }
       if (limit !== undefined && state.lastStep < limit) {

@@ -13,7 +13,7 @@ import { defineCommand } from "../command.ts"
 import { badInput, failedCheck } from "../failure.ts"
 import { arg, flag } from "../flags.ts"
 import { reportObservedVerify } from "../observed-report.ts"
-import { jsonFlag, logFormatFlag, segmentFlag, storeFlag } from "../options.ts"
+import { jsonFlag, logFormatFlag, segmentFlag, storeFlag, windowFlag } from "../options.ts"
 import { json, line, table } from "../output.ts"
 import { withStore } from "../store.ts"
 
@@ -96,6 +96,7 @@ export const verifyCommand = defineCommand({
     ),
     format: logFormatFlag,
     segment: segmentFlag,
+    window: windowFlag,
     store: storeFlag,
     json: jsonFlag,
   },
@@ -116,8 +117,15 @@ export const verifyCommand = defineCommand({
       const target = o.log.value
       const override = Option.isSome(o.spec) ? yield* loadScenario(o.spec.value) : undefined
       const isFile = isLogFileArgument(target)
+      const window = Option.getOrUndefined(o.window)
+      if (window !== undefined && (window < 1 || !isFile))
+        return yield* badInput(
+          window < 1
+            ? `--window: expected iterations >= 1, got ${window}`
+            : `--window: ${target} is a run in the store, whose window was set when it was imported (import --window N)`,
+        )
       const file = isFile
-        ? yield* openLog(target, { format: o.format, segment: Option.getOrUndefined(o.segment) })
+        ? yield* openLog(target, { format: o.format, segment: Option.getOrUndefined(o.segment), window })
         : undefined
       if (file?.kind === "observed")
         return yield* reportObservedVerify(

@@ -39,6 +39,23 @@ export type ObservedFormat = typeof ObservedFormatSchema.Type
 /** How the smoothed fields of a record summarise the iterations of its window. */
 export const WindowKindSchema = Schema.Literal("mean", "median", "latest", "interval", "none")
 
+/** Where in the source a value lies: its line, and its 0-based iteration when the row has one. */
+const PlaceSchema = Schema.Struct({ line: Int, iteration: Schema.optional(Int) })
+
+/** A key whose values the log wrote as NaN / Infinity (dropped from the events): how often, where. */
+export const NonFiniteSchema = Schema.Struct({
+  key: Schema.String,
+  /** Rows that held it non-finite. */
+  count: Int,
+  /** The first rows (at most NON_FINITE_PLACES), then the last. */
+  places: Schema.Array(PlaceSchema),
+  last: PlaceSchema,
+})
+export type NonFinite = typeof NonFiniteSchema.Type
+
+/** Rows listed per non-finite key (the count says how many there were). */
+export const NON_FINITE_PLACES = 10
+
 export const ObservedDescriptorSchema = Schema.Struct({
   format: ObservedFormatSchema,
   /** The tool and the kind of file, in words: "mmengine LoggerHook vis_data/scalars.json". */
@@ -76,6 +93,13 @@ export const ObservedDescriptorSchema = Schema.Struct({
   modalityField: Schema.optional(Schema.String),
   /** When the file holds several runs appended (detectron2): which one this is. */
   segment: Schema.optional(Schema.Struct({ index: Int, of: Int, firstLine: Int, lastLine: Int })),
+  /**
+   * MLPerf MLLOG: how many of the source's MLLOG lines the events carry (`mllog`), so that
+   * `export --format mllog` writes the original log back. Absent for runs imported before.
+   */
+  mllogLines: Schema.optional(Int),
+  /** Values the log wrote as NaN or infinite, which no event holds: per key, where. */
+  nonFinite: Schema.optional(Schema.Array(NonFiniteSchema)),
 })
 export type ObservedDescriptor = typeof ObservedDescriptorSchema.Type
 
@@ -90,7 +114,11 @@ export const ObservedAtSchema = Schema.Struct({
 })
 export type ObservedAt = typeof ObservedAtSchema.Type
 
-/** One logged training record: the iterations `first..last` (0-based, inclusive) it summarises. */
+/**
+ * One logged training record: the iterations `first..last` (0-based, inclusive) since the previous
+ * record (the logging interval). Its smoothed fields summarise the tool's window, which may be
+ * longer or shorter: `RunStarted.observed.window` says what it is, when the log lets anyone know.
+ */
 export const ObservedWindow = Schema.TaggedStruct("ObservedWindow", {
   first: Int,
   last: Int,
@@ -114,6 +142,12 @@ export const ObservedEval = Schema.TaggedStruct("ObservedEval", {
   at: ObservedAtSchema,
   line: Int,
   timeMs: Schema.optional(Finite),
+  /**
+   * MLPerf MLLOG: the source's lines as written (the JSON after `:::MLLOG `): this event's line,
+   * then the lines after it that gave no event (settings, init, cache_clear), and on the run's
+   * first event the lines before it too. A line that gives several events is on the first.
+   */
+  mllog: Schema.optional(Schema.Array(Schema.String)),
 })
 export type ObservedEval = typeof ObservedEval.Type
 
@@ -126,6 +160,12 @@ export const ObservedInterval = Schema.TaggedStruct("ObservedInterval", {
   value: Schema.optional(Schema.String),
   line: Int,
   timeMs: Schema.optional(Finite),
+  /**
+   * MLPerf MLLOG: the source's lines as written (the JSON after `:::MLLOG `): this event's line,
+   * then the lines after it that gave no event (settings, init, cache_clear), and on the run's
+   * first event the lines before it too. A line that gives several events is on the first.
+   */
+  mllog: Schema.optional(Schema.Array(Schema.String)),
 })
 export type ObservedInterval = typeof ObservedInterval.Type
 
@@ -136,6 +176,12 @@ export const ObservedStats = Schema.TaggedStruct("ObservedStats", {
   at: ObservedAtSchema,
   line: Int,
   timeMs: Schema.optional(Finite),
+  /**
+   * MLPerf MLLOG: the source's lines as written (the JSON after `:::MLLOG `): this event's line,
+   * then the lines after it that gave no event (settings, init, cache_clear), and on the run's
+   * first event the lines before it too. A line that gives several events is on the first.
+   */
+  mllog: Schema.optional(Schema.Array(Schema.String)),
 })
 export type ObservedStats = typeof ObservedStats.Type
 

@@ -162,8 +162,10 @@ export const makeObservedChecker = (
   let stats = 0
 
   // Windows: iterations, lr, modality.
-  const interval =
-    typeof d.settings.logging_period === "number" ? d.settings.logging_period : d.window.iterations
+  // The logging interval (detectron2's period, mmengine's interval), not the smoothing window;
+  // runs imported before it was a setting of its own kept it in window.iterations.
+  const setting = d.settings.logging_period ?? d.settings.logging_interval
+  const interval = typeof setting === "number" ? setting : d.window.iterations
   let prevLast: number | undefined
   let prevLine = 0
   let prevEpoch: number | undefined

@@ -202,11 +202,14 @@ describe("mmengine logs", () => {
   it("scalars.json: 1-based steps stored 0-based, the interval inferred, val rows as evaluations", async () => {
     const { started, events, report } = await observe(fixture("mmengine-petdino-scalars.json"), { spec })
     const d = started.observed!
+    // The logging interval is inferred; the window (LogProcessor's window_size) is not recorded.
     expect(d).toMatchObject({
       format: "mmengine",
-      window: { kind: "mean", iterations: 50 },
+      window: { kind: "mean" },
+      settings: { logging_interval: 50 },
       lines: { read: 42 },
     })
+    expect(d.window.iterations).toBeUndefined()
     expect(d.fields.memory).toMatch(/max_memory_allocated since the previous row, MiB/)
     expect(d.fields.lr).toMatch(/first param group/)
     expect(d.iterations).toMatch(/runner\.iter \+ 1 \(1-based\); stored 0-based/)

@@ -26,6 +26,7 @@ import {
   modeOf,
   parseJsonLine,
 } from "./lines.ts"
+import { type NonFiniteTally, nonFiniteTally, withNonFinite } from "./non-finite.ts"
 import type { Analyzer, Converter, Described, ObservedReader, ReadOptions } from "./observed-reader.ts"
 
 /** detectron2's evaluator result prefixes (flatten_results_dict of COCOEvaluator, SemSegEvaluator, ...). */
@@ -79,6 +80,7 @@ export interface Segment {
   readonly trainKeys: Set<string>
   readonly metrics: Set<string>
   evalRows: number
+  readonly nonFinite: NonFiniteTally
 }
 
 export interface Detectron2Analysis {
@@ -116,12 +118,14 @@ const analyzer = (file: string): Analyzer<Detectron2Analysis> => {
           trainKeys: new Set(),
           metrics: new Set(),
           evalRows: 0,
+          nonFinite: nonFiniteTally(),
         }
         segments.push(cur)
         lastTrain = undefined
       }
       cur.rows++
       cur.lastLine = l.line
+      for (const k of row.nonFinite) cur.nonFinite.add(k, { line: l.line, iteration: row.iteration })
       let train = false
       for (const [k, v] of Object.entries(row.rec)) {
         if (k === "iteration" || !(isFiniteNumber(v) || row.nonFinite.includes(k))) continue
@@ -223,6 +227,7 @@ const describe = (
       ...(a.segments.length > 1
         ? { segment: { index, of: a.segments.length, firstLine: seg.firstLine, lastLine: seg.lastLine } }
         : {}),
+      ...withNonFinite(seg.nonFinite.result()),
     }
     return {
       descriptor,

@@ -28,6 +28,7 @@ import type { EventEnvelope, StoredEvent } from "../../store/index.ts"
 import { decodeEvent, type RunEvent } from "../events.ts"
 import type { ObservedAt, ObservedEvent } from "../observed-events.ts"
 import { isFiniteNumber, isObject, type JsonObject, type Line, LogFileError, parseJsonLine } from "./lines.ts"
+import { nonFiniteLiteral, nonFiniteReason } from "./non-finite-literal.ts"
 import type { Analyzer, Converter, Described, ObservedReader } from "./observed-reader.ts"
 
 export const MLLOG_TOKEN = ":::MLLOG "
@@ -257,6 +258,10 @@ export const parseOurMllogLine = (
   const r = parseMllogLine(text, file, line)
   if (r === undefined || r instanceof LogFileError) return r
   if (!isOurs(r)) return undefined
+  // Our writer never writes NaN / Infinity: one in an envelope is named, not read as null.
+  const bad = nonFiniteLiteral(mllogJson(text) ?? "")
+  if (bad !== undefined && bad.path.startsWith("metadata.interleave"))
+    return new LogFileError({ file, line, field: bad.path, reason: nonFiniteReason(bad.literal) })
   return eventFromRecord(r.metadata.interleave, file, line)
 }
 

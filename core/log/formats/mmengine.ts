@@ -6,10 +6,17 @@
  * - train rows are written every `interval` iterations (LoggerHook, 50 in mmdet's default_runtime)
  *   and at the end of each epoch; `step` (and `iter`) is runner.iter + 1, so 1-based: stored as
  *   iteration `step - 1`. The older log.json counts `iter` within the epoch in epoch-based runs.
- * - losses, `time`, `data_time`, `grad_norm` are means over the last `window_size` iterations
- *   (LogProcessor; mmdet sets 50, the logging interval); we infer the interval from the step
- *   increments and take it as the window. `lr` is the optimizer's first param group's lr at the
- *   row's last iteration (set before the iteration); `base_lr` the optimizer's configured lr.
+ * - scalars.json: losses, `time`, `data_time`, `grad_norm` are means over the last `window_size`
+ *   iterations (LogProcessor, default 10; mmdet's default_runtime sets 50). The file does not
+ *   record it, and it is not the logging interval (a run may log every iteration with a window of
+ *   50): it comes from `--window N`, or from the config mmengine dumped next to the file
+ *   (`vis_data/config.py`, the work dir's `<name>.py`, the `<timestamp>.log` text log) when that
+ *   states `log_processor`; otherwise the descriptor says it is unknown. The logging interval
+ *   (from the step increments) is a setting of its own, `logging_interval`.
+ * - log.json (mmcv): means over the logging interval (TextLoggerHook averages log_buffer over
+ *   `interval`), inferred from the increments.
+ * - `lr` is the optimizer's first param group's lr at the row's last iteration (set before the
+ *   iteration); `base_lr` the optimizer's configured lr.
  * - `memory` is torch.cuda.max_memory_allocated since the previous row, in MiB (bytes // 2**20).
  * - validation rows reuse `step` for the epoch (runner.epoch) in epoch-based runs, so `step` is
  *   not monotonic over the file; they are told from train rows by their keys (no lr, no loss;
@@ -17,6 +24,8 @@
  * Neither records the modality of an iteration: only a trainer that logs a per-iteration
  * `modality` field (interval 1) can be checked against a schedule's pattern.
  */
+import { closeSync, openSync, readSync, statSync } from "node:fs"
+import { basename, dirname, join } from "node:path"
 import { Either } from "effect"
 import type { RunEvent } from "../events.ts"
 import type { ObservedAt } from "../observed-events.ts"
@@ -30,7 +39,8 @@ import {
   numericFields,
   parseJsonLine,
 } from "./lines.ts"
-import type { Analyzer, Converter, Described, ObservedReader } from "./observed-reader.ts"
+import { type NonFiniteTally, nonFiniteTally, withNonFinite } from "./non-finite.ts"
+import type { Analyzer, Converter, Described, ObservedReader, ReadOptions } from "./observed-reader.ts"
 
 type Variant = "scalars" | "legacy"
 
@@ -125,6 +135,7 @@ export interface MmengineAnalysis {
   readonly modalityRows: number
   readonly settings: Record<string, string | number | boolean>
   readonly expName: string | undefined
+  readonly nonFinite: NonFiniteTally
 }
 
 /** The 0-based last iteration of a train row. */
@@ -149,6 +160,7 @@ const analyzer = (file: string): Analyzer<MmengineAnalysis> => {
   let modalityRows = 0
   const settings: Record<string, string | number | boolean> = {}
   let expName: string | undefined
+  const nonFinite = nonFiniteTally()
   // Old format: per-epoch inner iteration resets, and the epoch length.
   let prevEpoch: number | undefined
   let prevCount: number | undefined
@@ -174,6 +186,13 @@ const analyzer = (file: string): Analyzer<MmengineAnalysis> => {
         return undefined
       }
       variant ??= "mode" in row.rec ? "legacy" : "scalars"
+      for (const k of row.nonFinite)
+        nonFinite.add(
+          k,
+          row.kind === "train" && variant === "scalars"
+            ? { line: l.line, iteration: row.count - 1 }
+            : { line: l.line },
+        )
       if (row.kind === "val") {
         val++
         for (const [k, v] of Object.entries(row.rec))
@@ -238,17 +257,116 @@ const analyzer = (file: string): Analyzer<MmengineAnalysis> => {
         modalityRows,
         settings,
         expName,
+        nonFinite,
       })
     },
   }
 }
 
-const describe = (a: MmengineAnalysis, file: string): Either.Either<Described, string> => {
+/** mmengine LogProcessor's default window_size. */
+export const MMENGINE_DEFAULT_WINDOW = 10
+
+/** Bytes of a companion file read (a dumped config is at the top of the text log). */
+const COMPANION_BYTES = 1 << 20
+
+const readHead = (file: string): string | undefined => {
+  try {
+    if (!statSync(file).isFile()) return undefined
+    const fd = openSync(file, "r")
+    try {
+      const buf = Buffer.alloc(Math.min(COMPANION_BYTES, statSync(file).size))
+      const n = readSync(fd, buf, 0, buf.length, 0)
+      return buf.subarray(0, n).toString("utf8")
+    } finally {
+      closeSync(fd)
+    }
+  } catch {
+    return undefined
+  }
+}
+
+export interface WindowSource {
+  readonly iterations: number
+  /** Where it came from, in words. */
+  readonly from: string
+}
+
+/**
+ * LogProcessor's window_size as a config states it: `log_processor = dict(..., window_size=N)`,
+ * or mmengine's default when a dumped config's `log_processor` sets none.
+ */
+export const windowOfConfig = (text: string): { iterations: number; stated: boolean } | undefined => {
+  const m = /(?:^|\n)\s*log_processor\s*=\s*dict\(([^)]*)\)/.exec(text)
+  if (m === null) return undefined
+  const w = /window_size\s*=\s*(\d+)/.exec(m[1] ?? "")
+  if (w === null) return { iterations: MMENGINE_DEFAULT_WINDOW, stated: false }
+  const n = Number(w[1])
+  return Number.isSafeInteger(n) && n >= 1 ? { iterations: n, stated: true } : undefined
+}
+
+/**
+ * The files mmengine writes next to `vis_data/scalars.json` that may state the window: the config
+ * LocalVisBackend saves (`vis_data/config.py`), the timestamp folder's text log
+ * (`<timestamp>/<timestamp>.log`, which prints the config), the config the runner dumps into
+ * the work dir (`<work_dir>/<name>.py`).
+ */
+export const companionFiles = (file: string): string[] => {
+  const dir = dirname(file)
+  const out = [join(dir, "config.py")]
+  if (basename(dir) === "vis_data") {
+    const stamp = dirname(dir)
+    const work = dirname(stamp)
+    out.push(join(stamp, `${basename(stamp)}.log`), join(work, `${basename(work)}.py`))
+  }
+  return out
+}
+
+/** The window a companion file states, and which file. */
+export const companionWindow = (file: string): WindowSource | undefined => {
+  for (const c of companionFiles(file)) {
+    const text = readHead(c)
+    if (text === undefined) continue
+    const w = windowOfConfig(text)
+    if (w !== undefined)
+      return {
+        iterations: w.iterations,
+        from: w.stated
+          ? `log_processor's window_size in ${c}`
+          : `${c}: its log_processor sets no window_size, so mmengine's default`,
+      }
+  }
+  return undefined
+}
+
+const every = (n: number): string => (n === 1 ? "every iteration" : `every ${n} iterations`)
+
+const UNKNOWN_WINDOW = "mmengine's logging window (window_size, default 10; not recorded in scalars.json)"
+
+const describe = (
+  a: MmengineAnalysis,
+  file: string,
+  options: ReadOptions,
+): Either.Either<Described, string> => {
   if (a.train + a.val === 0)
     return Either.left(`${file}: no mmengine log rows (${a.lines.total} lines, none a row)`)
   const legacy = a.variant === "legacy"
-  const n = a.interval
-  const win = n === undefined ? "the logging window" : `the last ${n} iterations`
+  if (legacy && options.window !== undefined)
+    return Either.left(
+      `--window: ${file} is an mmcv log.json, whose rows are means over the logging interval (every ${a.interval ?? "?"} iterations here); --window is for mmengine's scalars.json`,
+    )
+  // scalars.json: the window as the user or a companion config states it, never the interval.
+  const known: WindowSource | undefined = legacy
+    ? undefined
+    : options.window !== undefined
+      ? { iterations: options.window, from: "--window" }
+      : companionWindow(file)
+  const n = legacy ? a.interval : known?.iterations
+  const win =
+    n === undefined
+      ? legacy
+        ? "the logging window"
+        : UNKNOWN_WINDOW
+      : `the last ${n} iterations${known ? ` (window_size ${n}, ${known.from})` : ""}`
   const fields: Record<string, string> = {}
   for (const k of a.trainKeys) {
     if (k === "step" || k === "iter" || k === "epoch") continue
@@ -294,6 +412,7 @@ const describe = (a: MmengineAnalysis, file: string): Either.Either<Described, s
     )
   const settings = { ...a.settings }
   if (a.itersPerEpoch !== undefined) settings.iterations_per_epoch = a.itersPerEpoch
+  if (a.interval !== undefined) settings.logging_interval = a.interval
   return Either.right({
     descriptor: {
       format: legacy ? "mmengine-log-json" : "mmengine",
@@ -307,16 +426,20 @@ const describe = (a: MmengineAnalysis, file: string): Either.Either<Described, s
       window: {
         kind: "mean",
         ...(n === undefined ? {} : { iterations: n }),
-        description:
-          n === undefined
+        description: legacy
+          ? n === undefined
             ? "losses and times are means over the logging window (one row: its length is unknown)"
-            : `losses and times are means over the last ${n} iterations: the logging interval inferred from the step increments, taken as LogProcessor's window_size (mmdet's default_runtime sets both to 50)`,
+            : `losses and times are means over the last ${n} iterations: mmcv's TextLoggerHook averages over its logging interval, inferred from the step increments`
+          : known === undefined
+            ? `losses and times are means over ${UNKNOWN_WINDOW}; give --window N when you know it${a.interval === undefined ? "" : ` (rows come ${every(a.interval)}: the logging interval, not the window)`}`
+            : `losses and times are means over the last ${known.iterations} iterations (window_size ${known.iterations}, ${known.from})${a.interval === undefined ? "" : `; rows come ${every(a.interval)}`}`,
       },
       fields,
       carries,
       lacks,
       settings,
       ...(a.modalityRows > 0 ? { modalityField: "modality" } : {}),
+      ...withNonFinite(a.nonFinite.result()),
     },
     name: a.expName ?? "mmengine",
     startedAt: 0,
@@ -378,6 +501,6 @@ const converter = (a: MmengineAnalysis, file: string): Converter => {
 export const mmengineReader: ObservedReader<MmengineAnalysis> = {
   format: "mmengine",
   analyzer,
-  describe: (a, file) => describe(a, file),
+  describe: (a, file, options) => describe(a, file, options),
   converter: (a, file) => converter(a, file),
 }

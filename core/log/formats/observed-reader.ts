@@ -29,6 +29,11 @@ export interface Converter {
 export interface ReadOptions {
   /** Which of several runs appended to one file (1-based), for formats that append. */
   readonly segment?: number | undefined
+  /**
+   * Iterations each smoothed value is a mean over, as the user knows it (`--window N`), for logs
+   * that do not record it (mmengine's scalars.json: LogProcessor's window_size).
+   */
+  readonly window?: number | undefined
 }
 
 /** What a format says about the whole run, from its analysis. */

@@ -43,6 +43,8 @@ export interface OpenOptions {
   readonly format?: LogFormatChoice | undefined
   /** For detectron2 files that hold several runs appended: which one (1-based). */
   readonly segment?: number | undefined
+  /** For mmengine's scalars.json: LogProcessor's window_size, which the file does not record. */
+  readonly window?: number | undefined
 }
 
 /** Known log file extensions: an argument ending so is a file, never a run id. */
@@ -130,6 +132,12 @@ export const openLog = (file: string, options: OpenOptions = {}): Effect.Effect<
           message: `--segment: only detectron2 metrics.json files hold several runs; ${file} is read as ${FORMAT_WORDS[format]}`,
         }),
       )
+    if (options.window !== undefined && format !== "mmengine")
+      return yield* Effect.fail(
+        new InputError({
+          message: `--window: only mmengine's scalars.json leaves its smoothing window unrecorded; ${file} is read as ${FORMAT_WORDS[format]}`,
+        }),
+      )
     switch (format) {
       case "jsonl":
         return yield* ours(recorded(file, "jsonl", parseJsonlLine))
@@ -137,7 +145,7 @@ export const openLog = (file: string, options: OpenOptions = {}): Effect.Effect<
         if (s.kind !== "mllog") return yield* ours(recorded(file, "mllog", parseOurMllogLine))
         return { kind: "observed", format: "mllog", ...(yield* readObserved(file, mlperfReader)) }
       case "mmengine": {
-        const o = yield* readObserved(file, mmengineReader)
+        const o = yield* readObserved(file, mmengineReader, { window: options.window })
         return { kind: "observed", format: o.started.observed?.format ?? "mmengine", ...o }
       }
       case "detectron2":
