@@ -119,7 +119,10 @@ export const StepCompleted = Schema.TaggedStruct("StepCompleted", {
   update: Schema.Boolean,
   lr: Numbers,
   losses: Numbers,
-  durationMs: Finite,
+  /** How long the step took: a duration, never negative. */
+  durationMs: Finite.pipe(
+    Schema.nonNegative({ message: (i) => `expected a duration in ms (>= 0), got ${String(i.actual)}` }),
+  ),
   samples: Int,
   memory: MemorySampleSchema,
 })
