@@ -57,6 +57,7 @@ export const collectRun = (runId: string, warmupSteps: number) =>
                 modality: e.modality,
                 durationMs: e.durationMs,
                 loss: e.losses.total ?? Number.NaN,
+                lossTerms: Object.fromEntries(Object.entries(e.losses).filter(([k]) => k !== "total")),
                 samples: e.samples,
                 phase: e.phase,
                 cycle: e.cycle,

@@ -53,12 +53,19 @@ export const StepSeries = Schema.Struct({
   loss: Schema.Array(NumberJson),
   durationMs: Schema.Array(Schema.Finite),
   sourceSteps: NonNegInt,
+  /**
+   * The loss's terms at each step, by name (`cls`, `box`, `align`, ...; `total` is `loss`), NaN
+   * where a step has no such term: a chart can then plot a term that means the same in every run
+   * (a tfjs visual step's total gains `align` once a text step has run). Absent in older files.
+   */
+  lossTerms: Schema.optional(Schema.Record({ key: Schema.String, value: Schema.Array(NumberJson) })),
 }).pipe(
   Schema.filter((s) => {
     const n = s.step.length
     return (
-      [s.modality, s.memBytes, s.loss, s.durationMs].every((a) => a.length === n) ||
-      "step, modality, memBytes, loss and durationMs must have the same length"
+      [s.modality, s.memBytes, s.loss, s.durationMs, ...Object.values(s.lossTerms ?? {})].every(
+        (a) => a.length === n,
+      ) || "step, modality, memBytes, loss, durationMs and lossTerms must have the same length"
     )
   }),
 )
@@ -214,6 +221,8 @@ export interface MeasuredStep {
   readonly samples: number
   readonly phase?: string | undefined
   readonly cycle?: number | undefined
+  /** The step's loss terms other than `total` (the adapter's `losses`), when recorded. */
+  readonly lossTerms?: Readonly<Record<string, number>> | undefined
 }
 
 /**
@@ -255,6 +264,18 @@ export const downsampleSeries = (records: ReadonlyArray<MeasuredStep>, maxPoints
     loss: kept.map((r) => r.loss),
     durationMs: kept.map((r) => r.durationMs),
     sourceSteps: ordered.length,
+    ...lossTermsOf(kept),
+  }
+}
+
+/** The records' loss terms as parallel arrays (NaN where a step lacks a term); none when unrecorded. */
+const lossTermsOf = (
+  kept: ReadonlyArray<MeasuredStep>,
+): { lossTerms?: Record<string, ReadonlyArray<number>> } => {
+  const names = [...new Set(kept.flatMap((r) => Object.keys(r.lossTerms ?? {})))]
+  if (names.length === 0) return {}
+  return {
+    lossTerms: Object.fromEntries(names.map((k) => [k, kept.map((r) => r.lossTerms?.[k] ?? Number.NaN)])),
   }
 }
 
