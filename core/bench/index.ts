@@ -6,6 +6,16 @@ export * from "./memory-figure.ts"
 export * from "./memory-fluctuation.ts"
 export * from "./micro.ts"
 export * from "./noise.ts"
+export {
+  type ChartId,
+  type ChartSpec,
+  chartSpecs,
+  clockWords,
+  renderChartSvg,
+  type SweepClock,
+  sweepClock,
+} from "./report/charts.ts"
+export { escapeHtml, REPORT_STYLE, renderHtml, renderReportBody } from "./report/html.ts"
 export * from "./report/sparkline.ts"
 export * from "./report/tables.ts"
 export * from "./report/write.ts"

@@ -29,7 +29,7 @@ import { formatBytes, formatNumber, formatPercent } from "../../core/common/form
 const FIXTURE = join(import.meta.dirname, "..", "fixtures", "sweep-results.json")
 const FIXTURE_V1 = join(import.meta.dirname, "..", "fixtures", "sweep-results-v1.json")
 const fixture: SweepResults = Either.getOrThrow(parseSweepResults(readFileSync(FIXTURE, "utf8"), FIXTURE))
-const CHART_IDS = ["throughput", "latency", "memory", "loss"] as const
+const CHART_IDS = ["throughput", "latency", "p99", "memory", "loss"] as const
 
 const MiB = 1024 * 1024
 /** An 8:1 run: visual steps 900 MiB + small growth, text steps 400 MiB. */
@@ -147,7 +147,7 @@ describe("markdown report", () => {
     expect(md).toContain("Example CPU @ 2.0GHz, 2 cores, 8.00 GiB RAM, linux-x64, Node v20.20.2")
     for (const title of [
       "Configurations and throughput",
-      "Step latency per modality (ms per step; simulated for sim configs)",
+      "Step latency per modality (ms per step, simulated for sim configs, measured for the others)",
       "Memory fluctuation (bytes of each config's memory figure)",
     ]) {
       const rows = rowsOf(title)
@@ -168,9 +168,11 @@ describe("markdown report", () => {
     expect(memoryRow).toMatch(
       /^\| 8:1 b4\/8 sim \| in-step peak, simulated \(sim cost model\) \| 942 MiB \| 421 MiB \| 522 MiB \| 17\.9% \| 1\.03× \| 512 MiB \| 521 MiB \| 5 \|$/,
     )
-    expect(rowsOf("Step latency per modality (ms per step; simulated for sim configs)")[4]).toContain(
-      "| 31 | 89.0 ms ±1.0% | 88.9 ms | 92.8 ms | 4 | 41.2 ms ±4.0%! |",
-    )
+    expect(
+      rowsOf(
+        "Step latency per modality (ms per step, simulated for sim configs, measured for the others)",
+      )[4],
+    ).toContain("| 31 | 89.0 ms ±1.0% | 88.9 ms | 92.8 ms | 4 | 41.2 ms ±4.0%! |")
     expect(rowsOf("Configurations and throughput")[4]).toContain("| 36 | 1 | measured | 3,010 ms |")
   })
 
@@ -308,7 +310,7 @@ describe("HTML report", () => {
             }
           }),
         )
-        expect(charts.map((c) => c.id)).toEqual(["throughput", "latency", "memory", "loss"])
+        expect(charts.map((c) => c.id)).toEqual([...CHART_IDS])
         for (const c of charts) {
           expect(c.width, c.id!).toBeGreaterThan(100)
           expect(c.height, c.id!).toBeGreaterThan(100)
@@ -318,11 +320,12 @@ describe("HTML report", () => {
         const byId = Object.fromEntries(charts.map((c) => [c.id, c]))
         // One point per config on the throughput chart, one bar per (config, modality) on latency.
         expect(byId.throughput!.symbols).toBe(fixture.configs.length)
-        expect(byId.latency!.rects).toBe(fixture.configs.length * 2)
-        // A point per step in every config's memory panel.
-        const seriesPoints = fixture.configs.reduce((n, c) => n + c.series.step.length, 0)
-        expect(byId.memory!.symbols).toBe(seriesPoints)
-        expect(byId.memory!.lines).toBe(fixture.configs.length)
+        const stats = fixture.configs.flatMap((c) => [c.latency.visual, c.latency.text].filter(Boolean))
+        expect(byId.latency!.symbols).toBe(stats.length)
+        expect(byId.p99!.symbols).toBe(stats.length)
+        // Every config's memory panel has its bands (an area and two lines per modality it ran).
+        const modalities = fixture.configs.reduce((n, c) => n + new Set(c.series.modality).size, 0)
+        expect(byId.memory!.lines).toBe(2 * modalities)
 
         const tableRows = await page.$$eval("table[data-table] tbody tr", (rows) => rows.length)
         expect(tableRows).toBe(3 * fixture.configs.length)
@@ -423,7 +426,7 @@ describe("aborted configurations read aborted, never 0 (item 6)", () => {
     expect(row.slice(2).every((x) => x === "—")).toBe(true)
     const md = renderMarkdown(r)
     expect(md).toContain(
-      "| 16:1 b16/8 sim a100-40g trex2-swin-t | 16:1 | 16/8 | sim | a100-40g | aborted (OOM) | 0 | 0 | simulated | — | aborted | aborted |",
+      "| 16:1 b16/8 sim a100-40g trex2-swin-t | 16:1 | 16/8 | a100-40g | aborted (OOM) | 0 | 0 | — | aborted | aborted |",
     )
     expect(md).not.toMatch(/a100-40g trex2-swin-t \|[^\n]*\| 0 \| 0 \|$/m)
     expect(findingLines(r)).toContain(
@@ -437,29 +440,38 @@ describe("throughput chart keyed by target (item 4)", () => {
     const r = twoTargets()
     const { spec } = throughputChart(r)
     const values = (spec.data as { values: Array<Record<string, unknown>> }).values
-    const seriesOf = (id: string) => values.find((v) => v.config === id)!.series
-    expect(seriesOf("sim-h100-sxm-trex2-swin-t-8x1-b16x8")).toBe("sim h100-sxm trex2-swin-t b16/8")
-    expect(seriesOf("sim-a100-40g-trex2-swin-t-0x1-b16x8")).toBe("sim a100-40g trex2-swin-t b16/8")
-    expect(new Set(values.map((v) => v.series)).size).toBe(2)
+    const of = (id: string) => values.find((v) => v.id === id)!
+    expect(of("sim-h100-sxm-trex2-swin-t-8x1-b16x8")).toMatchObject({
+      target: "sim h100-sxm trex2-swin-t",
+      batch: "b16/8",
+    })
+    expect(of("sim-a100-40g-trex2-swin-t-0x1-b16x8").target).toBe("sim a100-40g trex2-swin-t")
+    expect(new Set(values.map((v) => v.target)).size).toBe(2)
     // Aborted: no value (a gap in the line), the reason as a label; nothing plotted at 0.
     const aborted = values.filter((v) => v.aborted !== null)
     expect(aborted).toHaveLength(4)
     expect(aborted.every((v) => v.samplesPerSec === null && v.aborted === "OOM")).toBe(true)
     expect(values.some((v) => v.samplesPerSec === 0)).toBe(false)
-    const x = (spec as { layer: Array<{ encoding: { x: { sort: string[] } } }> }).layer[0]!.encoding.x
+    const x = (spec as { spec: { layer: Array<{ encoding: { x: { sort: string[] } } }> } }).spec.layer[0]!
+      .encoding.x
     expect(x.sort).toEqual(["text-only", "1:1", "8:1", "16:1", "visual-only"])
   })
 
   it("the SVG draws a point per completed config and an OOM label per aborted one", async () => {
     const r = twoTargets()
     const svg = await renderChartSvg(throughputChart(r).spec)
-    const symbols = svg.split('class="mark-symbol role-mark')[1]!.split("</g>")[0]!
-    expect(symbols.match(/<path/g)).toHaveLength(6)
-    const texts = svg.split('class="mark-text role-mark')[1]!.split("</g>")[0]!
-    expect(texts.match(/>OOM</g)).toHaveLength(4)
+    // A panel per target: count the marks of every panel.
+    const groups = (cls: string) =>
+      svg
+        .split(`class="${cls} role-mark`)
+        .slice(1)
+        .map((g) => g.split("</g>")[0]!)
+        .join("")
+    expect(groups("mark-symbol").match(/<path/g)).toHaveLength(6)
+    expect(groups("mark-text").match(/>OOM</g)).toHaveLength(4)
     const html = await renderHtml(r)
     const figure = html.split('data-chart="throughput"')[1]!.split("</figure>")[0]!
-    expect(figure).toContain("they are not 0")
+    expect(figure).toContain("it is not 0")
     expect(figure).toContain(">OOM<")
   })
 })

@@ -25,7 +25,9 @@ export const renderMarkdown = (results: SweepResults, notes: ReadonlyArray<strin
     "",
   ]
   if (results.configs.length === 0) lines.push("No configurations were run.", "")
-  else for (const t of reportTables(results)) lines.push(`## ${t.title}`, "", markdownTable(t), "")
+  else
+    for (const t of reportTables(results))
+      lines.push(`## ${t.title}`, "", ...(t.note ? [t.note, ""] : []), markdownTable(t), "")
   const found = findingLines(results)
   if (found.length > 0) {
     lines.push("## Aborted configurations, noisy numbers and notes", "")

@@ -39,6 +39,8 @@ export interface Column {
 export interface Table {
   readonly id: string
   readonly title: string
+  /** A sentence under the title: what every row shares (a column left out because it would repeat). */
+  readonly note?: string | undefined
   readonly columns: ReadonlyArray<Column>
   readonly rows: ReadonlyArray<ReadonlyArray<string>>
 }
@@ -102,46 +104,77 @@ const machineColumn = (results: SweepResults): Column[] => (hasWorkers(results) 
 const machineCell = (results: SweepResults, c: ConfigResult): string[] =>
   hasWorkers(results) ? [machineText(c)] : []
 
-export const throughputTable = (results: SweepResults): Table => ({
-  id: "throughput",
-  title: "Configurations and throughput",
-  columns: [
-    left("Config"),
-    ...machineColumn(results),
-    right("Ratio V:T"),
-    right("Batch V/T"),
-    left("Adapter"),
-    left("Hardware"),
-    left("Status"),
-    right("Measured steps"),
-    right("Failed steps"),
-    left("Clock"),
-    right("Total step time"),
-    right("Steps/s"),
-    right("Samples/s"),
-  ],
-  rows: results.configs.map((c) => [
-    c.label,
-    ...machineCell(results, c),
-    ratioLabel(c.ratio),
-    `${c.batch.visual}/${c.batch.text}`,
-    adapterLabel(c),
-    c.hardware ?? MISSING,
-    c.aborted ? `aborted (${abortShort(c.aborted)})` : "completed",
-    groupThousands(c.steps),
-    String(c.failedSteps),
-    clock(c),
-    gone(c) ? MISSING : formatMs(c.durationMs),
-    gone(c) ? ABORTED : formatNumber(c.throughput.stepsPerSec),
-    gone(c) ? ABORTED : formatNumber(c.throughput.samplesPerSec),
-  ]),
-})
+/**
+ * The configurations with their throughput. The Clock column (simulated or measured) is there only
+ * when the sweep has both; otherwise the title says which, and the table is narrower.
+ */
+export const throughputTable = (results: SweepResults): Table => {
+  const clocks = new Set(results.configs.map(clock))
+  const one = clocks.size === 1 ? [...clocks][0] : undefined
+  // Adapter and hardware repeat on every row of a one-target sweep: said once, above the table.
+  const hardware = (c: ConfigResult) => c.hardware ?? MISSING
+  const shared = (f: (c: ConfigResult) => string) => {
+    const all = new Set(results.configs.map(f))
+    return results.configs.length > 1 && all.size === 1 ? [...all][0] : undefined
+  }
+  const sameAdapter = shared(adapterLabel)
+  const sameHardware = shared(hardware)
+  const same = [
+    ...(sameAdapter ? [`adapter ${sameAdapter}`] : []),
+    ...(sameHardware ? [`hardware ${sameHardware}`] : []),
+  ]
+  return {
+    id: "throughput",
+    title: one ? `Configurations and throughput (${one})` : "Configurations and throughput",
+    note: same.length > 0 ? `Every configuration: ${same.join("; ")}.` : undefined,
+    columns: [
+      left("Config"),
+      ...machineColumn(results),
+      right("Ratio V:T"),
+      right("Batch V/T"),
+      ...(sameAdapter ? [] : [left("Adapter")]),
+      ...(sameHardware ? [] : [left("Hardware")]),
+      left("Status"),
+      right("Measured steps"),
+      right("Failed steps"),
+      ...(one ? [] : [left("Clock")]),
+      right("Total step time"),
+      right("Steps/s"),
+      right("Samples/s"),
+    ],
+    rows: results.configs.map((c) => [
+      c.label,
+      ...machineCell(results, c),
+      ratioLabel(c.ratio),
+      `${c.batch.visual}/${c.batch.text}`,
+      ...(sameAdapter ? [] : [adapterLabel(c)]),
+      ...(sameHardware ? [] : [hardware(c)]),
+      c.aborted ? `aborted (${abortShort(c.aborted)})` : "completed",
+      groupThousands(c.steps),
+      String(c.failedSteps),
+      ...(one ? [] : [clock(c)]),
+      gone(c) ? MISSING : formatMs(c.durationMs),
+      gone(c) ? ABORTED : formatNumber(c.throughput.stepsPerSec),
+      gone(c) ? ABORTED : formatNumber(c.throughput.samplesPerSec),
+    ]),
+  }
+}
 
 const pctl = (s: Statistics | undefined, q: "p50" | "p99"): string => (s ? formatMs(s[q]) : MISSING)
 
+/** Whether the sweep's numbers are simulated, measured, or both, in a heading's words. */
+const clockOfSweep = (results: SweepResults): string => {
+  const sim = results.configs.filter(isSimulated).length
+  return sim === 0
+    ? "measured"
+    : sim === results.configs.length
+      ? "simulated"
+      : "simulated for sim configs, measured for the others"
+}
+
 export const latencyTable = (results: SweepResults): Table => ({
   id: "latency",
-  title: "Step latency per modality (ms per step; simulated for sim configs)",
+  title: `Step latency per modality (ms per step, ${clockOfSweep(results)})`,
   columns: [
     left("Config"),
     ...machineColumn(results),
