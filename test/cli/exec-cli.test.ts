@@ -6,7 +6,7 @@
  * trainers that cannot start (bad input, exit 2, one line), and a log written by a loop the
  * trainer owns (Recorder) that verifies, and fails at the step where one text step was moved.
  */
-import { spawnSync } from "node:child_process"
+import { type ChildProcess, spawnSync } from "node:child_process"
 import { chmodSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import Database from "better-sqlite3"
@@ -14,6 +14,7 @@ import { afterAll, describe, expect, it } from "vitest"
 import { runCli, scenario, spawnCli, tempDir, writeJson } from "../support/cli-helpers.ts"
 import { cliInProcess } from "../support/cli-inprocess.ts"
 import { alive, PYTHON, pythonTestsRun, ROOT, running, torchTestsRun } from "../support/exec-support.ts"
+import { timeoutFor, waitUntil } from "../support/timeouts.ts"
 
 const dir = tempDir("interleave-exec-cli-")
 afterAll(() => rmSync(dir, { recursive: true, force: true }))
@@ -36,30 +37,50 @@ const exported = async (run: string): Promise<Exported[]> => {
 const stepsOf = (log: Exported[]) =>
   log.filter((e) => e.type === "StepCompleted").map((e) => [e.data.step, e.data.losses] as const)
 
-/** Polls the store until `run` has `n` StepCompleted events; returns its RunStarted. */
-const waitForSteps = async (run: string, n: number) => {
-  for (let i = 0; i < 1200; i++) {
-    await new Promise((r) => setTimeout(r, 50))
-    try {
-      const db = new Database(store, { readonly: true, fileMustExist: true })
-      const rows = db
-        .prepare("SELECT type, data FROM events WHERE stream = ? ORDER BY position")
-        .all(run) as Array<{ type: string; data: string }>
-      db.close()
-      if (rows.filter((r) => r.type === "StepCompleted").length >= n)
-        return JSON.parse(rows[0]!.data) as { adapter: { info: Record<string, string> } }
-    } catch {
-      // Not there yet.
-    }
-  }
-  throw new Error(`run ${run} never reached ${n} steps`)
-}
+/**
+ * Polls the store until `run` has `n` StepCompleted events; returns its RunStarted. No deadline of
+ * its own (the test's timeout is one); fails once `child`, the run's process, has exited.
+ */
+const waitForSteps = (run: string, n: number, child: ChildProcess) =>
+  waitUntil(
+    `run ${run} never reached ${n} steps`,
+    () => {
+      try {
+        const db = new Database(store, { readonly: true, fileMustExist: true })
+        const rows = db
+          .prepare("SELECT type, data FROM events WHERE stream = ? ORDER BY position")
+          .all(run) as Array<{ type: string; data: string }>
+        db.close()
+        if (rows.filter((r) => r.type === "StepCompleted").length >= n)
+          return JSON.parse(rows[0]!.data) as { adapter: { info: Record<string, string> } }
+      } catch {
+        // Not there yet.
+      }
+      return undefined
+    },
+    {
+      stopped: () =>
+        child.exitCode === null && child.signalCode === null ? undefined : "its process exited",
+    },
+  )
 
-/** Waits until an orphaned trainer (its interleave was killed) has stopped running. */
+/**
+ * Waits until an orphaned trainer (its interleave was killed) has stopped running: one that never
+ * does fails the test at its timeout.
+ */
 const waitGone = async (pid: number) => {
-  for (let i = 0; i < 200 && running(pid); i++) await new Promise((r) => setTimeout(r, 50))
+  await waitUntil(`trainer ${pid} still running`, () => (running(pid) ? undefined : true))
   return !running(pid)
 }
+
+// Timeouts sized from the tests' work: starts of the binary, trainers, steps (support/timeouts.ts).
+// The PyTorch tests get their largest: SIGKILL then resume, which starts run, resume and replay
+// (each a trainer), verify and export, for 45 + 45 + 90 PyTorch steps.
+const TORCH = timeoutFor({ starts: 5, trainers: 3, torchSteps: 180 })
+// Ctrl-C: run and resume (small trainers without torch), two exports; 60 steps.
+const SIGINT = timeoutFor({ starts: 4, pySteps: 100 })
+// The recorder loop (Python, 120 steps), then five starts of the binary.
+const RECORDER = timeoutFor({ starts: 5, trainers: 1, pySteps: 120 })
 
 /** Small batches: steps of a few ms, so that the kill tests are quick. */
 const small = () =>
@@ -80,7 +101,7 @@ const small = () =>
 
 const torch = torchTestsRun("exec CLI tests with the PyTorch reference trainer")
 
-describe.runIf(torch)("--adapter pytorch", () => {
+describe.runIf(torch)("--adapter pytorch", { timeout: TORCH }, () => {
   // The 450-step run of issue 13's done-when, with its learning bound, is in test/acceptance.
   it("runs trex2-joint-8to1 for 100 steps: verify --log passes; options, trainer and checkpoints recorded", async () => {
     const r = await cli([
@@ -119,14 +140,14 @@ describe.runIf(torch)("--adapter pytorch", () => {
     expect(log.filter((e) => e.type === "Checkpointed").map((e) => e.data.step)).toEqual([39, 79])
     expect(log.filter((e) => e.type === "EvalCompleted").map((e) => e.data.step)).toEqual([49, 99])
     expect(alive(Number(started.adapter.info.pid))).toBe(false)
-  }, 240_000)
+  })
 
   it("SIGKILL of interleave mid-run, then resume: every step once, and it replays exactly (as an uninterrupted run)", async () => {
     const spec = small()
     const flags = ["--adapter", "pytorch", "--checkpoint-every", "20", "--eval-every", "30"]
     const child = spawnCli(["run", spec, ...flags, "--run-id", "killed", "--store", store])
     const exited = new Promise<void>((r) => child.on("exit", () => r()))
-    const started = await waitForSteps("killed", 45)
+    const started = await waitForSteps("killed", 45, child)
     child.kill("SIGKILL")
     await exited
     // The trainer sees end of input on stdin and exits by itself.
@@ -145,7 +166,7 @@ describe.runIf(torch)("--adapter pytorch", () => {
     expect(replay.code, replay.stderr).toBe(0)
     expect(replay.stdout).toContain("replay matches the log")
     expect(replay.stdout).toContain("losses and evaluations compared exactly")
-  }, 180_000)
+  })
 
   it("SIGKILL of the trainer child mid-run: a StepFailed adapter-error naming the signal; resume completes", async () => {
     const child = spawnCli([
@@ -163,7 +184,7 @@ describe.runIf(torch)("--adapter pytorch", () => {
       stderr += d
     })
     const code = new Promise<number | null>((r) => child.on("exit", (c) => r(c)))
-    const started = await waitForSteps("child-killed", 20)
+    const started = await waitForSteps("child-killed", 20, child)
     const pid = Number(started.adapter.info.pid)
     process.kill(pid, "SIGKILL")
     expect(await code).toBe(1)
@@ -183,6 +204,7 @@ describe.runIf(torch)("--adapter pytorch", () => {
 
 describe.runIf(pythonTestsRun("exec CLI tests with Python trainers"))(
   "Ctrl-C while the trainer is mid-step",
+  { timeout: SIGINT },
   () => {
     it("exits 130, ends the trainer, and the run resumes to completion", async () => {
       const spec = writeJson(dir, "sigint.json", {
@@ -194,11 +216,19 @@ describe.runIf(pythonTestsRun("exec CLI tests with Python trainers"))(
       const raw = join(ROOT, "python", "tests", "raw_trainer.py")
       const cmd = `${PYTHON} ${raw} --stateless --hang-at 40 --once ${join(dir, "hung-once")}`
       const args = ["run", spec, "--adapter", "exec", "--cmd", cmd, "--run-id", "sigint", "--store", store]
-      const child = spawnCli(args)
+      // The trainer's stderr echoed (not quiet): it says when it hangs.
+      const child = spawnCli(args, { env: { INTERLEAVE_TRAINER_STDERR: undefined } })
+      let stderr = ""
+      child.stderr.on("data", (d) => {
+        stderr += d
+      })
       const code = new Promise<number | null>((r) => child.on("exit", (c) => r(c)))
       // Steps 0-39 take microseconds; step 40 hangs. The engine appends what it did on the signal.
-      const started = await waitForSteps("sigint", 0)
-      await new Promise((r) => setTimeout(r, 1500))
+      const started = await waitForSteps("sigint", 0, child)
+      // Mid-step: signalled once the trainer says it hangs in step 40, however long that took.
+      await waitUntil("the trainer never reached step 40", () =>
+        stderr.includes("hanging at step 40") ? true : undefined,
+      )
       child.kill("SIGINT")
       expect(await code).toBe(130)
       expect(alive(Number(started.adapter.info.pid))).toBe(false)
@@ -256,6 +286,7 @@ describe.runIf(pythonTestsRun("exec CLI tests with Python trainers"))(
 
 describe.runIf(pythonTestsRun("Recorder log tests"))(
   "a log written by a loop the trainer owns (Recorder)",
+  { timeout: RECORDER },
   () => {
     it("imports and verifies; with one text step moved it fails verify at that step", async () => {
       const log = join(dir, "recorded.jsonl")

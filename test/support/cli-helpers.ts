@@ -30,8 +30,15 @@ export const runCli = (
   })
 
 /** Starts the binary and returns the child, for kill tests. */
-export const spawnCli = (args: ReadonlyArray<string>, opts: { cwd?: string } = {}) =>
-  spawn(process.execPath, [BIN, ...args], { cwd: opts.cwd ?? ROOT, stdio: ["ignore", "pipe", "pipe"] })
+export const spawnCli = (
+  args: ReadonlyArray<string>,
+  opts: { cwd?: string; env?: Record<string, string | undefined> } = {},
+) =>
+  spawn(process.execPath, [BIN, ...args], {
+    cwd: opts.cwd ?? ROOT,
+    env: { ...process.env, ...opts.env },
+    stdio: ["ignore", "pipe", "pipe"],
+  })
 
 export const tempDir = (prefix = "interleave-test-") => mkdtempSync(join(tmpdir(), prefix))
 
