@@ -8,6 +8,8 @@
  *
  * evaluate (synthetic): metric "sim-gap-closed", per modality the noise-free fraction of the loss
  * gap (initial - final) closed after the most recent `step` call of this session (0 before any).
+ * With the option `quality: "synthetic-recall"`, evaluate gives the synthetic quality model's
+ * per-modality recall instead (synthetic-quality.ts; what ratio studies use).
  */
 import { Effect, Layer } from "effect"
 import { looksLikePath } from "../../core/common/index.ts"
@@ -46,6 +48,7 @@ import {
   visualUpdatesBefore,
 } from "./progress.ts"
 import { type CompiledCurve, compileCurve, gapClosed, lossesAt, progressOf } from "./synthetic-loss.ts"
+import { makeQualityTracker, SYNTHETIC_QUALITY, SYNTHETIC_QUALITY_NOTE } from "./synthetic-quality.ts"
 
 export const DEFAULT_HARDWARE = "h100-sxm"
 /** The T-Rex2-sized profile: the quick start's numbers look like a T-Rex2 step (trex2-tiny is for CI-speed tests). */
@@ -269,7 +272,9 @@ const simInfo = (
   return info
 }
 
-const KNOWN_OPTIONS = ["hardware", "model", "hardwareHash", "modelHash"] as const
+const KNOWN_OPTIONS = ["hardware", "model", "hardwareHash", "modelHash", "quality"] as const
+/** Values of the `quality` option: the evaluation the session gives. */
+export const SIM_QUALITY_MODELS = ["sim-gap-closed", SYNTHETIC_QUALITY.metric] as const
 
 const stringOption = (
   options: Readonly<Record<string, unknown>>,
@@ -319,6 +324,12 @@ export const SimAdapter: TrainingAdapterShape = {
       const model = yield* loadModelProfile(modelName)
       yield* checkHash("hardware", hw.file, yield* stringOption(options, "hardwareHash"), hw.hash)
       yield* checkHash("model", model.file, yield* stringOption(options, "modelHash"), model.hash)
+      const quality = yield* stringOption(options, "quality")
+      if (quality !== undefined && !(SIM_QUALITY_MODELS as ReadonlyArray<string>).includes(quality))
+        return yield* new AdapterUnavailable({
+          message: `sim option quality: must be one of ${SIM_QUALITY_MODELS.join(", ")}, got ${JSON.stringify(quality)}`,
+        })
+      const tracker = quality === SYNTHETIC_QUALITY.metric ? makeQualityTracker(spec) : undefined
 
       const ctx = makeSimContext(spec, hw.profile, model.profile)
       let last: StepPlan | undefined
@@ -334,8 +345,11 @@ export const SimAdapter: TrainingAdapterShape = {
             model: looksLikePath(modelName) ? model.file : modelName,
             hardwareHash: hw.hash,
             modelHash: model.hash,
+            ...(quality !== undefined ? { quality } : {}),
           },
-          info: simInfo(ctx, hw, model),
+          info: tracker
+            ? { ...simInfo(ctx, hw, model), quality: SYNTHETIC_QUALITY_NOTE }
+            : simInfo(ctx, hw, model),
         },
         stateless: true,
         stepSync,
@@ -343,7 +357,7 @@ export const SimAdapter: TrainingAdapterShape = {
           const r = stepSync(plan)
           return r instanceof StepFailure ? Effect.fail(r) : Effect.succeed(r)
         },
-        evaluate: () => Effect.sync(() => simEvaluate(ctx, last)),
+        evaluate: () => Effect.sync(() => (tracker ? tracker.at(last?.step) : simEvaluate(ctx, last))),
         // Nothing to save: every outcome is recomputed from (spec, profiles, plan).
         checkpoint: () => Effect.void,
         restore: () => Effect.void,
