@@ -110,8 +110,8 @@ export class RunData {
     this.runId = runId
   }
 
-  /** Applies the next stored event of the stream (its position must be `version`). */
-  applyStored(e: StoredEvent): void {
+  /** Applies the next stored event of the stream (its position must be `version`); returns it decoded. */
+  applyStored(e: StoredEvent): RunEvent {
     const event =
       EVENT_VERSIONS[e.type as RunEventType] === e.version
         ? (e.data as RunEvent)
@@ -125,6 +125,7 @@ export class RunData {
     this.firstRecordedAt ??= e.recordedAt
     this.lastRecordedAt = e.recordedAt
     this.apply(event, e.recordedAt)
+    return event
   }
 
   private column(map: Map<string, Column>, key: string): Column {

@@ -9,9 +9,9 @@ import { readFileSync } from "node:fs"
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http"
 import { createRequire } from "node:module"
 import { join, resolve } from "node:path"
-import { Effect, Runtime, type Scope, Stream } from "effect"
+import { Chunk, Effect, Runtime, type Scope, Stream } from "effect"
 import { InputError, packageRoot } from "../common/index.ts"
-import { MEMORY_SOURCES, type RunStarted, runReport } from "../log/index.ts"
+import { MEMORY_SOURCES, type RunEvent, type RunStarted, runReport } from "../log/index.ts"
 import {
   deviceOf,
   effectiveStatus,
@@ -171,6 +171,33 @@ export const startUi = (options: UiOptions): Effect.Effect<UiServer, InputError,
         ),
       )
 
+    const verifyCache = new Map<string, { version: number; json: unknown }>()
+    /** `verify --log RUN --json`'s shape of a recorded run's report. */
+    const verifyShape = (report: Effect.Effect.Success<ReturnType<typeof verifyLog>>) => {
+      const { runId: _r, source: _s, ending: _e, events: _n, nothingRecorded, specMismatch, ...rest } = report
+      return { ...rest, nothingRecorded, ...(specMismatch !== undefined ? { specMismatch } : {}) }
+    }
+
+    /**
+     * The first read of a run is also its verification: the events read into the run's data go
+     * through core/run's `verifyLog` on the way, so a long run is read once, not twice. (A run
+     * that cannot be verified, an observed one say, is read on by `catchUp`.)
+     */
+    const firstRead = (entry: { data: RunData; lock: Promise<unknown> }) =>
+      locked(entry, async () => {
+        const data = entry.data
+        const events = store.read(data.runId, { from: 0 }).pipe(
+          Stream.mapChunks((chunk) => {
+            const out: RunEvent[] = []
+            for (const e of chunk) if (e.position === data.version) out.push(data.applyStored(e))
+            return Chunk.unsafeFromArray(out)
+          }),
+        )
+        const verified = await run(Effect.either(verifyLog(data.runId, events, undefined)))
+        if (verified._tag === "Right")
+          verifyCache.set(data.runId, { version: data.version, json: verifyShape(verified.right) })
+      })
+
     /** A run's data, read from the store the first time and brought up to date every time. */
     const runData = async (runId: string): Promise<RunData> => {
       let entry = cache.get(runId)
@@ -181,6 +208,8 @@ export const startUi = (options: UiOptions): Effect.Effect<UiServer, InputError,
       } else {
         entry = { data: new RunData(runId), lock: Promise.resolve() }
         cache.set(runId, entry)
+        verifyCache.delete(runId)
+        await firstRead(entry).catch(() => undefined)
         for (const [id] of cache) {
           if (cache.size <= CACHED_RUNS) break
           if (id !== runId && !followed(id)) cache.delete(id)
@@ -244,7 +273,6 @@ export const startUi = (options: UiOptions): Effect.Effect<UiServer, InputError,
       }
     }
 
-    const verifyCache = new Map<string, { version: number; json: unknown }>()
     /** What `interleave verify --log RUN --json` prints, from the same core functions. */
     const verifyJson = async (runId: string) => {
       const data = await runData(runId)
@@ -255,17 +283,7 @@ export const startUi = (options: UiOptions): Effect.Effect<UiServer, InputError,
         const r = await run(verifyObservedLog(runId, readRunEvents(runId), undefined))
         json = { observed: true, ...r }
       } else {
-        const report = await run(verifyLog(runId, readRunEvents(runId), undefined))
-        const {
-          runId: _r,
-          source: _s,
-          ending: _e,
-          events: _n,
-          nothingRecorded,
-          specMismatch,
-          ...rest
-        } = report
-        json = { ...rest, nothingRecorded, ...(specMismatch !== undefined ? { specMismatch } : {}) }
+        json = verifyShape(await run(verifyLog(runId, readRunEvents(runId), undefined)))
       }
       verifyCache.set(runId, { version: data.version, json })
       return json

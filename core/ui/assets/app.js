@@ -195,7 +195,7 @@
             stroke: "#333",
             grid: { stroke: "#eee" },
             ticks: { stroke: "#ccc" },
-            values: (_u, vs) => vs.map(num),
+            values: (_u, vs) => vs.map((v) => tick(v)),
           },
           {
             stroke: "#333",
@@ -248,7 +248,7 @@
         height: 34 + rows.length * rowPx + 26,
         scales: { x: { time: false, range: () => view.range() }, y: { range: [0, rows.length] } },
         axes: [
-          { stroke: "#333", grid: { show: false }, values: (_u, vs) => vs.map(tick) },
+          { stroke: "#333", grid: { show: false }, values: (_u, vs) => vs.map((v) => tick(v)) },
           {
             stroke: "#333",
             size: Y_AXIS_PX,
@@ -809,11 +809,13 @@
       const evals = info.markers.evals
       if (evals.length === 0) {
         figs.evals.note.textContent = "No evaluations recorded (run with --eval-every K)."
+        figs.evals.fig.classList.add("empty")
         legendItems(figs.evals.legend, [])
         ev.u?.destroy()
         ev.u = null
         return
       }
+      figs.evals.fig.classList.remove("empty")
       const metric = evals[evals.length - 1].metric
       figs.evals.yt.firstChild.textContent = `${metric} (as the adapter scores it)`
       figs.evals.note.textContent = `Held-out ${metric} after the step it follows; chance is what a prompt-blind predictor scores.`
