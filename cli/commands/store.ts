@@ -2,7 +2,7 @@
 import { existsSync } from "node:fs"
 import { resolve } from "node:path"
 import { Context, Effect, Layer, Option } from "effect"
-import { runIdProblem } from "../../core/run/index.ts"
+import { quoteRunId, runIdProblem } from "../../core/run/index.ts"
 import { copyStreams, EventStore } from "../../core/store/index.ts"
 import { commandGroup, defineCommand } from "../command.ts"
 import { badInput, failedCheck } from "../failure.ts"
@@ -63,7 +63,7 @@ const copyCommand = defineCommand({
           const names = Option.isSome(o.run) ? [o.run.value] : (yield* source.streams()).map((s) => s.stream)
           const bad = names.flatMap((n) => {
             const why = runIdProblem(n)
-            return why === undefined ? [] : [`${JSON.stringify(n).slice(0, 80)} ${why}`]
+            return why === undefined ? [] : [`${quoteRunId(n)} ${why}`]
           })
           if (bad.length > 0)
             return yield* badInput(

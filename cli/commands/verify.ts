@@ -2,7 +2,9 @@
 import { Effect, Option } from "effect"
 import { isLogFileArgument, openLog } from "../../core/log/index.ts"
 import {
+  quoteRunId,
   readRunEvents,
+  runIdProblem,
   runStartedOf,
   verifyLog,
   verifyObservedLog,
@@ -160,7 +162,19 @@ export const verifyCommand = defineCommand({
         yield* line(
           `note: the run recorded scenario "${specMismatch.recorded.name}" (spec hash ${specMismatch.recorded.specHash}); checking it against "${specMismatch.given.name}" from ${o.spec.value} (spec hash ${specMismatch.given.specHash}), a different spec`,
         )
-      const label = `${report.runId} (${report.source})${report.ending === "completed" ? "" : ` [${report.ending}: checked the ${report.steps} recorded steps]`}`
+      // A log's run id is the file's word: shown quoted when it could not name a run (a path, a
+      // control character), and said to be what `import` refuses.
+      const idProblem = runIdProblem(report.runId)
+      if (idProblem !== undefined)
+        yield* line(
+          `note: the log's run id ${quoteRunId(report.runId)} ${idProblem}: import refuses it unless --run-id ID names the run`,
+        )
+      const shownId = idProblem === undefined ? report.runId : quoteRunId(report.runId)
+      // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what it finds
+      const source = /[\u0000-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/.test(report.source)
+        ? quoteRunId(report.source)
+        : report.source
+      const label = `${shownId} (${source})${report.ending === "completed" ? "" : ` [${report.ending}: checked the ${report.steps} recorded steps]`}`
       if (nothingRecorded && rest.violationTotal === 0) {
         yield* line(label)
         yield* line(

@@ -16,7 +16,7 @@ import {
 import type { Violation } from "../schedule/index.ts"
 import { EventStore, STAGING_PREFIX, StoreError } from "../store/index.ts"
 import { summarizeLog } from "./read.ts"
-import { checkRunId, runIdProblem } from "./run-id.ts"
+import { checkRunId, quoteRunId, runIdProblem } from "./run-id.ts"
 import { verifyRecordedLog } from "./verify-log.ts"
 
 /**
@@ -102,7 +102,7 @@ export const importRunId = (
     ? Effect.succeed(log.runId)
     : Effect.fail(
         new InputError({
-          message: `${log.runIdAt}: run id ${JSON.stringify(log.runId).slice(0, 80)} ${problem}; nothing was imported (import it under another id with --run-id ID)`,
+          message: `${log.runIdAt}: run id ${quoteRunId(log.runId)} ${problem}; nothing was imported (import it under another id with --run-id ID)`,
         }),
       )
 }

@@ -18,9 +18,22 @@ export const runIdProblem = (id: string): string | undefined => {
   return undefined
 }
 
+/**
+ * A would-be run id, quoted for a message: JSON's escapes, and \u escapes for the characters a
+ * terminal acts on that JSON leaves bare (C1 controls, bidi overrides and isolates); at most 80
+ * characters.
+ */
+export const quoteRunId = (id: string): string =>
+  JSON.stringify(id.slice(0, 100))
+    .replace(
+      /[\u007f-\u009f\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g,
+      (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`,
+    )
+    .slice(0, 80)
+
 export const checkRunId = (id: string, what = "--run-id"): Either.Either<string, string> => {
   const p = runIdProblem(id)
-  return p === undefined ? Either.right(id) : Either.left(`${what}: ${JSON.stringify(id).slice(0, 80)} ${p}`)
+  return p === undefined ? Either.right(id) : Either.left(`${what}: ${quoteRunId(id)} ${p}`)
 }
 
 /**

@@ -118,12 +118,21 @@ describe("import: the run id inside a log", () => {
     expect(existsSync(store)).toBe(false)
   })
 
-  it("a run id with a control character or a slash in a log is refused too", async () => {
+  it("a run id with a control character or a slash in a log is refused too; verify --log shows it quoted and says import refuses it", async () => {
     for (const [i, id] of ["r\u001b[2J", "a/b", ".hidden", "x\u202e"].entries()) {
       const log = logWithRunId(`odd-${i}.jsonl`, id)
       const r = await cli(["import", log, "--store", join(dir, "odd.db")])
       expect(r.code, JSON.stringify(id)).toBe(2)
       expect(r.stderr).toContain('field "data.runId"')
+      const raw = id.includes("\u001b") || id.includes("\u202e")
+      if (raw) expect(r.stderr).not.toContain(id)
+      const v = await cli(["verify", "--log", log])
+      expect(v.code, v.stderr).toBe(0)
+      // Quoted with escapes: a bidi override is written \u202e, not sent to the terminal.
+      const quoted = JSON.stringify(id).replace("\u202e", "\\u202e")
+      expect(v.stdout.split("\n")[0]).toContain(`note: the log's run id ${quoted}`)
+      expect(v.stdout).toContain("import refuses it")
+      if (raw) expect(v.stdout).not.toContain(id)
     }
   })
 })
