@@ -8,6 +8,7 @@ const SLOW_FIRST = [
   "test/cli/exec-cli.test.ts",
   "test/adapters/tfjs-adapter.test.ts",
   "test/bench/workers.test.ts",
+  "test/ui/ui-browser.test.ts",
   "test/cli/cli-signals.test.ts",
   "test/cli/cli-store-access.test.ts",
   "test/store/store-postgres.test.ts",
