@@ -13,15 +13,7 @@ import type { TopLevelSpec } from "vega-lite"
 import type { Statistics } from "../../common/index.ts"
 import { figureTag } from "../memory-figure.ts"
 import type { ConfigResult, SweepResults } from "../results.ts"
-import {
-  abortShort,
-  isSimulated,
-  ratioLabel,
-  seriesText,
-  targetKey,
-  targetText,
-  visualShare,
-} from "../target.ts"
+import { abortShort, isSimulated, ratioLabel, targetKey, targetText, visualShare } from "../target.ts"
 
 export type ChartId = "throughput" | "latency" | "p99" | "memory" | "loss"
 
@@ -475,8 +467,8 @@ const GiB = 1024 * MiB
 
 /**
  * The series cut into `pixels` buckets of consecutive steps (one per pixel column of the panel);
- * per bucket and modality the lowest and highest memory of the steps the series holds. A bucket
- * without a step of a modality is a gap in that modality's band (null), never a bridge.
+ * per bucket and modality the lowest and highest memory of the steps the series holds (null in a
+ * bucket without a step of that modality; the chart leaves those out and joins the others).
  */
 export const memoryBuckets = (
   c: ConfigResult,
@@ -546,6 +538,7 @@ export const memoryChart = (results: SweepResults): ChartSpec => {
   const drawn = results.configs.filter((c) => c.series.step.length > 0)
   const top = Math.max(0, ...drawn.flatMap((c) => c.series.memBytes))
   const unit = top >= 2 * GiB ? { name: "GiB", bytes: GiB } : { name: "MiB", bytes: MiB }
+  const withMean = drawn.some((c) => cycleMean(c) !== undefined)
   const fmt = (bytes: number) => `${(bytes / unit.bytes).toPrecision(3)} ${unit.name}`
   const concat = rows.map((name, i) => {
     const configs = results.configs.filter((c) => g.series(c) === name)
@@ -568,16 +561,19 @@ export const memoryChart = (results: SweepResults): ChartSpec => {
         ]
       const mean = cycleMean(c)
       return [
-        ...memoryBuckets(c, panelWidth).map((b) => ({
-          ratio,
-          ratioIndex,
-          kind: MEMORY_KIND[b.modality],
-          step: b.step,
-          min: b.min === null ? null : b.min / unit.bytes,
-          max: b.max === null ? null : b.max / unit.bytes,
-          aborted: null,
-          describe: null,
-        })),
+        // A pixel column without a step of a modality is left out: the band joins that modality's steps.
+        ...memoryBuckets(c, panelWidth)
+          .filter((b) => b.min !== null)
+          .map((b) => ({
+            ratio,
+            ratioIndex,
+            kind: MEMORY_KIND[b.modality],
+            step: b.step,
+            min: b.min === null ? null : b.min / unit.bytes,
+            max: b.max === null ? null : b.max / unit.bytes,
+            aborted: null,
+            describe: null,
+          })),
         ...(mean === undefined
           ? []
           : [
@@ -613,7 +609,7 @@ export const memoryChart = (results: SweepResults): ChartSpec => {
       type: "nominal",
       title: `Memory figure (${unit.name})`,
       scale: {
-        domain: [MEMORY_KIND.visual, MEMORY_KIND.text, MEMORY_KIND.mean],
+        domain: [MEMORY_KIND.visual, MEMORY_KIND.text, ...(withMean ? [MEMORY_KIND.mean] : [])],
         range: [...MODALITY_COLORS, "#333333"],
       },
       legend: { symbolOpacity: 1, symbolStrokeWidth: 3 },
@@ -683,7 +679,7 @@ export const memoryChart = (results: SweepResults): ChartSpec => {
     id: "memory",
     title: `Memory over steps (${unit.name}): a row per target and batch size, a column per ratio`,
     note: [
-      "Each pixel column shows the lowest and highest memory of the visual steps (blue band) and the text steps (red band) among its steps; a band breaks where a pixel column holds no step of that modality.",
+      "Each pixel column shows the lowest and highest memory of the visual steps (blue band) and of the text steps (red band) among its steps; a band joins the pixel columns that hold a step of its modality.",
       stored.length > 0
         ? `results.json keeps, for a long run, each bucket's lowest- and highest-memory visual and text step (${stored[0]!.series.step.length} of ${stored[0]!.series.sourceSteps} steps for ${stored[0]!.label}), so extremes are never thinned away.`
         : "Every measured step is drawn.",
