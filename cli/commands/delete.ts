@@ -51,6 +51,7 @@ export const deleteCommand = defineCommand({
   summary: "Remove a run from the store, with its checkpoints (<store>.checkpoints/<run>/).",
   details: [
     "A run that is still being written (its process alive, or its heartbeat fresh) is refused unless --force.",
+    "Only the run's own folder inside the store's checkpoint folder is removed, real paths compared: a run folder that links outside is refused (exit 2) and nothing is deleted.",
   ],
   args: { run: runArg },
   flags: {
