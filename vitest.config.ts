@@ -41,8 +41,13 @@ export default defineConfig({
     exclude: ["test/acceptance/**", "**/node_modules/**"],
     // One throwaway PostgreSQL server for the run, for the PostgreSQL store tests.
     globalSetup: ["test/support/pg-global-setup.ts"],
-    testTimeout: 60_000,
-    hookTimeout: 60_000,
+    // A timeout ends a hang; it does not judge speed. Most files start the binary, trainers or
+    // PostgreSQL, which on a loaded 2-core machine (load averages of 15 to 27 measured) take 10
+    // to 20 times as long as on a quiet one: 180 s is some 20 times what the slowest test without
+    // a timeout of its own takes quietly. Tests that run many steps through a child process size
+    // theirs from the work (test/support/timeouts.ts).
+    testTimeout: 180_000,
+    hookTimeout: 180_000,
     // tfjs-core's gradient rules are ~400 ES modules: vitest would transform them one by one in
     // every test process (~4.5 s each time); Node loads them natively, through the module hook in
     // adapters/tfjs/gradients.ts, in ~0.4 s, as the CLI does.
