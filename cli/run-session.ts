@@ -38,7 +38,11 @@ export const withEngine = <E, R>(
   return body(opts).pipe(
     // The store went away under the run (locked, disk full): what was appended stays; say how to go on.
     Effect.catchIf(
-      (e): e is E & StoreError => e instanceof StoreError && e.kind === "unavailable",
+      // (unless the message already says how: a run another live writer holds).
+      (e): e is E & StoreError =>
+        e instanceof StoreError &&
+        e.kind === "unavailable" &&
+        !e.message.includes(`interleave resume ${o.runId}\``),
       (e) =>
         Effect.fail(
           new StoreError({

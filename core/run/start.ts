@@ -11,7 +11,7 @@ import {
   toEnvelope,
 } from "../log/index.ts"
 import { encodeSpec, makePlanner, type Planner, type ScheduleSpec, totalSteps } from "../schedule/index.ts"
-import { EventStore } from "../store/index.ts"
+import { EventStore, StoreError } from "../store/index.ts"
 import { driveRun, type EngineOptions, isCheckpointStep, openCheckpointPath } from "./drive.ts"
 import { RunError } from "./errors.ts"
 import { currentWriter, isThisProcess, writerLiveness } from "./liveness.ts"
@@ -151,8 +151,11 @@ export const resumeRun = (runId: string, opts: EngineOptions = {}) =>
         !isThisProcess(w) &&
         writerLiveness(w, undefined, now) === "alive"
       )
-        return yield* new RunError({
-          message: `run "${runId}" is still being written by process ${w.pid} on ${w.host}; stop it first (Ctrl-C keeps what it did)`,
+        // The store is unavailable to us for this run (exit 3, as for a store locked by another
+        // process), not bad input: the same command works once that writer stops.
+        return yield* new StoreError({
+          message: `run "${runId}" is being written by another live writer (process ${w.pid} on ${w.host}); stop it first (Ctrl-C keeps what it did), then \`interleave resume ${runId}\``,
+          kind: "unavailable",
         })
       const spec = yield* specOfRun(started)
       const planner = makePlanner(spec)
