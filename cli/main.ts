@@ -8,7 +8,7 @@ import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { Cause, Effect, Exit } from "effect"
 import { runCli } from "./app.ts"
 import { EXIT } from "./failure.ts"
-import { noteSignal, receivedSignal } from "./signals.ts"
+import { noteSignal, receivedSignal, watchLauncher } from "./signals.ts"
 
 // `interleave export RUN | head`: a closed pipe ends the output quietly, not with a trace.
 for (const stream of [process.stdout, process.stderr])
@@ -20,6 +20,9 @@ for (const stream of [process.stdout, process.stderr])
 // runMain interrupts on either signal; which one came decides the exit code.
 process.once("SIGINT", () => noteSignal("SIGINT"))
 process.once("SIGTERM", () => noteSignal("SIGTERM"))
+// Under npx or npm, stop once the wrapper is gone or was sent SIGINT (see watchLauncher): by sending
+// ourselves the signal, so that runMain interrupts the command as it does for a real one.
+watchLauncher((signal) => process.kill(process.pid, signal))
 
 NodeRuntime.runMain(runCli(process.argv.slice(2)).pipe(Effect.provide(NodeContext.layer)), {
   disableErrorReporting: true,

@@ -3,7 +3,7 @@
  * files, hostile trainers, signals sent to a wrapper alone, and stores that cannot be written.
  * Each case ends in its documented exit code with one clear line, and nothing is left running.
  */
-import { type ChildProcess, spawn } from "node:child_process"
+import { type ChildProcess, spawn, spawnSync } from "node:child_process"
 import {
   closeSync,
   existsSync,
@@ -24,6 +24,7 @@ import { MAX_TOTAL_STEPS, parseSpec } from "../../core/schedule/index.ts"
 import { BIN, baseScenario, ROOT, scenario, tempDir, writeJson } from "../support/cli-helpers.ts"
 import { cliInProcess } from "../support/cli-inprocess.ts"
 import { running } from "../support/exec-support.ts"
+import { countEvents } from "../support/store-file.ts"
 
 /** A step-protocol trainer in Node (no Python needed), for item 6. */
 const TRAINER = `// A step-protocol trainer for the hardening tests: --huge-at K writes a 10 MB line that is not
@@ -303,4 +304,102 @@ describe("6. a trainer that writes a huge line, or leaves a grandchild holding i
       if (running(pid)) process.kill(pid, "SIGKILL")
     }
   })
+})
+
+describe("7. a signal sent to the npx wrapper alone, as a process manager does", () => {
+  const store = join(dir, "npx.db")
+  // Never ends by itself (the largest schedule there may be).
+  const endless = writeJson(dir, "endless.json", withSteps(MAX_TOTAL_STEPS))
+
+  /** The pids of processes whose command line names the run (pgrep's exit 1 is "none"). */
+  const processesOf = (runId: string): number[] => {
+    const r = spawnSync("pgrep", ["-f", "--", `--run-id ${runId}`], { encoding: "utf8" })
+    if (r.status === 1) return []
+    if (r.status !== 0) throw new Error(`pgrep failed (${r.status}): ${r.stderr}`)
+    return r.stdout.trim().split("\n").filter(Boolean).map(Number)
+  }
+
+  for (const [signal, reason] of [
+    ["SIGTERM", "stopped: the npx or npm that started it"],
+    ["SIGINT", "stopped by SIGINT (Ctrl-C)"],
+  ] as const)
+    it(`${signal} to npx alone: the run ends with RunInterrupted and no interleave process is left`, async () => {
+      // npx links the project's bin through a cache folder on first use; set it up unhurried.
+      expect(spawnSync("npx", ["--no-install", "interleave", "--version"], { cwd: ROOT }).status).toBe(0)
+      const runId = `npx-${signal}`
+      // npx in a process group of its own: the signal below goes to its pid alone, never its group.
+      const npx = spawn(
+        "npx",
+        ["--no-install", "interleave", "run", endless, "--run-id", runId, "--store", store],
+        {
+          cwd: ROOT,
+          detached: true,
+          stdio: ["ignore", "ignore", "pipe"],
+        },
+      )
+      const done = exited(npx)
+      try {
+        while (countEvents(store, runId, "StepCompleted") < 1000) {
+          if (npx.exitCode !== null) throw new Error(`npx exited early: ${(await done).stderr}`)
+          await new Promise((r) => setTimeout(r, 50))
+        }
+        // npx, its sh -c and interleave.
+        expect(processesOf(runId).length).toBeGreaterThanOrEqual(2)
+        process.kill(npx.pid!, signal)
+        await done
+        // interleave notices within a poll (250 ms) and flushes what it has.
+        // Bounded, so that a failure still ends what it started (below) before the test's timeout.
+        for (let i = 0; processesOf(runId).length > 0; i++) {
+          if (i > 300) throw new Error("interleave still runs 30 s after its wrapper was signalled")
+          await new Promise((r) => setTimeout(r, 100))
+        }
+        const show = await cliInProcess(["show", runId, "--json", "--store", store])
+        expect(show.code, show.stderr).toBe(0)
+        const shown = JSON.parse(show.stdout)
+        expect(shown.status).toBe("interrupted")
+        expect(shown.lastInterruption.reason).toContain(reason)
+      } finally {
+        for (const pid of processesOf(runId)) process.kill(pid, "SIGKILL")
+      }
+    }, 60_000)
+})
+
+describe("8. resuming a run that another live process is writing", () => {
+  it("a second resume while the first is writing is exit 3, naming the other writer", async () => {
+    const store = join(dir, "resume.db")
+    const endless = writeJson(dir, "endless-resume.json", withSteps(MAX_TOTAL_STEPS))
+    const runId = "resumed-twice"
+    const binary = (args: string[]) =>
+      spawn(process.execPath, [BIN, ...args, "--store", store], {
+        cwd: ROOT,
+        stdio: ["ignore", "ignore", "pipe"],
+      })
+    const waitForSteps = async (child: ChildProcess, n: number) => {
+      while (countEvents(store, runId, "StepCompleted") < n) {
+        if (child.exitCode !== null || child.signalCode !== null) throw new Error("the writer ended early")
+        await new Promise((r) => setTimeout(r, 50))
+      }
+    }
+    const run = binary(["run", endless, "--run-id", runId])
+    const ran = exited(run)
+    await waitForSteps(run, 1000)
+    run.kill("SIGTERM")
+    expect((await ran).code).toBe(143)
+    const first = binary(["resume", runId])
+    const resumed = exited(first)
+    try {
+      await waitForSteps(first, countEvents(store, runId, "StepCompleted") + 1000)
+      const second = await cliInProcess(["resume", runId, "--store", store])
+      expect(second.code, second.stderr).toBe(3)
+      expect(second.stderr.trim()).toMatch(
+        new RegExp(
+          `^interleave: run "${runId}" is being written by another live writer \\(process ${first.pid} on .*\\); stop it first \\(Ctrl-C keeps what it did\\), then \`interleave resume ${runId}\`$`,
+        ),
+      )
+      first.kill("SIGTERM")
+      expect((await resumed).code).toBe(143)
+    } finally {
+      if (first.exitCode === null && first.signalCode === null) first.kill("SIGKILL")
+    }
+  }, 60_000)
 })
