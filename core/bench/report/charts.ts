@@ -809,7 +809,7 @@ export const lossChart = (results: SweepResults): ChartSpec => {
     title: `Loss per modality (${choice.term === "total" ? "total" : `the “${choice.term}” term`}): a column per ratio, a line per target and batch size`,
     note: [
       `Drawn: ${choice.why}`,
-      "One y axis for all panels, from 0; a failed step is a gap.",
+      "One y axis for all panels, from 0; a failed step is a gap; where lines coincide, the one listed last in the legend is on top.",
       gone ? `Aborted before measuring, so not drawn: ${gone}.` : "",
     ]
       .filter((s) => s !== "")
@@ -857,6 +857,7 @@ export const lossChart = (results: SweepResults): ChartSpec => {
             title: "Target, batch V/T",
             sort: g.seriesNames,
             scale: { scheme: SERIES_SCHEME },
+            legend: { symbolStrokeWidth: 4, symbolSize: 260 },
           },
         },
       },
