@@ -44,6 +44,17 @@ const wakeups = (pid: number): number | undefined => {
   }
 }
 
+/** Whether `pid` is `sh -c SCRIPT ...` with SCRIPT one simple command (no pipe, list, job, subshell). */
+const simpleShell = (pid: number): boolean => {
+  try {
+    const argv = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0")
+    const c = argv.indexOf("-c")
+    return c >= 0 && argv[c + 1] !== undefined && !/[|&;<>()`$\n]/.test(argv[c + 1]!)
+  } catch {
+    return false
+  }
+}
+
 const commOf = (pid: number): string => {
   try {
     return readFileSync(`/proc/${pid}/comm`, "utf8").trim()
@@ -76,7 +87,9 @@ export const watchLauncher = (stop: (signal: "SIGINT" | "SIGTERM") => void, ever
   // for nothing else while we run (SIGCHLD comes when we end); so a wake-up is taken as SIGINT.
   // A shell that is dying wakes too (SIGTERM to the whole group, as `timeout` sends): a wake-up is
   // taken as SIGINT only if, a poll later, the shell still waits and no signal came to us.
-  const shellWakeups = shell ? wakeups(parent) : undefined
+  // Only a shell whose whole script is one simple command (npx's `sh -c 'interleave' ...`, an npm
+  // script `interleave run ...`): in a pipeline or with jobs of its own, it wakes as they end.
+  const shellWakeups = shell && simpleShell(parent) ? wakeups(parent) : undefined
   let woke = false
   const timer = setInterval(() => {
     if (received !== undefined) return clearInterval(timer)
