@@ -464,8 +464,8 @@ export const startUi = (options: UiOptions): Effect.Effect<UiServer, InputError,
         const { sweepPageHtml } = await import("./sweep.ts")
         return sendHtml(
           res,
-          await sweepPageHtml(file),
-          "default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-ancestors 'none'",
+          await sweepPageHtml(file, options.storeName),
+          "default-src 'none'; style-src 'self' 'unsafe-inline'; img-src data:; frame-ancestors 'none'",
         )
       }
       if (path.startsWith("/assets/")) {

@@ -7,13 +7,35 @@
  * vega, which the rest of the UI does not need.
  */
 import { Effect, Either } from "effect"
-import { renderHtml } from "../bench/report/html.ts"
-import { parseSweepResults } from "../bench/results.ts"
+import { escapeHtml, parseSweepResults, REPORT_STYLE, renderReportBody } from "../bench/index.ts"
 import { RESULTS_MAX_BYTES, readTextFile } from "../common/index.ts"
 
-/** The sweep report of a results.json, as one HTML page. */
-export const sweepPageHtml = async (resultsFile: string): Promise<string> => {
+/**
+ * The sweep report of a results.json inside the UI's own header: the report's body and style are
+ * the ones report.html is made of (renderReportBody, REPORT_STYLE), so both show the same charts.
+ */
+export const sweepPageHtml = async (resultsFile: string, storeName: string): Promise<string> => {
   const text = await Effect.runPromise(readTextFile(resultsFile, "results", RESULTS_MAX_BYTES))
   const results = Either.getOrThrow(parseSweepResults(text, resultsFile))
-  return renderHtml(results, [`shown by interleave ui from ${resultsFile}`])
+  const body = await renderReportBody(results, [`shown by interleave ui from ${resultsFile}`])
+  return `<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>interleave · sweep ${escapeHtml(results.name)}</title>
+<link rel="icon" href="data:,">
+<link rel="stylesheet" href="/assets/app.css">
+<style>${REPORT_STYLE}</style>
+</head>
+<body data-page="sweep" data-ready="1">
+<header class="top">
+<a class="brand" href="/">interleave</a>
+<nav><a href="/">runs</a> <a href="/sweep?results=${encodeURIComponent(resultsFile)}">sweep</a></nav>
+<span class="store" title="the event store this UI reads (read-only)">store: ${escapeHtml(storeName)}</span>
+</header>
+<main>${body}</main>
+</body>
+</html>
+`
 }

@@ -338,6 +338,15 @@ describe("interleave ui in Chromium", () => {
     const ok = await fetch(`${ui.url}/sweep?results=${encodeURIComponent(SWEEP_RESULTS)}`)
     expect(ok.status).toBe(200)
     expect(await ok.text()).toContain("<figure")
+    // In the UI's own header, drawn by the report's definition: its charts' axis titles in the SVG.
+    await visit(`/sweep?results=${encodeURIComponent(SWEEP_RESULTS)}`, "sweep", async (page) => {
+      expect(await page.locator("header.top nav").textContent()).toContain("runs")
+      const svgText = (
+        await page.$$eval(".interleave-report svg text", (ts) => ts.map((t) => t.textContent))
+      ).join("|")
+      expect(svgText).toMatch(/steps?\s*\/\s*s|Samples\s*\/\s*s/i)
+      expect(svgText).toMatch(/ratio/i)
+    })
     const other = await fetch(`${ui.url}/sweep?results=${encodeURIComponent("/etc/passwd")}`)
     expect(other.status).toBe(404)
     // A page of another site reaching this port through DNS rebinding names its own host.
