@@ -7,25 +7,31 @@
  *   r_u = (lr_u / base lr) / best_m        the step's lr factor (warm-up x modality factor)
  *                                          relative to the modality's best factor
  *   g(r) = r * e^(1 - r)                   efficiency: 1 at the best factor, less either side
- *   a_k = min(1, (k + 1) / fragileUpdates) what the model tolerates at its k-th update (both
- *                                          modalities counted): early updates are fragile
- *   contribution = g(r_u) - instability * max(0, r_u - a_k)
- * so that a warm-up about `fragileUpdates` long pays off and a long one wastes steps, and a text
- * lr factor near `best.text` (0.5) beats 1. Recall of modality m after a step, with o the other:
- *   recall_m = chance + (ceiling_m - chance) * (1 - exp(-max(0, P_m + transfer * P_o) / scale_m))
- * rising with m's steps with diminishing returns, plus a cross-modal term (transfer). Step i's
- * value needs the plans of steps 0..i; a tracker keeps the sum so that evaluating every K steps
- * walks the run once.
+ *   contribution = g(r_u) - instability * max(0, r_u - (k + 1) / fragileUpdates)  for k < fragileUpdates
+ *                = g(r_u)                                                        after
+ * where k counts the run's updates (both modalities): the first `fragileUpdates` updates are
+ * fragile, so a warm-up about that long pays off and a long one wastes steps, and a text lr
+ * factor near `best.text` (0.5) beats 1. With own_m = 1 - exp(-max(0, P_m) / scale_m), the recall
+ * of modality m after a step, o being the other modality:
+ *   recall_m = chance + (ceiling_m - chance) * ((1 - cross) * own_m + cross * own_m * own_o)
+ *              + noise * (ceiling_m - chance) * u(seed, step, m)
+ * rising with m's steps with diminishing returns, plus a cross-modal term (the share `cross` of
+ * the range needs both modalities trained: a visual-only run leaves text at chance, as T-Rex2's
+ * ablation says), plus seeded noise u in [-1, 1) (a hash of seed, step and modality, so seeds
+ * spread and the same inputs give the same bits). Step i's value needs the plans of steps 0..i;
+ * a tracker keeps the sums so that evaluating every K steps walks the run once.
  */
 import type { EvalResult } from "../../core/run/index.ts"
 import { groupBaseLrs, type Modality, makePlanner, type ScheduleSpec } from "../../core/schedule/index.ts"
+import { noiseAt } from "./synthetic-loss.ts"
 
 export const SYNTHETIC_QUALITY = {
   metric: "synthetic-recall",
   chance: 0.05,
   ceiling: { visual: 0.85, text: 0.75 },
   scale: { visual: 600, text: 200 },
-  transfer: 0.25,
+  cross: 0.25,
+  noise: 0.004,
   best: { visual: 1, text: 0.5 },
   fragileUpdates: 40,
   instability: 3,
@@ -41,17 +47,34 @@ export const efficiency = (r: number): number => r * Math.exp(1 - r)
 /** The contribution of an update with relative lr factor `r`, the k-th update of the run. */
 export const contribution = (r: number, k: number): number => {
   const q = SYNTHETIC_QUALITY
-  const tolerated = Math.min(1, (k + 1) / q.fragileUpdates)
-  return efficiency(r) - q.instability * Math.max(0, r - tolerated)
+  if (k >= q.fragileUpdates) return efficiency(r)
+  return efficiency(r) - q.instability * Math.max(0, r - (k + 1) / q.fragileUpdates)
 }
 
-/** Recall from the two modalities' progress. */
+/** Recall from the two modalities' progress, noise-free. */
 export const recallOf = (p: Readonly<Record<Modality, number>>): Record<Modality, number> => {
   const q = SYNTHETIC_QUALITY
+  const own = (m: Modality) => 1 - Math.exp(-Math.max(0, p[m]) / q.scale[m])
   const one = (m: Modality, o: Modality) =>
-    q.chance + (q.ceiling[m] - q.chance) * (1 - Math.exp(-Math.max(0, p[m] + q.transfer * p[o]) / q.scale[m]))
+    q.chance + (q.ceiling[m] - q.chance) * ((1 - q.cross) * own(m) + q.cross * own(m) * own(o))
   return { visual: one("visual", "text"), text: one("text", "visual") }
 }
+
+/** Recall with the seeded noise of (seed, step). */
+export const noisyRecallOf = (
+  p: Readonly<Record<Modality, number>>,
+  seed: number,
+  step: number,
+): Record<Modality, number> => {
+  const q = SYNTHETIC_QUALITY
+  const clean = recallOf(p)
+  const at = (m: Modality, salt: number) =>
+    clean[m] + q.noise * (q.ceiling[m] - q.chance) * noiseAt(seed, step, QUALITY_SALT + salt)
+  return { visual: at("visual", 0), text: at("text", 1) }
+}
+
+/** Salts apart from the loss noise's (synthetic-loss.ts uses 0.. and 2^16..). */
+const QUALITY_SALT = 0x5150
 
 export interface QualityTracker {
   /** The evaluation after `step` (undefined: before any step). */
@@ -66,14 +89,19 @@ export const makeQualityTracker = (spec: ScheduleSpec): QualityTracker => {
   let next = 0
   let updates = 0
   let progress = { visual: 0, text: 0 }
-  const result = (): EvalResult => ({
+  const result = (step: number): EvalResult => ({
     metric: SYNTHETIC_QUALITY.metric,
-    values: recallOf(progress),
+    values: noisyRecallOf(progress, spec.seed, step),
     chance: SYNTHETIC_QUALITY.chance,
   })
   return {
     at: (step) => {
-      if (step === undefined) return { ...result(), values: recallOf({ visual: 0, text: 0 }) }
+      if (step === undefined)
+        return {
+          metric: SYNTHETIC_QUALITY.metric,
+          values: recallOf({ visual: 0, text: 0 }),
+          chance: SYNTHETIC_QUALITY.chance,
+        }
       if (step < next - 1) {
         next = 0
         updates = 0
@@ -87,7 +115,7 @@ export const makeQualityTracker = (spec: ScheduleSpec): QualityTracker => {
         progress = { ...progress, [plan.modality]: progress[plan.modality] + contribution(r, updates) }
         updates++
       }
-      return result()
+      return result(step)
     },
   }
 }

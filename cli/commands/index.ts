@@ -15,6 +15,7 @@ import { runsCommand } from "./runs.ts"
 import { showCommand } from "./show.ts"
 import { simCommand } from "./sim.ts"
 import { storeCommand } from "./store.ts"
+import { studyCommand } from "./study.ts"
 import { uiCommand } from "./ui.ts"
 import { verifyCommand } from "./verify.ts"
 
@@ -32,6 +33,7 @@ export const commands: ReadonlyArray<CliCommand> = [
   exportCommand,
   importCommand,
   benchCommand,
+  studyCommand,
   simCommand,
   storeCommand,
   uiCommand,
