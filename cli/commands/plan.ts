@@ -115,6 +115,9 @@ const planTable = (spec: ScheduleSpec, plans: ReadonlyArray<StepPlan>): string[]
   return out
 }
 
+/** The most steps `plan --count` shows. */
+export const MAX_PLAN_COUNT = 1_000_000
+
 export const planCommand = defineCommand({
   name: "plan",
   summary: "Show what each step of a schedule does: phase, modality, cycle, micro-step, update, lr.",
@@ -132,6 +135,11 @@ export const planCommand = defineCommand({
       if (o.from < 0 || o.from >= planner.total)
         return yield* badInput(`--from: step ${o.from} is outside the schedule (0..${planner.total - 1})`)
       if (o.count < 1) return yield* badInput(`--count: must be >= 1, got ${o.count}`)
+      // Every shown step is held and printed at once: bounded, so that no count walks for minutes.
+      if (o.count > MAX_PLAN_COUNT)
+        return yield* badInput(
+          `--count: at most ${formatNumber(MAX_PLAN_COUNT)} steps are shown at once, got ${formatNumber(o.count)} (\`interleave verify\` checks the whole schedule)`,
+        )
       const plans: StepPlan[] = []
       for (let i = o.from; i < Math.min(planner.total, o.from + o.count); i++) plans.push(planner.at(i))
       if (o.json) return yield* json(plans)

@@ -116,6 +116,15 @@ describe("1. schedule sizes", () => {
     }
   })
 
+  it("plan --count past 1,000,000 (every step held and printed at once) is refused", async () => {
+    const file = writeJson(dir, "plan-long.json", withSteps(MAX_TOTAL_STEPS))
+    const r = await cliInProcess(["plan", file, "--count", String(MAX_TOTAL_STEPS)])
+    expect(r.code).toBe(2)
+    expect(r.stderr.trim()).toBe(
+      "interleave: --count: at most 1,000,000 steps are shown at once, got 1,000,000,000 (`interleave verify` checks the whole schedule)",
+    )
+  })
+
   it("verify of a 10^9-step schedule (minutes of work) stops at SIGTERM with 143", async () => {
     const file = writeJson(dir, "long.json", withSteps(MAX_TOTAL_STEPS))
     const child = spawn(process.execPath, [BIN, "verify", file], {
