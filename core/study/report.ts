@@ -108,7 +108,11 @@ export const studyCharts = (input: StudyReportInput): StudyChart[] => {
   const seeded = input.settings.some((s) => s.runs.length > 1)
   const mean = seeded ? " (mean over seeds)" : ""
   const variants = variantOrder(input).length
+  const chance = input.runs.find((r) => r.chance !== undefined)?.chance
   const curve = (modality: "visual" | "text", x: "step" | "seconds"): StudyChart => ({
+    ...(chance !== undefined
+      ? { note: `Chance (a predictor that ignores the prompt): ${chance.toFixed(3)}.` }
+      : {}),
     id: `${modality}-vs-${x === "step" ? "steps" : "time"}`,
     title: `${modality} ${metric} against ${x === "step" ? "steps" : "training time"}`,
     spec: {
@@ -193,18 +197,12 @@ export const studyCharts = (input: StudyReportInput): StudyChart[] => {
         {
           mark: { type: "point", size: 90, strokeWidth: 2 },
           encoding: {
-            shape: {
-              field: "pareto",
-              type: "nominal",
-              title: "Pareto",
-              scale: { domain: ["on the Pareto set", "dominated"], range: ["circle", "circle"] },
-            },
             fill: {
               field: "pareto",
               type: "nominal",
               title: "Pareto",
               scale: { domain: ["on the Pareto set", "dominated"], range: ["#333333", "transparent"] },
-              legend: { symbolStrokeColor: "#333333", symbolStrokeWidth: 1.5 },
+              legend: { symbolType: "circle", symbolStrokeColor: "#333333", symbolStrokeWidth: 1.5 },
             },
           },
         },
