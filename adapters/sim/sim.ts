@@ -303,7 +303,8 @@ const checkHash = (
 
 /**
  * Options: { hardware?: name or path (default "h100-sxm"), model?: name or path (default
- * "trex2-swin-t"), hardwareHash?, modelHash? }. The description records the resolved names (a path
+ * "trex2-swin-t"), hardwareHash?, modelHash?, quality?: "sim-gap-closed" (default) or
+ * "synthetic-recall" (the synthetic quality model of synthetic-quality.ts, for studies) }. The description records the resolved names (a path
  * becomes absolute) and both profiles' hashes; re-opening with those options fails if a profile
  * file has changed since, so a replay cannot silently use different numbers.
  */
