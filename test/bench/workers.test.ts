@@ -90,7 +90,12 @@ describe.skipIf(server === undefined)("sweep workers on one PostgreSQL store", (
       const r = running[0]
       if (r) victim = { ...r, pid: (JSON.parse(r.worker) as { pid: number }).pid, version: Number(r.version) }
     }
-    expect(victim, "the workers ended before an attempt was 1,500 events into its run").toBeDefined()
+    if (victim === undefined) {
+      const why = (await Promise.all(ends)).map(
+        (r) => `exit ${r.code ?? r.signal}: ${r.stderr.trim().split("\n").slice(-3).join(" | ")}`,
+      )
+      expect.fail(`the workers ended before an attempt was 1,500 events into its run:\n${why.join("\n")}`)
+    }
     const killed = workers.find((w) => w.pid === victim!.pid)
     expect(killed, `pid ${victim!.pid} is not one of the workers`).toBeDefined()
     killed!.kill("SIGKILL")

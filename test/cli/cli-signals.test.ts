@@ -180,7 +180,11 @@ describe("signals stop a run cleanly", () => {
       expect(show.code, show.stderr).toBe(0)
       const shown = JSON.parse(show.stdout)
       expect(shown.status).toBe("interrupted")
-      expect(shown.lastInterruption.reason).toBe("stopped by SIGTERM")
+      // npm forwards the TERM to the shell between it and the binary, not to the binary, which
+      // stops on it only where it reaches it; otherwise it stops as at SIGTERM once npx is gone.
+      expect(shown.lastInterruption.reason).toMatch(
+        /^(stopped by SIGTERM|stopped: the npx or npm that started it \(pid \d+\) is gone)$/,
+      )
       // npx twice, the binary, the endless run's steps until the signal (a few thousand).
     },
     timeoutFor({ starts: 3, simSteps: 100_000 }),
