@@ -1,6 +1,6 @@
 /** How an observed run (imported from a foreign log) reads on the terminal: `show` and `verify --log`. */
 import { Effect } from "effect"
-import { formatDuration, formatNumber } from "../core/common/index.ts"
+import { formatDuration, formatNumber, plural } from "../core/common/index.ts"
 import type {
   ObservedAt,
   ObservedDescriptor,
@@ -12,8 +12,6 @@ import type {
 } from "../core/log/index.ts"
 import { failedCheck } from "./failure.ts"
 import { json, line, table } from "./output.ts"
-
-const plural = (n: number, word: string): string => `${n} ${word}${n === 1 ? "" : "s"}`
 
 /** Where a point lies, in the log's own counters: "epoch 0.05", "samples 7296", "iteration 199". */
 export const atText = (at: ObservedAt): string => {

@@ -1,5 +1,6 @@
 /** `interleave verify`: a schedule (scenario file) or a recorded run (--log) against every invariant. */
 import { Effect, Option } from "effect"
+import { plural } from "../../core/common/index.ts"
 import { isLogFileArgument, openLog } from "../../core/log/index.ts"
 import {
   quoteRunId,
@@ -27,8 +28,6 @@ type Reportable = Omit<VerifyReport, "violations" | "violationCounts" | "rulesCh
   readonly violationCounts: Readonly<Partial<Record<string, number>>>
   readonly rulesChecked: ReadonlyArray<string>
 }
-
-const plural = (n: number, word: string): string => `${n} ${word}${n === 1 ? "" : "s"}`
 
 /**
  * The failures by rule: how many each rule found and how many of them are shown (the checker

@@ -31,15 +31,6 @@ export const NOISE_LIMITS = {
   crossRatioPct: 10,
 } as const
 
-/** Samples beyond the outlier fence (see the module comment): median + max(3·MAD, 1% of median). */
-export const outlierCount = (samples: ReadonlyArray<number>, s: Statistics | undefined): number => {
-  if (!s) return 0
-  const fence = s.p50 + Math.max(3 * s.mad, 0.01 * Math.abs(s.p50))
-  let n = 0
-  for (const x of samples) if (x > fence) n++
-  return n
-}
-
 /** Why a modality's latency is noisy, in words; empty when it is not. */
 export const noiseReasons = (s: Statistics, outliers: number | undefined): ReadonlyArray<string> => {
   const reasons: string[] = []

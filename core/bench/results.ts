@@ -30,7 +30,7 @@ import { Modality } from "../schedule/index.ts"
 import { CycleProfile, cycleProfile } from "./cycle-profile.ts"
 import { MemoryFigure } from "./memory-figure.ts"
 import { MemoryFluctuation, memoryFluctuation } from "./memory-fluctuation.ts"
-import { outlierCount } from "./noise.ts"
+import { outlierCount } from "./outliers.ts"
 
 /** The version this build writes; it reads every version in `RESULTS_SCHEMA_VERSIONS`. */
 export const RESULTS_SCHEMA_VERSION = 2

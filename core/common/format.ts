@@ -12,6 +12,9 @@ const missing = (x: number | null | undefined): x is null | undefined =>
  * An integer below 1e15 with comma thousands separators, as toLocaleString("en-US") writes it,
  * without it: the first toLocaleString call loads ICU's locale data, tens of ms at every start.
  */
+/** "1 step", "2 steps": a count and its word, plural unless the count is 1. */
+export const plural = (n: number, word: string): string => `${n} ${word}${n === 1 ? "" : "s"}`
+
 export const groupThousands = (n: number): string => {
   const digits = String(Math.abs(n))
   let out = ""

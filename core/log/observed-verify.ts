@@ -22,6 +22,7 @@
  * Never checkable from these logs: per-step modality (unless logged), the lr of the other
  * groups, update steps, gradient accumulation.
  */
+import { plural } from "../common/index.ts"
 import type { ScheduleSpec } from "../schedule/index.ts"
 import { expectedModality, expectedScheduleFactor, groupBaseLrs, totalSteps } from "../schedule/index.ts"
 import type { RunEvent, RunStarted } from "./events.ts"
@@ -88,7 +89,6 @@ const fmt = (x: number): string => {
   const v = Number(x.toPrecision(6))
   return v !== 0 && Math.abs(v) < 1e-4 ? v.toExponential().replace(/\.?0+e/, "e") : String(v)
 }
-const plural = (n: number, w: string): string => `${n} ${w}${n === 1 ? "" : "s"}`
 
 const counterOf = (at: ObservedAt): number | undefined => at.epoch ?? at.samples ?? at.step ?? at.iteration
 

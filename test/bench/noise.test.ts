@@ -1,12 +1,7 @@
 /** Noisy latency numbers are marked and warned about; a step that changes across ratios is noted (item 5). */
 import { describe, expect, it } from "vitest"
-import {
-  crossRatioNotes,
-  crossRatioText,
-  noiseReasons,
-  noiseWarnings,
-  outlierCount,
-} from "../../core/bench/noise.ts"
+import { crossRatioNotes, crossRatioText, noiseReasons, noiseWarnings } from "../../core/bench/noise.ts"
+import { outlierCount } from "../../core/bench/outliers.ts"
 import { findingLines, latencyTable, summaryTable } from "../../core/bench/report/tables.ts"
 import { buildConfigResult, type MeasuredStep, type SweepResults } from "../../core/bench/results.ts"
 import { latencyStatistics } from "../../core/common/statistics.ts"

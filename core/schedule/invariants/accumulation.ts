@@ -1,7 +1,9 @@
 /** Gradient accumulation: every micro-step applied once, in an update of its own modality and block. */
+
+import { plural } from "../../common/index.ts"
 import type { Modality, Phase } from "../spec.ts"
 import { expectedModality } from "./formulas.ts"
-import { defineRule, none, phaseAt, plural, type SpecView, type Violation, viewOf, where } from "./view.ts"
+import { defineRule, none, phaseAt, type SpecView, type Violation, viewOf, where } from "./view.ts"
 
 interface AccumulationState {
   readonly v: SpecView

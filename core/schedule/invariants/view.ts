@@ -122,8 +122,6 @@ export const phaseAt = (v: SpecView, step: number, hint: number): number => {
 export const fmt = (x: unknown): string =>
   typeof x === "number" ? String(Number(x.toPrecision(12))) : String(x)
 
-export const plural = (n: number, word: string): string => `${n} ${word}${n === 1 ? "" : "s"}`
-
 /** `8:1 visual-first`, `8:1 visual-first, offset 1` */
 export const ratioLabel = (p: Phase): string =>
   `${p.ratio.visual}:${p.ratio.text} ${p.order}${p.offset ? `, offset ${p.offset}` : ""}`
