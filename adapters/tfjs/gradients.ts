@@ -52,17 +52,24 @@ const sumTo = (g: tf.Tensor, shape: ReadonlyArray<number>): tf.Tensor => {
   return tf.reshape(axes.length > 0 ? tf.sum(g, axes) : g, shape as number[])
 }
 
+/**
+ * Marks the wrapper on the global registry's entry. A second instance of tfjs-core's gradient
+ * modules (another module loader in the same process: the CLI bundle run in-process beside
+ * vitest's own copy) registers the library's rule again over it; the mark says whether it did.
+ */
+const WRAPPED = Symbol.for("interleave.tfjs.batchMatMulSumsBroadcast")
+
 const wrapBatchMatMul = (): void => {
   const lib = tf.getGradient("BatchMatMul")
   if (!lib) throw new Error("tfjs-core registered no BatchMatMul gradient")
-  tf.registerGradient({
-    ...lib,
-    gradFunc: (dy, saved, attrs) => {
-      const [a, b] = saved as tf.Tensor[]
-      const g = lib.gradFunc(dy, saved, attrs)
-      return { a: () => sumTo(g.a!(), a!.shape), b: () => sumTo(g.b!(), b!.shape) }
-    },
-  })
+  if ((lib.gradFunc as { [WRAPPED]?: true })[WRAPPED]) return
+  const gradFunc: tf.GradConfig["gradFunc"] = (dy, saved, attrs) => {
+    const [a, b] = saved as tf.Tensor[]
+    const g = lib.gradFunc(dy, saved, attrs)
+    return { a: () => sumTo(g.a!(), a!.shape), b: () => sumTo(g.b!(), b!.shape) }
+  }
+  Object.assign(gradFunc, { [WRAPPED]: true })
+  tf.registerGradient({ ...lib, gradFunc })
 }
 
 let loading: Promise<void> | undefined
@@ -76,7 +83,7 @@ export const loadGradients = (): Promise<void> => {
       // No module hooks here (an embedder without them): the import below may still work.
     }
     await import("@tensorflow/tfjs-core/dist/register_all_gradients.js")
-    wrapBatchMatMul()
   })()
-  return loading
+  // Checked at every call, not once: the library's rule may have been registered again since.
+  return loading.then(wrapBatchMatMul)
 }

@@ -146,6 +146,15 @@ describe("tfjs-core's gradient rules", () => {
     // Not [2,1,3,4] x [3,4,2]: tfjs 4.22's cpu kernel computes that product's forward wrongly.
   })
 
+  it("loadGradients wraps BatchMatMul again after the library's rule was registered over it", async () => {
+    // What a second instance of tfjs-core's gradient modules does (the CLI bundle run in-process).
+    const { batchMatMulGradConfig } = await import("@tensorflow/tfjs-core/dist/gradients/BatchMatMul_grad.js")
+    tf.registerGradient(batchMatMulGradConfig)
+    expect(() => check((x, y) => tf.matMul(x!, y!), [values([2, 3, 4]), values([4, 5])])).toThrow(/shape/)
+    await loadGradients()
+    check((x, y) => tf.matMul(x!, y!), [values([2, 3, 4]), values([4, 5])])
+  })
+
   it("unary ops", () => {
     check((x) => tf.neg(x!), [values([4])])
     check((x) => tf.exp(x!), [values([4])])
