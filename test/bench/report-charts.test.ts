@@ -5,11 +5,11 @@
  * Screenshots of every chart and table land in out/report-screenshots/ (git-ignored) for a person
  * to look at; nothing asserts on pixels.
  */
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs"
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { pathToFileURL } from "node:url"
 import { Either } from "effect"
-import { type Browser, chromium, type Page } from "playwright-core"
+import type { Browser, Page } from "playwright-core"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { lossChoice, memoryBuckets } from "../../core/bench/report/charts.ts"
 import { renderHtml } from "../../core/bench/report/html.ts"
@@ -20,6 +20,7 @@ import {
   parseSweepResults,
   type SweepResults,
 } from "../../core/bench/results.ts"
+import { launchChromium } from "../support/chromium.ts"
 
 const ROOT = join(import.meta.dirname, "..", "..")
 /** Where the screenshots go (git-ignored); kept after the run so a person can look at them. */
@@ -125,8 +126,6 @@ const REPORTS = {
   "pytorch-cpu-committed": committed("calibration-pytorch-cpu"),
 } as const
 type ReportName = keyof typeof REPORTS
-
-const chromiumPath = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium"
 const skipBrowser = process.env.INTERLEAVE_SKIP_BROWSER === "1"
 
 /** Every text of a chart's SVG (axis titles and labels, legend titles and entries, headers, marks). */
@@ -177,26 +176,13 @@ describe.skipIf(skipBrowser)("the sweep report in headless Chromium (issue 20 it
   let browser: Browser
   const files = new Map<ReportName, string>()
   beforeAll(async () => {
-    expect(existsSync(chromiumPath), `${chromiumPath} missing: apt-get install -y chromium`).toBe(true)
     mkdirSync(SHOTS, { recursive: true })
     for (const [name, results] of Object.entries(REPORTS)) {
       const file = join(SHOTS, `${name}.html`)
       writeFileSync(file, await renderHtml(results))
       files.set(name as ReportName, file)
     }
-    browser = await chromium.launch({
-      executablePath: chromiumPath,
-      args: [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-      ],
-    })
+    browser = await launchChromium()
   }, 120_000)
   afterAll(async () => {
     await browser?.close()

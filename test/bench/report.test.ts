@@ -1,10 +1,9 @@
-import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs"
+import { mkdtempSync, readFileSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { pathToFileURL } from "node:url"
 import { NodeContext } from "@effect/platform-node"
 import { Effect, Either } from "effect"
-import { chromium } from "playwright-core"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { measuredFromResults } from "../../adapters/sim/fit.ts"
 import { compareResults } from "../../core/bench/baseline.ts"
@@ -25,6 +24,7 @@ import {
 } from "../../core/bench/results.ts"
 import { benchNotes } from "../../core/bench/sweep-run.ts"
 import { formatBytes, formatNumber, formatPercent } from "../../core/common/format.ts"
+import { launchChromium } from "../support/chromium.ts"
 
 const FIXTURE = join(import.meta.dirname, "..", "fixtures", "sweep-results.json")
 const FIXTURE_V1 = join(import.meta.dirname, "..", "fixtures", "sweep-results-v1.json")
@@ -261,25 +261,10 @@ describe("HTML report", () => {
     expect(svg).toContain('fill="#4c78a8"')
     expect(svg).toContain('fill="#e45756"')
   })
-
-  const chromiumPath = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium"
   it.skipIf(process.env.INTERLEAVE_SKIP_BROWSER === "1")(
     "renders in headless Chromium: every chart drawn, no console or page errors",
     async () => {
-      expect(existsSync(chromiumPath), `${chromiumPath} missing: apt-get install -y chromium`).toBe(true)
-      const browser = await chromium.launch({
-        executablePath: chromiumPath,
-        args: [
-          "--headless",
-          "--no-sandbox",
-          "--disable-gpu",
-          "--disable-quic",
-          "--no-first-run",
-          "--disable-background-networking",
-          "--disable-component-update",
-          "--disable-sync",
-        ],
-      })
+      const browser = await launchChromium()
       try {
         const page = await browser.newPage()
         const problems: string[] = []

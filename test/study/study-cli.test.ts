@@ -4,11 +4,11 @@
  * synthetic, every configuration is a recorded run, and the HTML report's charts carry axis
  * titles and legends in the DOM (Chromium).
  */
-import { existsSync, readFileSync } from "node:fs"
+import { readFileSync } from "node:fs"
 import { join } from "node:path"
-import { chromium } from "playwright-core"
 import { beforeAll, describe, expect, it } from "vitest"
 import { SYNTHETIC_QUALITY } from "../../adapters/sim/synthetic-quality.ts"
+import { launchChromium } from "../support/chromium.ts"
 import { runCli, tempDir, writeJson } from "../support/cli-helpers.ts"
 import { timeoutFor } from "../support/timeouts.ts"
 
@@ -147,24 +147,10 @@ describe("study on the sim with the synthetic quality model", () => {
 })
 
 describe("study HTML report in Chromium", () => {
-  const chromiumPath = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium"
   it.skipIf(process.env.INTERLEAVE_SKIP_BROWSER === "1")(
     "every chart has axis titles and a legend in the DOM",
     async () => {
-      expect(existsSync(chromiumPath), `${chromiumPath} missing: apt-get install -y chromium`).toBe(true)
-      const browser = await chromium.launch({
-        executablePath: chromiumPath,
-        args: [
-          "--headless",
-          "--no-sandbox",
-          "--disable-gpu",
-          "--disable-quic",
-          "--no-first-run",
-          "--disable-background-networking",
-          "--disable-component-update",
-          "--disable-sync",
-        ],
-      })
+      const browser = await launchChromium()
       try {
         const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } })
         await page.goto(`file://${join(out, "report.html")}`)

@@ -10,8 +10,9 @@ import { type ChildProcess, spawn } from "node:child_process"
 import { appendFileSync, mkdirSync, rmSync, writeFileSync } from "node:fs"
 import { request } from "node:http"
 import { join } from "node:path"
-import { type Browser, chromium, type Page } from "playwright-core"
+import type { Browser, Page } from "playwright-core"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { launchChromium } from "../support/chromium.ts"
 import { BIN, ROOT, runCli, tempDir, writeJson } from "../support/cli-helpers.ts"
 import { createDatabase, postgresSkipReason, testPostgresUrl } from "../support/postgres.ts"
 import { timeoutFor, waitUntil } from "../support/timeouts.ts"
@@ -160,19 +161,7 @@ beforeAll(
     ]).catch(() => undefined) // aborts at step 120 (exit 1), as meant
     await must(["run", long, "--store", store, "--run-id", "long", "--eval-every", "20000"])
     ui = await startUi(store, ["--results", SWEEP_RESULTS])
-    browser = await chromium.launch({
-      executablePath: "/usr/bin/chromium",
-      args: [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-      ],
-    })
+    browser = await launchChromium()
   },
   timeoutFor({ starts: 6, simSteps: LONG_STEPS + 6000, pySteps: 300 }),
 )
