@@ -13,7 +13,7 @@ import {
   type Series,
   stepOf,
 } from "../../core/log/index.ts"
-import { effectiveStatus, environmentLine, readRunEvents, summarizeLog } from "../../core/run/index.ts"
+import { effectiveStatus, environmentLine, noRun, readRunEvents, summarizeLog } from "../../core/run/index.ts"
 import { EventStore } from "../../core/store/index.ts"
 import { defineCommand } from "../command.ts"
 import { badInput } from "../failure.ts"
@@ -113,7 +113,9 @@ export const showCommand = defineCommand({
           }),
         ),
       )
-      if (events === 0) return yield* summarizeLog(o.run) // names the missing run
+      // No events: no such run when the store was read. (A second read to name it could find a run
+      // that started in between, and print nothing with exit 0.)
+      if (events === 0) return yield* noRun(o.run)
       const folded = fold.state()
       const store = yield* EventStore
       const streamInfo = (yield* store.streams()).find((x) => x.stream === o.run)

@@ -71,7 +71,8 @@ export const summarizeLog = (runId: string) =>
     return summary
   })
 
-const noRun = (runId: string) =>
+/** The error of a run id the store has no events for. */
+export const noRun = (runId: string) =>
   new RunError({ message: `no run "${runId}" in the store (see \`interleave runs\`)` })
 const noRunStarted = (runId: string) => new RunError({ message: `run "${runId}" has no RunStarted event` })
 
