@@ -22,7 +22,7 @@ import {
   type SweepResults,
   type WorkerMachine,
 } from "./results.ts"
-import { type BenchConfig, expandSweep, parseSweep, type SweepFile, targetId } from "./sweep.ts"
+import { type BenchConfig, expandSweep, parseSweep, type SweepFile, type Target, targetId } from "./sweep.ts"
 
 export interface LoadedSweep {
   readonly file: string
@@ -30,23 +30,22 @@ export interface LoadedSweep {
   readonly configs: ReadonlyArray<BenchConfig>
 }
 
-/** A sim profile given as a path is relative to the sweep file. */
-const resolveTargets = (sweep: SweepFile, sweepFile: string): SweepFile => {
-  const dir = dirname(resolve(sweepFile))
+/** A sim target's profiles given as paths are relative to the file that names them. */
+export const resolveTargetPaths = (t: Target, fromFile: string): Target => {
+  if (t.adapter !== "sim") return t
+  const dir = dirname(resolve(fromFile))
   const fix = (p: string | undefined) => (p !== undefined && looksLikePath(p) ? resolve(dir, p) : p)
   return {
-    ...sweep,
-    targets: sweep.targets.map((t) =>
-      t.adapter === "sim"
-        ? {
-            adapter: "sim" as const,
-            ...(t.hardware ? { hardware: fix(t.hardware)! } : {}),
-            ...(t.model ? { model: fix(t.model)! } : {}),
-          }
-        : t,
-    ),
+    adapter: "sim" as const,
+    ...(t.hardware ? { hardware: fix(t.hardware)! } : {}),
+    ...(t.model ? { model: fix(t.model)! } : {}),
   }
 }
+
+const resolveTargets = (sweep: SweepFile, sweepFile: string): SweepFile => ({
+  ...sweep,
+  targets: sweep.targets.map((t) => resolveTargetPaths(t, sweepFile)),
+})
 
 /** Reads a sweep file and its base scenario and expands it into configurations. */
 export const loadSweep = (file: string) =>

@@ -273,7 +273,8 @@ const targetLabel = (t: Target): string => {
   }
 }
 
-const adapterOptionsOf = (t: Target): Record<string, unknown> => {
+/** The adapter options a target's run is started with (the ones the sweep file set). */
+export const adapterOptionsOf = (t: Target): Record<string, unknown> => {
   const some = (o: Record<string, unknown>) =>
     Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined))
   switch (t.adapter) {

@@ -8,8 +8,8 @@
 import { dirname, join, resolve } from "node:path"
 import { Clock, Effect, Either, Exit, Fiber, Layer, Stream } from "effect"
 import { sweepIdentity } from "../bench/sweep-key.ts"
-import type { LoadedSweep } from "../bench/sweep-run.ts"
-import { InputError, looksLikePath, readTextFile, writeJsonFile } from "../common/index.ts"
+import { type LoadedSweep, resolveTargetPaths } from "../bench/sweep-run.ts"
+import { InputError, readTextFile, writeJsonFile } from "../common/index.ts"
 import { SweepQueue } from "../queue/index.ts"
 import {
   AdapterRegistry,
@@ -41,21 +41,8 @@ export const loadStudy = (file: string) =>
     const text = yield* readTextFile(file, "study file")
     const decoded = parseStudy(text, file)
     if (Either.isLeft(decoded)) return yield* new InputError({ message: decoded.left.message })
-    let study = decoded.right
     // Profile paths are relative to the study file.
-    const t = study.target
-    if (t.adapter === "sim") {
-      const dir = dirname(resolve(file))
-      const fix = (p: string | undefined) => (p !== undefined && looksLikePath(p) ? resolve(dir, p) : p)
-      study = {
-        ...study,
-        target: {
-          adapter: "sim",
-          ...(t.hardware ? { hardware: fix(t.hardware)! } : {}),
-          ...(t.model ? { model: fix(t.model)! } : {}),
-        },
-      }
-    }
+    const study = { ...decoded.right, target: resolveTargetPaths(decoded.right.target, file) }
     const base = yield* loadScenario(resolve(dirname(file), study.file.base)).pipe(
       Effect.mapError((e) => new InputError({ message: `${file}: base: ${e.message}` })),
     )

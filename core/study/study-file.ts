@@ -9,6 +9,7 @@
  */
 import { Either, Schema } from "effect"
 import {
+  adapterOptionsOf,
   type BenchConfig,
   DEFAULT_RATIOS,
   decodeSweep,
@@ -224,27 +225,9 @@ const baseOrder = (base: ScheduleSpec): CycleOrder =>
 /** The synthetic quality model is switched on for every sim target of a study. */
 export const SIM_QUALITY_OPTION = { quality: "synthetic-recall" } as const
 
-const adapterOptionsOf = (t: Target): Record<string, unknown> => {
-  const some = (o: Record<string, unknown>) =>
-    Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined))
-  switch (t.adapter) {
-    case "sim":
-      return some({ hardware: t.hardware, model: t.model, ...SIM_QUALITY_OPTION })
-    case "tfjs":
-      return some({ backend: t.backend, preset: t.preset, profileEvery: t.profileEvery })
-    case "pytorch":
-      return some({
-        python: t.python,
-        device: t.device,
-        preset: t.preset,
-        alignWeight: t.alignWeight,
-        threads: t.threads,
-        stepTimeout: t.stepTimeout,
-      })
-    case "exec":
-      return some({ cmd: t.cmd, args: t.args, options: t.options, stepTimeout: t.stepTimeout })
-  }
-}
+/** A sweep target's options; a sim run of a study also gets the synthetic quality model. */
+const studyAdapterOptions = (t: Target): Record<string, unknown> =>
+  t.adapter === "sim" ? { ...adapterOptionsOf(t), ...SIM_QUALITY_OPTION } : adapterOptionsOf(t)
 
 /**
  * One configuration per ratio x lr factors x warm-up x seed, in that nesting. The spec: the base's
@@ -332,7 +315,7 @@ export const expandStudy = (
             ratio,
             batch,
             spec: checked.right,
-            adapterOptions: adapterOptionsOf(study.target),
+            adapterOptions: studyAdapterOptions(study.target),
             warmupSteps: 0,
             measuredSteps: steps,
           })
